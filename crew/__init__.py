@@ -1,0 +1,1 @@
+"""Analyse: signals and the agent crew (not built yet)."""

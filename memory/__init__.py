@@ -1,0 +1,1 @@
+"""Remember: the vector store of stories and the relational state."""

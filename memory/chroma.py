@@ -1,0 +1,118 @@
+"""Chroma as tapewatch's vector store: one collection of story vectors with flat metadata."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any, Protocol
+
+from sources.errors import StoreError
+
+if TYPE_CHECKING:
+    import numpy as np
+
+# Chroma caps how many records one call may carry.
+_BATCH = 1000
+
+
+@dataclass(frozen=True)
+class VectorHit:
+    """One nearest-neighbour result."""
+
+    id: str
+    similarity: float
+    metadata: dict[str, Any]
+    document: str
+
+
+class VectorStore(Protocol):
+    """The vector operations memory needs; Chroma implements them."""
+
+    def upsert(self, ids: Sequence[str], embeddings: np.ndarray, documents: Sequence[str],
+               metadatas: Sequence[dict[str, Any]]) -> None: ...
+
+    def query(self, embeddings: np.ndarray, n: int, where: dict[str, Any] | None = None) -> list[list[VectorHit]]: ...
+
+    def delete(self, ids: Sequence[str] | None = None, where: dict[str, Any] | None = None) -> None: ...
+
+    def count(self) -> int: ...
+
+
+class ChromaVectors:
+    """A Chroma collection holding precomputed, cosine-space embeddings."""
+
+    def __init__(self, client: Any, name: str, embedder_name: str, dimension: int) -> None:
+        try:
+            self._collection = client.get_or_create_collection(
+                name=name,
+                embedding_function=None,
+                configuration={"hnsw": {"space": "cosine"}},
+                metadata={"embedder": embedder_name, "dimension": dimension},
+            )
+        except Exception as exc:
+            raise StoreError(f"cannot open Chroma collection {name!r}: {exc}") from exc
+        stored = self._collection.metadata or {}
+        if stored.get("embedder") not in (None, embedder_name) or stored.get("dimension") not in (None, dimension):
+            raise StoreError(
+                f"collection {name!r} was built with embedder {stored.get('embedder')!r} "
+                f"({stored.get('dimension')} dims) but {embedder_name!r} ({dimension} dims) is configured; "
+                "use another collection name or re-ingest"
+            )
+
+    def upsert(self, ids: Sequence[str], embeddings: np.ndarray, documents: Sequence[str],
+               metadatas: Sequence[dict[str, Any]]) -> None:
+        """Insert or replace vectors by id."""
+        try:
+            for start in range(0, len(ids), _BATCH):
+                end = start + _BATCH
+                self._collection.upsert(
+                    ids=list(ids[start:end]), embeddings=embeddings[start:end],
+                    documents=list(documents[start:end]), metadatas=list(metadatas[start:end]),
+                )
+        except Exception as exc:
+            raise StoreError(f"vector upsert failed: {exc}") from exc
+
+    def query(self, embeddings: np.ndarray, n: int, where: dict[str, Any] | None = None) -> list[list[VectorHit]]:
+        """The ``n`` nearest stored vectors to each query embedding."""
+        if len(embeddings) == 0:
+            return []
+        total = self.count()
+        if total == 0:
+            return [[] for _ in range(len(embeddings))]
+        try:
+            result = self._collection.query(
+                query_embeddings=embeddings, n_results=min(n, total), where=where,
+                include=["metadatas", "documents", "distances"],
+            )
+        except Exception as exc:
+            raise StoreError(f"vector query failed: {exc}") from exc
+        out: list[list[VectorHit]] = []
+        for ids, dists, metas, docs in zip(
+            result["ids"], result["distances"] or [], result["metadatas"] or [], result["documents"] or [],
+            strict=False,
+        ):
+            out.append(
+                [
+                    VectorHit(id=i, similarity=1.0 - float(d), metadata=dict(m or {}), document=doc or "")
+                    for i, d, m, doc in zip(ids, dists, metas, docs, strict=False)
+                ]
+            )
+        return out
+
+    def delete(self, ids: Sequence[str] | None = None, where: dict[str, Any] | None = None) -> None:
+        """Delete vectors by id or by metadata filter."""
+        try:
+            if ids:
+                for start in range(0, len(ids), _BATCH):
+                    self._collection.delete(ids=list(ids[start : start + _BATCH]))
+            if where:
+                self._collection.delete(where=where)
+        except Exception as exc:
+            raise StoreError(f"vector delete failed: {exc}") from exc
+
+    def count(self) -> int:
+        """How many vectors the collection holds."""
+        try:
+            return int(self._collection.count())
+        except Exception as exc:
+            raise StoreError(f"vector count failed: {exc}") from exc

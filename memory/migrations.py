@@ -1,0 +1,71 @@
+"""Schema migrations: an ordered list of steps, each applied once in its own transaction."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import UTC, datetime
+
+from sqlalchemy import Connection, Engine, inspect, insert, select
+from sqlalchemy import func as sqlfunc
+
+from memory import schema
+from sources.errors import StoreError
+
+
+@dataclass(frozen=True)
+class Migration:
+    """One schema step; ``apply`` runs inside a transaction."""
+
+    version: int
+    description: str
+    apply: Callable[[Connection], None]
+
+
+def _create(*tables: str) -> Callable[[Connection], None]:
+    def apply(conn: Connection) -> None:
+        for name in tables:
+            schema.metadata.tables[name].create(conn, checkfirst=True)
+
+    return apply
+
+
+# Append only. Never edit a released step: add a new one that changes the schema.
+MIGRATIONS: tuple[Migration, ...] = (
+    Migration(1, "sources, fetch log and items", _create("sources", "fetch_log", "items")),
+    Migration(2, "ticker index for items", _create("item_tickers")),
+)
+
+
+def current_version(engine: Engine) -> int:
+    """The schema version the database is at (0 for an empty database)."""
+    if not inspect(engine).has_table("schema_version"):
+        return 0
+    with engine.connect() as conn:
+        return int(conn.execute(select(sqlfunc.max(schema.schema_version.c.version))).scalar() or 0)
+
+
+def migrate(engine: Engine, migrations: tuple[Migration, ...] = MIGRATIONS) -> list[int]:
+    """Bring the database to the latest version; return the versions applied."""
+    latest = migrations[-1].version if migrations else 0
+    with engine.begin() as conn:
+        schema.schema_version.create(conn, checkfirst=True)
+    at = current_version(engine)
+    if at > latest:
+        raise StoreError(
+            f"state database is at schema version {at} but this tapewatch knows only up to {latest}; "
+            "upgrade tapewatch"
+        )
+    applied: list[int] = []
+    for step in migrations:
+        if step.version <= at:
+            continue
+        with engine.begin() as conn:
+            step.apply(conn)
+            conn.execute(
+                insert(schema.schema_version).values(
+                    version=step.version, description=step.description, applied_at=datetime.now(UTC)
+                )
+            )
+        applied.append(step.version)
+    return applied

@@ -1,0 +1,114 @@
+"""Tables of the relational state store (SQLAlchemy Core, any SQLAlchemy database)."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from typing import Any
+
+from sqlalchemy import (
+    Column,
+    DateTime,
+    Float,
+    Index,
+    Integer,
+    MetaData,
+    String,
+    Table,
+    Text,
+    TypeDecorator,
+)
+from sqlalchemy.engine import Dialect
+
+
+class UTCDateTime(TypeDecorator[datetime]):
+    """Aware UTC datetimes in, aware UTC datetimes out, on every database (SQLite drops zones)."""
+
+    impl = DateTime(timezone=True)
+    cache_ok = True
+
+    def process_bind_param(self, value: datetime | None, dialect: Dialect) -> Any:
+        if value is None:
+            return None
+        if value.tzinfo is None:
+            raise ValueError("naive datetime given to a UTC column")
+        value = value.astimezone(UTC)
+        return value.replace(tzinfo=None) if dialect.name == "sqlite" else value
+
+    def process_result_value(self, value: Any, dialect: Dialect) -> datetime | None:
+        if value is None:
+            return None
+        return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
+
+
+metadata = MetaData()
+
+schema_version = Table(
+    "schema_version",
+    metadata,
+    Column("version", Integer, primary_key=True),
+    Column("description", String(200), nullable=False),
+    Column("applied_at", UTCDateTime(), nullable=False),
+)
+
+# One row per configured source: conditional-GET validators and health.
+sources = Table(
+    "sources",
+    metadata,
+    Column("name", String(200), primary_key=True),
+    Column("kind", String(20), nullable=False),
+    Column("url", Text, nullable=False),
+    Column("etag", Text),
+    Column("last_modified", Text),
+    Column("last_fetch_at", UTCDateTime()),
+    Column("last_ok_at", UTCDateTime()),
+    Column("last_status", String(20)),
+    Column("last_error", Text),
+    Column("consecutive_errors", Integer, nullable=False, default=0),
+)
+
+fetch_log = Table(
+    "fetch_log",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("source", String(200), nullable=False),
+    Column("started_at", UTCDateTime(), nullable=False),
+    Column("finished_at", UTCDateTime(), nullable=False),
+    Column("status", String(20), nullable=False),
+    Column("http_status", Integer),
+    Column("new", Integer, nullable=False, default=0),
+    Column("duplicate", Integer, nullable=False, default=0),
+    Column("near_duplicate", Integer, nullable=False, default=0),
+    Column("warnings", Text),
+    Column("error", Text),
+    Index("ix_fetch_log_source_started", "source", "started_at"),
+)
+
+# Every stored item; ``story_id`` is its own id for a story, or the id of the
+# first item of the same story for a near-duplicate (which has no vector).
+items = Table(
+    "items",
+    metadata,
+    Column("id", String(64), primary_key=True),
+    Column("story_id", String(64), nullable=False),
+    Column("similarity", Float),
+    Column("kind", String(20), nullable=False),
+    Column("source", String(200), nullable=False),
+    Column("url", Text, nullable=False),
+    Column("title", Text, nullable=False),
+    Column("author", Text, nullable=False, default=""),
+    Column("tickers", Text, nullable=False, default=""),
+    Column("published_at", UTCDateTime(), nullable=False),
+    Column("fetched_at", UTCDateTime(), nullable=False),
+    Index("ix_items_published", "published_at"),
+    Index("ix_items_story", "story_id"),
+    Index("ix_items_source", "source"),
+)
+
+item_tickers = Table(
+    "item_tickers",
+    metadata,
+    Column("item_id", String(64), primary_key=True),
+    Column("ticker", String(20), primary_key=True),
+    Column("published_at", UTCDateTime(), nullable=False),
+    Index("ix_item_tickers_ticker_published", "ticker", "published_at"),
+)

@@ -1,0 +1,316 @@
+"""The relational state store: source validators and health, fetch log, item index."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Iterator, Sequence
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import Connection, Engine, create_engine, delete, event, func, insert, select, update
+from sqlalchemy.exc import SQLAlchemyError
+
+from memory import schema
+from memory.migrations import migrate
+from sources.errors import StoreError
+from sources.item import Item
+from sources.rss import Validators
+
+_CHUNK = 500
+
+
+@dataclass(frozen=True)
+class FetchRecord:
+    """The outcome of one fetch of one source, written with the items it produced."""
+
+    source: str
+    kind: str
+    url: str
+    started_at: datetime
+    finished_at: datetime
+    status: str  # ok | not_modified | error
+    http_status: int | None = None
+    new: int = 0
+    duplicate: int = 0
+    near_duplicate: int = 0
+    warnings: tuple[str, ...] = ()
+    error: str | None = None
+    validators: Validators | None = None
+
+
+@dataclass(frozen=True)
+class Link:
+    """A near-duplicate item attached to the story it repeats."""
+
+    item: Item
+    story_id: str
+    similarity: float
+
+
+@dataclass(frozen=True)
+class SourceHealth:
+    """What ``tapewatch sources`` shows for one source."""
+
+    name: str
+    kind: str
+    url: str
+    last_fetch_at: datetime | None
+    last_ok_at: datetime | None
+    last_status: str | None
+    last_error: str | None
+    consecutive_errors: int
+    items: int
+
+
+@dataclass(frozen=True)
+class MemoryStats:
+    """Counts describing what memory holds."""
+
+    items: int
+    stories: int
+    near_duplicates: int
+    by_source: dict[str, int] = field(default_factory=dict)
+    by_kind: dict[str, int] = field(default_factory=dict)
+    top_tickers: list[tuple[str, int]] = field(default_factory=list)
+    oldest: datetime | None = None
+    newest: datetime | None = None
+
+
+def _chunks(values: Sequence[str]) -> Iterator[Sequence[str]]:
+    for start in range(0, len(values), _CHUNK):
+        yield values[start : start + _CHUNK]
+
+
+class StateDB:
+    """SQLAlchemy-backed state; SQLite file by default, any SQLAlchemy URL works."""
+
+    def __init__(self, url: str) -> None:
+        try:
+            self.engine: Engine = _make_engine(url)
+            migrate(self.engine)
+        except SQLAlchemyError as exc:
+            raise StoreError(f"cannot open state database {_redact(url)}: {exc}") from exc
+
+    def close(self) -> None:
+        """Release pooled connections."""
+        self.engine.dispose()
+
+    def validators(self, source: str) -> Validators:
+        """The ETag / Last-Modified remembered for a source."""
+        with self.engine.connect() as conn:
+            row = conn.execute(
+                select(schema.sources.c.etag, schema.sources.c.last_modified).where(schema.sources.c.name == source)
+            ).first()
+        return Validators(etag=row.etag, last_modified=row.last_modified) if row else Validators()
+
+    def existing_ids(self, ids: Iterable[str]) -> set[str]:
+        """Which of ``ids`` are already stored."""
+        wanted = sorted(set(ids))
+        found: set[str] = set()
+        with self.engine.connect() as conn:
+            for chunk in _chunks(wanted):
+                found.update(conn.execute(select(schema.items.c.id).where(schema.items.c.id.in_(chunk))).scalars())
+        return found
+
+    def story_ids_among(self, ids: Iterable[str]) -> set[str]:
+        """Which of ``ids`` are stored stories (not near-duplicates)."""
+        wanted = sorted(set(ids))
+        found: set[str] = set()
+        with self.engine.connect() as conn:
+            for chunk in _chunks(wanted):
+                found.update(
+                    conn.execute(
+                        select(schema.items.c.id).where(
+                            schema.items.c.id.in_(chunk), schema.items.c.story_id == schema.items.c.id
+                        )
+                    ).scalars()
+                )
+        return found
+
+    def commit_batch(self, stories: Sequence[Item], links: Sequence[Link], fetch: FetchRecord | None) -> None:
+        """Store items and the fetch that produced them in one transaction."""
+        try:
+            with self.engine.begin() as conn:
+                already = self._existing_in(conn, [i.id for i in stories] + [lk.item.id for lk in links])
+                rows = [_item_row(i, i.id, None) for i in stories if i.id not in already]
+                rows += [_item_row(lk.item, lk.story_id, lk.similarity) for lk in links if lk.item.id not in already]
+                if rows:
+                    conn.execute(insert(schema.items), rows)
+                    tickers = [
+                        {"item_id": r["id"], "ticker": t, "published_at": r["published_at"]}
+                        for r in rows
+                        for t in r["tickers"].split()
+                    ]
+                    if tickers:
+                        conn.execute(insert(schema.item_tickers), tickers)
+                if fetch is not None:
+                    self._record_fetch(conn, fetch)
+        except SQLAlchemyError as exc:
+            raise StoreError(f"could not store batch: {exc}") from exc
+
+    def record_fetch(self, fetch: FetchRecord) -> None:
+        """Record a fetch that stored nothing (an error or a 304)."""
+        self.commit_batch((), (), fetch)
+
+    def _existing_in(self, conn: Connection, ids: list[str]) -> set[str]:
+        found: set[str] = set()
+        for chunk in _chunks(sorted(set(ids))):
+            found.update(conn.execute(select(schema.items.c.id).where(schema.items.c.id.in_(chunk))).scalars())
+        return found
+
+    def _record_fetch(self, conn: Connection, fetch: FetchRecord) -> None:
+        src = schema.sources
+        values: dict[str, Any] = {
+            "kind": fetch.kind,
+            "url": fetch.url,
+            "last_fetch_at": fetch.finished_at,
+            "last_status": fetch.status,
+        }
+        if fetch.status == "error":
+            values["last_error"] = fetch.error
+        else:
+            values["last_ok_at"] = fetch.finished_at
+            values["last_error"] = None
+            values["consecutive_errors"] = 0
+            # A 304 keeps the validators it was answered with.
+            if fetch.validators is not None and fetch.status == "ok":
+                values["etag"] = fetch.validators.etag
+                values["last_modified"] = fetch.validators.last_modified
+        exists = conn.execute(select(src.c.name).where(src.c.name == fetch.source)).first()
+        if exists:
+            if fetch.status == "error":
+                values["consecutive_errors"] = src.c.consecutive_errors + 1
+            conn.execute(update(src).where(src.c.name == fetch.source).values(**values))
+        else:
+            values.setdefault("consecutive_errors", 1 if fetch.status == "error" else 0)
+            conn.execute(insert(src).values(name=fetch.source, **values))
+        conn.execute(
+            insert(schema.fetch_log).values(
+                source=fetch.source,
+                started_at=fetch.started_at,
+                finished_at=fetch.finished_at,
+                status=fetch.status,
+                http_status=fetch.http_status,
+                new=fetch.new,
+                duplicate=fetch.duplicate,
+                near_duplicate=fetch.near_duplicate,
+                warnings="\n".join(fetch.warnings) or None,
+                error=fetch.error,
+            )
+        )
+
+    def source_health(self) -> list[SourceHealth]:
+        """Health of every source that has been fetched at least once."""
+        src, it = schema.sources, schema.items
+        counts = select(it.c.source, func.count().label("n")).group_by(it.c.source).subquery()
+        with self.engine.connect() as conn:
+            rows = conn.execute(
+                select(src, func.coalesce(counts.c.n, 0).label("n"))
+                .outerjoin(counts, counts.c.source == src.c.name)
+                .order_by(src.c.name)
+            ).all()
+        return [
+            SourceHealth(
+                name=r.name, kind=r.kind, url=r.url, last_fetch_at=r.last_fetch_at, last_ok_at=r.last_ok_at,
+                last_status=r.last_status, last_error=r.last_error,
+                consecutive_errors=r.consecutive_errors or 0, items=r.n,
+            )
+            for r in rows
+        ]
+
+    def items_by_ids(self, ids: Iterable[str]) -> dict[str, Any]:
+        """Item rows keyed by id."""
+        out: dict[str, Any] = {}
+        with self.engine.connect() as conn:
+            for chunk in _chunks(sorted(set(ids))):
+                for row in conn.execute(select(schema.items).where(schema.items.c.id.in_(chunk))):
+                    out[row.id] = row
+        return out
+
+    def story_sizes(self, story_ids: Iterable[str]) -> dict[str, int]:
+        """How many stored items (the story itself included) each story has."""
+        it = schema.items
+        out: dict[str, int] = {}
+        with self.engine.connect() as conn:
+            for chunk in _chunks(sorted(set(story_ids))):
+                rows = conn.execute(
+                    select(it.c.story_id, func.count()).where(it.c.story_id.in_(chunk)).group_by(it.c.story_id)
+                )
+                out.update({sid: n for sid, n in rows})
+        return out
+
+    def story_items(self, story_id: str) -> list[Any]:
+        """The items (first one first) that make up one story."""
+        it = schema.items
+        with self.engine.connect() as conn:
+            return list(conn.execute(select(it).where(it.c.story_id == story_id).order_by(it.c.published_at)))
+
+    def ids_published_before(self, cutoff: datetime) -> list[str]:
+        """Ids of items published before ``cutoff``."""
+        with self.engine.connect() as conn:
+            return list(
+                conn.execute(select(schema.items.c.id).where(schema.items.c.published_at < cutoff)).scalars()
+            )
+
+    def delete_items(self, ids: Sequence[str]) -> int:
+        """Delete items (and their ticker rows); return how many were removed."""
+        removed = 0
+        with self.engine.begin() as conn:
+            for chunk in _chunks(list(ids)):
+                conn.execute(delete(schema.item_tickers).where(schema.item_tickers.c.item_id.in_(chunk)))
+                removed += conn.execute(delete(schema.items).where(schema.items.c.id.in_(chunk))).rowcount or 0
+        return removed
+
+    def stats(self, ticker_since: datetime | None = None, top: int = 10) -> MemoryStats:
+        """Totals by source and kind, and the most mentioned tickers."""
+        it, tk = schema.items, schema.item_tickers
+        with self.engine.connect() as conn:
+            total = conn.execute(select(func.count()).select_from(it)).scalar() or 0
+            stories = conn.execute(select(func.count()).where(it.c.story_id == it.c.id)).scalar() or 0
+            by_source = dict(conn.execute(select(it.c.source, func.count()).group_by(it.c.source)).all())
+            by_kind = dict(conn.execute(select(it.c.kind, func.count()).group_by(it.c.kind)).all())
+            oldest, newest = conn.execute(select(func.min(it.c.published_at), func.max(it.c.published_at))).one()
+            q = select(tk.c.ticker, func.count().label("n")).group_by(tk.c.ticker)
+            if ticker_since is not None:
+                q = q.where(tk.c.published_at >= ticker_since)
+            tickers = conn.execute(q.order_by(func.count().desc(), tk.c.ticker).limit(top)).all()
+        return MemoryStats(
+            items=total, stories=stories, near_duplicates=total - stories,
+            by_source=by_source, by_kind=by_kind, top_tickers=[(t, n) for t, n in tickers],
+            oldest=oldest,
+            newest=newest,
+        )
+
+
+def _item_row(item: Item, story_id: str, similarity: float | None) -> dict[str, Any]:
+    return {
+        "id": item.id, "story_id": story_id, "similarity": similarity, "kind": item.kind,
+        "source": item.source, "url": item.url, "title": item.title, "author": item.author,
+        "tickers": " ".join(item.tickers), "published_at": item.published_at, "fetched_at": item.fetched_at,
+    }
+
+
+def _make_engine(url: str) -> Engine:
+    if url.startswith("sqlite"):
+        engine = create_engine(url, connect_args={"check_same_thread": False, "timeout": 30})
+
+        @event.listens_for(engine, "connect")
+        def _pragmas(dbapi_conn: Any, _record: Any) -> None:
+            # WAL lets the CLI read while the daemon writes; NORMAL sync is crash-safe under WAL.
+            cursor = dbapi_conn.cursor()
+            cursor.execute("PRAGMA journal_mode=WAL")
+            cursor.execute("PRAGMA synchronous=NORMAL")
+            cursor.execute("PRAGMA busy_timeout=30000")
+            cursor.close()
+
+        return engine
+    return create_engine(url, pool_pre_ping=True)
+
+
+def _redact(url: str) -> str:
+    from sqlalchemy.engine import make_url
+
+    try:
+        return make_url(url).render_as_string(hide_password=True)
+    except Exception:
+        return "<unparseable URL>"

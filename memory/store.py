@@ -1,0 +1,213 @@
+"""Memory: items go in once, near-duplicates join their story, and search finds stories."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass, replace
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import numpy as np
+
+from memory.chroma import VectorHit, VectorStore
+from memory.embeddings import Embedder
+from memory.state import FetchRecord, Link, StateDB
+from sources.item import Item
+
+
+@dataclass(frozen=True)
+class NearDuplicatePolicy:
+    """When two items count as one story."""
+
+    threshold: float = 0.8
+    window: timedelta = timedelta(hours=48)
+    kinds: tuple[str, ...] = ("news", "forum")
+
+
+@dataclass(frozen=True)
+class AddResult:
+    """What storing a batch did."""
+
+    new: int = 0
+    duplicate: int = 0
+    near_duplicate: int = 0
+
+
+@dataclass(frozen=True)
+class SearchHit:
+    """One story found by semantic search."""
+
+    id: str
+    score: float
+    title: str
+    url: str
+    source: str
+    kind: str
+    published_at: datetime
+    tickers: tuple[str, ...]
+    snippet: str
+    sources: int
+
+
+# Over-fetching unfiltered neighbours and filtering them here keeps filtered search on
+# Chroma's fast path; a metadata ``where`` scans the collection, so it is only the fallback.
+_OVERFETCH = 20
+_OVERFETCH_MAX = 400
+
+
+class Memory:
+    """The vector store and the state DB kept in step."""
+
+    def __init__(self, vectors: VectorStore, state: StateDB, embedder: Embedder,
+                 policy: NearDuplicatePolicy | None = None) -> None:
+        self.vectors = vectors
+        self.state = state
+        self.embedder = embedder
+        self.policy = policy or NearDuplicatePolicy()
+
+    def add(self, items: Sequence[Item], fetch: FetchRecord | None = None) -> AddResult:
+        """Store new items (skipping known ids, linking near-duplicates) with their fetch record."""
+        unique = list({item.id: item for item in items}.values())
+        known = self.state.existing_ids(i.id for i in unique)
+        fresh = sorted((i for i in unique if i.id not in known), key=lambda i: (i.published_at, i.id))
+        duplicate = len(items) - len(fresh)
+        stories: list[Item] = []
+        links: list[Link] = []
+        if fresh:
+            vectors = self.embedder.embed([i.embedding_text() for i in fresh])
+            story_rows = self._split_near_duplicates(fresh, vectors, stories, links)
+            if stories:
+                self.vectors.upsert(
+                    [s.id for s in stories], vectors[story_rows],
+                    [s.embedding_text() for s in stories], [vector_metadata(s) for s in stories],
+                )
+        result = AddResult(new=len(stories), duplicate=duplicate, near_duplicate=len(links))
+        if fetch is not None:
+            fetch = replace(fetch, new=result.new, duplicate=result.duplicate, near_duplicate=result.near_duplicate)
+        # Vectors first, rows second: a crash in between leaves vectors that the next
+        # run upserts again, never rows without vectors.
+        self.state.commit_batch(stories, links, fetch)
+        return result
+
+    def _split_near_duplicates(self, fresh: list[Item], vectors: np.ndarray,
+                               stories: list[Item], links: list[Link]) -> list[int]:
+        policy = self.policy
+        eligible = [n for n, item in enumerate(fresh) if item.kind in policy.kinds]
+        neighbours: dict[int, list[VectorHit]] = {}
+        if eligible:
+            hits = self.vectors.query(vectors[eligible], n=5)
+            neighbours = dict(zip(eligible, hits, strict=False))
+        candidate_ids = {h.id for hs in neighbours.values() for h in hs if h.similarity >= policy.threshold}
+        stored_stories = self.state.story_ids_among(candidate_ids) if candidate_ids else set()
+        story_rows: list[int] = []
+        for n, item in enumerate(fresh):
+            match = self._match(item, vectors[n], neighbours.get(n, []), stored_stories, fresh, story_rows, vectors)
+            if match is None:
+                story_rows.append(n)
+                stories.append(item)
+            else:
+                links.append(Link(item=item, story_id=match[0], similarity=round(match[1], 4)))
+        return story_rows
+
+    def _match(self, item: Item, vector: np.ndarray, hits: list[VectorHit], stored: set[str],
+               fresh: list[Item], story_rows: list[int], vectors: np.ndarray) -> tuple[str, float] | None:
+        policy = self.policy
+        if item.kind not in policy.kinds:
+            return None
+        best: tuple[str, float] | None = None
+        for hit in hits:
+            published = datetime.fromtimestamp(int(hit.metadata.get("published_ts", 0)), tz=UTC)
+            if (hit.id in stored and hit.id != item.id and hit.similarity >= policy.threshold
+                    and hit.metadata.get("kind") in policy.kinds
+                    and abs(published - item.published_at) <= policy.window
+                    and (best is None or hit.similarity > best[1])):
+                best = (hit.id, hit.similarity)
+        # Stories accepted earlier in this same batch are not in the vector store yet.
+        for row in story_rows:
+            other = fresh[row]
+            if other.kind not in policy.kinds or abs(other.published_at - item.published_at) > policy.window:
+                continue
+            similarity = float(np.dot(vectors[row], vector))
+            if similarity >= policy.threshold and (best is None or similarity > best[1]):
+                best = (other.id, similarity)
+        return best
+
+    def record(self, fetch: FetchRecord) -> None:
+        """Record a fetch that produced no items (an error or a 304)."""
+        self.state.record_fetch(fetch)
+
+    def search(self, text: str, limit: int = 10, *, since: datetime | None = None, until: datetime | None = None,
+               tickers: Sequence[str] = (), kinds: Sequence[str] = ()) -> list[SearchHit]:
+        """Stories most similar to ``text``, optionally within a time window, tickers and kinds."""
+        query = self.embedder.embed([text])
+        wanted = {t.upper() for t in tickers}
+        filtered = bool(since or until or wanted or kinds)
+
+        def keep(hit: VectorHit) -> bool:
+            meta = hit.metadata
+            ts = int(meta.get("published_ts", 0))
+            return (
+                (since is None or ts >= int(since.timestamp()))
+                and (until is None or ts < int(until.timestamp()))
+                and (not kinds or meta.get("kind") in kinds)
+                and (not wanted or any(meta.get(f"tk_{t}") for t in wanted))
+            )
+
+        n = min(max(limit * _OVERFETCH, 100), _OVERFETCH_MAX) if filtered else limit
+        found = [h for h in self.vectors.query(query, n=n)[0] if keep(h)]
+        if filtered and len(found) < limit and self.vectors.count() > n:
+            where = _where(since, until, wanted, kinds)
+            found = [h for h in self.vectors.query(query, n=limit, where=where)[0] if keep(h)]
+        return self._hits(found[:limit])
+
+    def _hits(self, found: list[VectorHit]) -> list[SearchHit]:
+        rows = self.state.items_by_ids(h.id for h in found)
+        sizes = self.state.story_sizes(rows)
+        out = []
+        for hit in found:
+            row = rows.get(hit.id)
+            if row is None:  # a vector whose batch never committed; the next ingest heals it
+                continue
+            body = hit.document.split("\n", 1)[1] if "\n" in hit.document else ""
+            out.append(
+                SearchHit(
+                    id=hit.id, score=round(hit.similarity, 4), title=row.title, url=row.url, source=row.source,
+                    kind=row.kind, published_at=row.published_at, tickers=tuple(row.tickers.split()),
+                    snippet=body[:280], sources=sizes.get(hit.id, 1),
+                )
+            )
+        return out
+
+    def prune(self, older_than: timedelta, now: datetime | None = None) -> int:
+        """Delete items published before ``now - older_than``; return how many rows went."""
+        cutoff = (now or datetime.now(UTC)) - older_than
+        ids = self.state.ids_published_before(cutoff)
+        # Vectors go by date too, which also sweeps vectors left by an interrupted batch.
+        self.vectors.delete(ids=ids, where={"published_ts": {"$lt": int(cutoff.timestamp())}})
+        return self.state.delete_items(ids)
+
+
+def vector_metadata(item: Item) -> dict[str, Any]:
+    """Flat Chroma metadata for a story; one boolean key per ticker keeps filters simple."""
+    meta: dict[str, Any] = {
+        "kind": item.kind,
+        "source": item.source,
+        "published_ts": int(item.published_at.timestamp()),
+        "tickers": " ".join(item.tickers),
+    }
+    meta.update({f"tk_{t}": True for t in item.tickers})
+    return meta
+
+
+def _where(since: datetime | None, until: datetime | None, tickers: set[str], kinds: Sequence[str]) -> dict[str, Any]:
+    clauses: list[dict[str, Any]] = []
+    if since is not None:
+        clauses.append({"published_ts": {"$gte": int(since.timestamp())}})
+    if until is not None:
+        clauses.append({"published_ts": {"$lt": int(until.timestamp())}})
+    if kinds:
+        clauses.append({"kind": {"$in": list(kinds)}})
+    if tickers:
+        ors: list[dict[str, Any]] = [{f"tk_{t}": True} for t in sorted(tickers)]
+        clauses.append(ors[0] if len(ors) == 1 else {"$or": ors})
+    return clauses[0] if len(clauses) == 1 else {"$and": clauses}

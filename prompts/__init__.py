@@ -1,0 +1,1 @@
+"""Agent and task prose for the crew, shipped as package data."""

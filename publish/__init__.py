@@ -1,0 +1,1 @@
+"""Review and publish: drafts, outbox and publishers (not built yet)."""

@@ -1,0 +1,1 @@
+"""Ingest: fetch and parse feeds into ``Item``s."""

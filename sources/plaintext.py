@@ -1,0 +1,43 @@
+"""Turn untrusted HTML from feeds into plain, bounded, sanitised text."""
+
+from __future__ import annotations
+
+import re
+import unicodedata
+import warnings
+
+from bs4 import BeautifulSoup, MarkupResemblesLocatorWarning
+
+# Elements whose content is never reader-visible text.
+_DROP_TAGS = ("script", "style", "noscript", "iframe", "object", "embed", "template", "svg", "head")
+_SPACE = re.compile(r"\s+")
+# Zero-width and bidi-control characters hide text from a human reviewer while a model still
+# reads it, a common way to smuggle instructions; they carry no meaning in news text.
+_INVISIBLE = re.compile("[\u200b-\u200f\u202a-\u202e\u2060-\u2064\u2066-\u2069\ufeff]")
+
+
+def html_to_text(markup: str, limit: int = 8000) -> str:
+    """Plain text of an HTML fragment: tags and scripts removed, entities decoded, whitespace folded."""
+    if not markup:
+        return ""
+    if "<" in markup or "&" in markup:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", MarkupResemblesLocatorWarning)
+            soup = BeautifulSoup(markup, "html.parser")
+        for tag in soup(_DROP_TAGS):
+            tag.decompose()
+        text = soup.get_text(" ")
+    else:
+        text = markup
+    return clean_text(text, limit)
+
+
+def clean_text(text: str, limit: int = 8000) -> str:
+    """Normalise unicode, drop control and invisible characters, fold whitespace, cap length."""
+    text = unicodedata.normalize("NFKC", text)
+    text = _INVISIBLE.sub("", text)
+    text = "".join(ch for ch in text if ch in "\n\t" or unicodedata.category(ch) != "Cc")
+    text = _SPACE.sub(" ", text).strip()
+    if len(text) > limit:
+        text = text[: limit - 1].rstrip() + "…"
+    return text

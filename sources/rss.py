@@ -1,0 +1,233 @@
+"""RSS 1.0/2.0 and Atom feeds: fetch bytes with httpx, parse them with feedparser into ``Item``s.
+
+Fetching and parsing are separate: ``parse_feed`` is pure and tested on files.
+"""
+
+from __future__ import annotations
+
+import calendar
+import time
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import feedparser
+import httpx
+
+from sources.errors import FeedParseError, FetchError
+from sources.item import Item, canonical_url, item_id_for_guid, item_id_for_url
+from sources.plaintext import clean_text, html_to_text
+from sources.tickers import Watchlist
+
+ACCEPT = (
+    "application/rss+xml, application/atom+xml, application/rdf+xml;q=0.9, "
+    "application/xml;q=0.8, text/xml;q=0.8, */*;q=0.1"
+)
+# A publisher's clock may run a little fast; beyond this a date is treated as wrong.
+FUTURE_TOLERANCE = timedelta(minutes=15)
+
+
+@dataclass(frozen=True, slots=True)
+class FeedSpec:
+    """One configured feed."""
+
+    name: str
+    url: str
+    kind: str = "news"
+
+
+@dataclass(frozen=True, slots=True)
+class Validators:
+    """HTTP cache validators remembered per feed for conditional GET."""
+
+    etag: str | None = None
+    last_modified: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class FetchResult:
+    """What one fetch produced: a body, or ``not_modified`` after a 304."""
+
+    url: str
+    status_code: int
+    body: bytes = b""
+    content_type: str | None = None
+    validators: Validators = field(default_factory=Validators)
+    not_modified: bool = False
+    elapsed_s: float = 0.0
+
+
+@dataclass(frozen=True, slots=True)
+class ParsedFeed:
+    """Items from one feed body plus survivable problems worth showing the user."""
+
+    title: str
+    items: tuple[Item, ...]
+    warnings: tuple[str, ...] = ()
+
+
+def fetch_feed(
+    client: httpx.Client,
+    url: str,
+    validators: Validators | None = None,
+    *,
+    max_bytes: int = 5_000_000,
+    deadline_s: float = 60.0,
+) -> FetchResult:
+    """GET a feed with conditional headers, a body size cap and an overall deadline."""
+    headers = {"Accept": ACCEPT}
+    if validators and validators.etag:
+        headers["If-None-Match"] = validators.etag
+    if validators and validators.last_modified:
+        headers["If-Modified-Since"] = validators.last_modified
+    started = time.monotonic()
+    try:
+        with client.stream("GET", url, headers=headers) as response:
+            if response.status_code == 304:
+                return FetchResult(
+                    url=str(response.url), status_code=304, not_modified=True,
+                    validators=validators or Validators(), elapsed_s=time.monotonic() - started,
+                )
+            if response.status_code >= 400:
+                raise FetchError(f"HTTP {response.status_code} {response.reason_phrase} from {url}")
+            declared = response.headers.get("content-length")
+            if declared and declared.isdigit() and int(declared) > max_bytes:
+                raise FetchError(f"body of {declared} bytes exceeds the {max_bytes}-byte cap")
+            body = _read_capped(response, max_bytes, started, deadline_s)
+            return FetchResult(
+                url=str(response.url),
+                status_code=response.status_code,
+                body=body,
+                content_type=response.headers.get("content-type"),
+                validators=Validators(
+                    etag=response.headers.get("etag"),
+                    last_modified=response.headers.get("last-modified"),
+                ),
+                elapsed_s=time.monotonic() - started,
+            )
+    except httpx.ConnectTimeout as exc:
+        raise FetchError(f"could not connect to {url}: timed out", unreachable=True) from exc
+    except httpx.TimeoutException as exc:
+        raise FetchError(f"timed out fetching {url} ({type(exc).__name__})") from exc
+    except httpx.ConnectError as exc:
+        raise FetchError(f"could not connect to {url}: {exc}", unreachable=True) from exc
+    except httpx.TooManyRedirects as exc:
+        raise FetchError(f"too many redirects fetching {url}") from exc
+    except httpx.HTTPError as exc:
+        raise FetchError(f"could not fetch {url}: {exc}") from exc
+
+
+def _read_capped(response: httpx.Response, max_bytes: int, started: float, deadline_s: float) -> bytes:
+    # Counting decoded bytes also caps a compressed body that inflates past the limit.
+    chunks: list[bytes] = []
+    size = 0
+    for chunk in response.iter_bytes():
+        size += len(chunk)
+        if size > max_bytes:
+            raise FetchError(f"body exceeds the {max_bytes}-byte cap")
+        if time.monotonic() - started > deadline_s:
+            raise FetchError(f"body still arriving after {deadline_s:.0f}s deadline")
+        chunks.append(chunk)
+    return b"".join(chunks)
+
+
+def parse_feed(
+    body: bytes,
+    feed: FeedSpec,
+    watchlist: Watchlist,
+    *,
+    fetched_at: datetime,
+    content_type: str | None = None,
+) -> ParsedFeed:
+    """Parse feed bytes into normalised items; raise ``FeedParseError`` if nothing usable is there."""
+    headers = {"content-type": content_type} if content_type else {}
+    parsed = feedparser.parse(body, response_headers=headers, sanitize_html=True, resolve_relative_uris=True)
+    problems: list[str] = []
+    if parsed.get("bozo"):
+        problems.append(f"malformed feed: {_describe(parsed.get('bozo_exception'))}")
+    if not parsed.entries:
+        if not parsed.get("version"):
+            detail = problems[0] if problems else "no RSS, Atom or RDF document found"
+            raise FeedParseError(f"not a feed ({detail})")
+        return ParsedFeed(title=_feed_title(parsed, feed), items=(), warnings=tuple(problems))
+    items: list[Item] = []
+    seen: set[str] = set()
+    for index, entry in enumerate(parsed.entries):
+        item, entry_problems = _entry_to_item(entry, feed, watchlist, fetched_at)
+        problems.extend(f"entry {index + 1}: {p}" for p in entry_problems)
+        if item is not None and item.id not in seen:
+            seen.add(item.id)
+            items.append(item)
+    return ParsedFeed(title=_feed_title(parsed, feed), items=tuple(items), warnings=tuple(problems))
+
+
+def _describe(exc: Any) -> str:
+    return f"{type(exc).__name__}: {exc}" if exc else "unknown problem"
+
+
+def _feed_title(parsed: Any, feed: FeedSpec) -> str:
+    return clean_text(parsed.feed.get("title", ""), 200) or feed.name
+
+
+def _entry_to_item(
+    entry: Any, feed: FeedSpec, watchlist: Watchlist, fetched_at: datetime
+) -> tuple[Item | None, list[str]]:
+    problems: list[str] = []
+    link = (entry.get("link") or "").strip()
+    guid = (entry.get("id") or "").strip()
+    title = html_to_text(entry.get("title", ""), 300)
+    if link.startswith(("http://", "https://")):
+        url = canonical_url(link)
+        item_id = item_id_for_url(link)
+    elif guid:
+        url = canonical_url(feed.url)
+        item_id = item_id_for_guid(feed.url, guid)
+    else:
+        return None, ["skipped: no link and no id"]
+    text = _entry_text(entry)
+    if not text:
+        text = title
+    if not title:
+        title = text[:120]
+    if not title:
+        return None, ["skipped: no title and no text"]
+    published, date_problem = _entry_date(entry, fetched_at)
+    if date_problem:
+        problems.append(date_problem)
+    author = clean_text(entry.get("author", ""), 120)
+    item = Item(
+        id=item_id,
+        kind=feed.kind,
+        source=feed.name,
+        url=url,
+        title=title,
+        text=text,
+        published_at=published,
+        fetched_at=fetched_at,
+        author=author,
+        tickers=watchlist.extract(f"{title}\n{text}"),
+    )
+    return item, problems
+
+
+def _entry_text(entry: Any) -> str:
+    # Prefer the summary; when a feed leaves it empty, fall back to the full content.
+    summary = html_to_text(entry.get("summary", ""))
+    if summary:
+        return summary
+    for content in entry.get("content", []) or []:
+        text = html_to_text(content.get("value", ""))
+        if text:
+            return text
+    return ""
+
+
+def _entry_date(entry: Any, fetched_at: datetime) -> tuple[datetime, str | None]:
+    for key in ("published_parsed", "updated_parsed", "created_parsed"):
+        struct = entry.get(key)
+        if struct:
+            when = datetime.fromtimestamp(calendar.timegm(struct), tz=UTC)
+            if when > fetched_at + FUTURE_TOLERANCE:
+                return fetched_at, f"date {when.isoformat()} is in the future; using fetch time"
+            return when, None
+    return fetched_at, "no date; using fetch time"

@@ -1,0 +1,3 @@
+from tapewatch.cli import main
+
+main()

@@ -1,0 +1,295 @@
+"""The ``tapewatch`` command line. Heavy libraries are imported inside commands so --help is instant."""
+
+from __future__ import annotations
+
+import json
+import sys
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import TYPE_CHECKING, Annotated, Optional
+
+import typer
+from rich.console import Console
+from rich.table import Table
+
+from sources.errors import TapewatchError
+from tapewatch.settings import Settings, load_settings, masked_dump, parse_duration
+
+if TYPE_CHECKING:
+    from memory.store import Memory
+
+app = typer.Typer(
+    help="tapewatch: a self-hosted crypto market research bot.",
+    no_args_is_help=True,
+    pretty_exceptions_enable=False,
+    add_completion=False,
+)
+config_app = typer.Typer(help="Inspect configuration.", no_args_is_help=True)
+app.add_typer(config_app, name="config")
+
+out = Console()
+err = Console(stderr=True)
+
+
+class _State:
+    config: Path | None = None
+    secrets_dir: Path | None = None
+    settings: Settings | None = None
+
+
+_state = _State()
+
+
+@app.callback()
+def _main(
+    config: Annotated[
+        Optional[Path],  # noqa: UP045 - typer needs Optional at runtime on 3.11
+        typer.Option("--config", "-c", envvar="TAPEWATCH_CONFIG", help="Path to tapewatch.toml."),
+    ] = None,
+    secrets_dir: Annotated[
+        Optional[Path],  # noqa: UP045
+        typer.Option("--secrets-dir", envvar="TAPEWATCH_SECRETS_DIR", help="Directory of secret files."),
+    ] = None,
+) -> None:
+    """tapewatch: ingest crypto news into memory and search it."""
+    if config is None and Path("tapewatch.toml").is_file():
+        config = Path("tapewatch.toml")
+    _state.config = config
+    _state.secrets_dir = secrets_dir
+
+
+def settings() -> Settings:
+    """The settings for this invocation, built once."""
+    if _state.settings is None:
+        from tapewatch import logs
+
+        _state.settings = load_settings(_state.config, _state.secrets_dir)
+        logs.configure(_state.settings.log_level, _state.settings.log_json)
+    return _state.settings
+
+
+def _memory() -> Memory:
+    from tapewatch.clients import open_memory
+
+    return open_memory(settings())
+
+
+@config_app.command("check")
+def config_check(
+    as_json: Annotated[bool, typer.Option("--json", help="Print JSON instead of a summary.")] = False,
+) -> None:
+    """Validate the configuration and print the effective settings, secrets masked."""
+    s = settings()
+    data = masked_dump(s)
+    if as_json:
+        out.print_json(json.dumps(data))
+        return
+    source = str(_state.config) if _state.config else "built-in defaults (no tapewatch.toml)"
+    out.print(f"[green]ok[/green] configuration from {source} + TAPEWATCH_* environment")
+    table = Table(show_header=True, header_style="bold")
+    table.add_column("setting")
+    table.add_column("value", overflow="fold")
+    for key, value in data.items():
+        if key in ("feeds", "watchlist"):
+            continue
+        table.add_row(key, json.dumps(value) if isinstance(value, dict | list) else str(value))
+    table.add_row("watchlist", ", ".join(f"{t} ({'/'.join(a)})" for t, a in s.watchlist.items()))
+    table.add_row("feeds", "\n".join(f"{f.name} [{f.kind}{'' if f.enabled else ', disabled'}] {f.url}" for f in s.feeds))
+    out.print(table)
+
+
+@app.command()
+def ingest(
+    source: Annotated[list[str], typer.Option("--source", "-s", help="Only this feed (repeatable).")] = [],  # noqa: B006
+    samples: Annotated[
+        Optional[str],  # noqa: UP045
+        typer.Option(help="Bundled sample feeds: auto (when no feed is reachable), always, never."),
+    ] = None,
+) -> None:
+    """Fetch the configured feeds into memory and show what each source added."""
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+
+    from tapewatch.clients import feed_specs, http_client, watchlist
+    from tapewatch.ingest import Ingestor
+    from tapewatch.ingest import ingest as run_ingest
+
+    s = settings()
+    mode = samples or s.samples
+    if mode not in ("auto", "always", "never"):
+        raise typer.BadParameter("must be auto, always or never", param_hint="--samples")
+    feeds = feed_specs(s, source or None)
+    memory = _memory()
+    with http_client(s) as client:
+        ingestor = Ingestor(
+            memory, client, watchlist(s), max_body_bytes=s.fetch.max_body_bytes,
+            deadline_s=s.fetch.deadline.total_seconds(), concurrency=s.fetch.concurrency,
+        )
+        with Progress(
+            TextColumn("[bold]{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
+            console=err, transient=True,
+        ) as progress:
+            task = progress.add_task("ingesting", total=len(feeds) if mode != "always" else 0)
+
+            def done(outcome: object) -> None:
+                progress.update(task, advance=1, description=f"ingesting ({getattr(outcome, 'name', '')})")
+
+            report = run_ingest(ingestor, feeds, mode, done)
+    if report.used_samples:
+        reason = "as asked" if mode == "always" else "no configured feed was reachable"
+        out.print(f"[yellow]Using the bundled sample feeds ({reason}).[/yellow]")
+    table = Table(title="ingest", header_style="bold")
+    for col in ("source", "kind", "status", "new", "duplicate", "near-dup", "warnings", "error"):
+        table.add_column(col, overflow="fold", justify="right" if col in ("new", "duplicate", "near-dup") else "left")
+    for o in sorted(report.outcomes, key=lambda o: o.name):
+        colour = {"ok": "green", "not_modified": "cyan", "error": "red"}[o.status]
+        table.add_row(o.name, o.kind, f"[{colour}]{o.status}[/{colour}]", str(o.new), str(o.duplicate),
+                      str(o.near_duplicate), str(len(o.warnings)) if o.warnings else "", (o.error or "")[:160])
+    out.print(table)
+    totals = [sum(getattr(o, f) for o in report.outcomes) for f in ("new", "duplicate", "near_duplicate")]
+    errors = sum(o.status == "error" for o in report.outcomes)
+    out.print(f"{totals[0]} new, {totals[1]} duplicate, {totals[2]} near-duplicate, {errors} source error(s)")
+    if report.failed:
+        raise typer.Exit(1)
+
+
+@app.command()
+def search(
+    text: Annotated[str, typer.Argument(help="What to look for.")],
+    ticker: Annotated[list[str], typer.Option("--ticker", "-t", help="Only items about this ticker.")] = [],  # noqa: B006
+    since: Annotated[Optional[str], typer.Option(help="Only items from the last 24h, 7d, …")] = None,  # noqa: UP045
+    kind: Annotated[list[str], typer.Option("--kind", "-k", help="news, forum or social.")] = [],  # noqa: B006
+    limit: Annotated[int, typer.Option("--limit", "-n", min=1, max=100)] = 10,
+) -> None:
+    """Semantic search over memory."""
+    window = _duration(since, "--since") if since else None
+    bad = [k for k in kind if k not in ("news", "forum", "social")]
+    if bad:
+        raise typer.BadParameter(f"unknown kind {bad[0]!r}", param_hint="--kind")
+    memory = _memory()
+    after = datetime.now(UTC) - window if window else None
+    hits = memory.search(text, limit, since=after, tickers=ticker, kinds=kind)
+    if not hits:
+        out.print("No matching items. Try a wider --since, fewer filters, or run `tapewatch ingest` first.")
+        return
+    table = Table(header_style="bold")
+    for col in ("score", "published", "source", "tickers", "title / url", "sources"):
+        table.add_column(col, overflow="fold")
+    for h in hits:
+        table.add_row(f"{h.score:.2f}", _ago(h.published_at), h.source, " ".join(h.tickers),
+                      f"{h.title}\n[dim]{h.url}[/dim]", str(h.sources))
+    out.print(table)
+
+
+@app.command()
+def sources() -> None:
+    """Health of each configured source: last fetch, status, items stored, last error."""
+    from memory.state import StateDB
+
+    s = settings()
+    s.data_dir.mkdir(parents=True, exist_ok=True)
+    health = {h.name: h for h in StateDB(s.state_url).source_health()}
+    table = Table(header_style="bold")
+    for col in ("source", "kind", "last fetch", "status", "items", "errors in a row", "last error"):
+        table.add_column(col, overflow="fold")
+    names = [f.name for f in s.feeds] + sorted(set(health) - {f.name for f in s.feeds})
+    for name in names:
+        h = health.get(name)
+        feed = next((f for f in s.feeds if f.name == name), None)
+        kind = feed.kind if feed else (h.kind if h else "")
+        if feed is not None and not feed.enabled:
+            kind += " (disabled)"
+        if h is None:
+            table.add_row(name, kind, "never", "", "0", "", "")
+            continue
+        colour = {"ok": "green", "not_modified": "cyan", "error": "red"}.get(h.last_status or "", "white")
+        table.add_row(name, kind, _ago(h.last_fetch_at), f"[{colour}]{h.last_status}[/{colour}]", str(h.items),
+                      str(h.consecutive_errors or ""), (h.last_error or "")[:200])
+    out.print(table)
+
+
+@app.command("memory")
+def memory_show(
+    latest: Annotated[int, typer.Option("--latest", help="How many recent stories to list.")] = 10,
+) -> None:
+    """What memory holds: totals, sources, top tickers of the last 24h and the latest stories."""
+    from memory.state import StateDB
+    from sqlalchemy import select
+
+    from memory import schema
+
+    s = settings()
+    s.data_dir.mkdir(parents=True, exist_ok=True)
+    state = StateDB(s.state_url)
+    day_ago = datetime.now(UTC) - timedelta(hours=24)
+    stats = state.stats(ticker_since=day_ago)
+    if stats.items == 0:
+        out.print("Memory is empty. Run `tapewatch ingest` to fill it.")
+        return
+    out.print(
+        f"[bold]{stats.items}[/bold] items in memory: {stats.stories} stories, "
+        f"{stats.near_duplicates} near-duplicate reports linked to them; "
+        f"published {_ago(stats.oldest)} to {_ago(stats.newest)}."
+    )
+    by = Table(title="by source", header_style="bold")
+    by.add_column("source")
+    by.add_column("items", justify="right")
+    for name, n in sorted(stats.by_source.items(), key=lambda kv: -kv[1]):
+        by.add_row(name, str(n))
+    out.print(by)
+    if stats.top_tickers:
+        out.print("Most mentioned in the last 24h: " + ", ".join(f"{t} ({n})" for t, n in stats.top_tickers))
+    it = schema.items
+    sizes_q = select(it.c.story_id).where(it.c.story_id != it.c.id)
+    with state.engine.connect() as conn:
+        rows = conn.execute(
+            select(it).where(it.c.story_id == it.c.id).order_by(it.c.published_at.desc()).limit(latest)
+        ).all()
+        linked = list(conn.execute(sizes_q).scalars())
+    table = Table(title="latest stories", header_style="bold")
+    for col in ("published", "source", "tickers", "title", "also reported by"):
+        table.add_column(col, overflow="fold")
+    for r in rows:
+        table.add_row(_ago(r.published_at), r.source, r.tickers, r.title, str(linked.count(r.id) or ""))
+    out.print(table)
+
+
+@app.command()
+def prune(
+    older_than: Annotated[Optional[str], typer.Option(help="Default: memory.retention from settings.")] = None,  # noqa: UP045
+) -> None:
+    """Delete items older than the retention period from memory."""
+    s = settings()
+    age = _duration(older_than, "--older-than") if older_than else s.memory.retention
+    removed = _memory().prune(age)
+    out.print(f"Removed {removed} item(s) published more than {age} ago.")
+
+
+def _duration(value: str, hint: str) -> timedelta:
+    try:
+        return parse_duration(value)
+    except ValueError as exc:
+        raise typer.BadParameter(str(exc), param_hint=hint) from exc
+
+
+def _ago(when: datetime | None) -> str:
+    if when is None:
+        return "never"
+    seconds = (datetime.now(UTC) - when).total_seconds()
+    if seconds < 0:
+        return when.strftime("%Y-%m-%d %H:%M")
+    for unit, size in (("d", 86400), ("h", 3600), ("m", 60)):
+        if seconds >= size:
+            return f"{int(seconds // size)}{unit} ago"
+    return "just now"
+
+
+def main() -> None:
+    """Console entry point: domain errors become one readable line and exit status 2."""
+    try:
+        app()
+    except TapewatchError as exc:
+        err.print(f"[red]error:[/red] {exc}", highlight=False)
+        sys.exit(2)
+    except KeyboardInterrupt:
+        err.print("interrupted")
+        sys.exit(130)

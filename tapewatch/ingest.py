@@ -1,0 +1,165 @@
+"""One ingest pass: fetch feeds concurrently, parse and store each as it arrives."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable, Sequence
+from concurrent.futures import Future, ThreadPoolExecutor, as_completed
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+
+import httpx
+
+from memory.state import FetchRecord
+from memory.store import Memory
+from sources.errors import FetchError, IngestError, StoreError
+from sources.rss import FeedSpec, FetchResult, fetch_feed, parse_feed
+from sources.samples import SAMPLE_FEEDS, rebase, sample_body
+from sources.tickers import Watchlist
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class SourceOutcome:
+    """What one source produced in one pass."""
+
+    name: str
+    kind: str
+    status: str  # ok | not_modified | error
+    new: int = 0
+    duplicate: int = 0
+    near_duplicate: int = 0
+    warnings: tuple[str, ...] = ()
+    error: str | None = None
+    unreachable: bool = False
+
+
+@dataclass
+class IngestReport:
+    """All outcomes of a pass, and whether the bundled samples stood in for the network."""
+
+    outcomes: list[SourceOutcome] = field(default_factory=list)
+    used_samples: bool = False
+
+    @property
+    def failed(self) -> bool:
+        """True when every source errored."""
+        return bool(self.outcomes) and all(o.status == "error" for o in self.outcomes)
+
+
+Clock = Callable[[], datetime]
+
+
+def _utcnow() -> datetime:
+    return datetime.now(UTC)
+
+
+class Ingestor:
+    """Runs feeds through fetch → parse → memory, one source's failure never stopping the rest."""
+
+    def __init__(self, memory: Memory, client: httpx.Client, watchlist: Watchlist, *, max_body_bytes: int,
+                 deadline_s: float, concurrency: int = 4, clock: Clock = _utcnow) -> None:
+        self.memory = memory
+        self.client = client
+        self.watchlist = watchlist
+        self.max_body_bytes = max_body_bytes
+        self.deadline_s = deadline_s
+        self.concurrency = concurrency
+        self.clock = clock
+
+    def run(self, feeds: Sequence[FeedSpec], on_done: Callable[[SourceOutcome], None] | None = None) -> list[SourceOutcome]:
+        """Fetch all feeds (in parallel) and store each one's items (in this thread) as it arrives."""
+        outcomes: list[SourceOutcome] = []
+        with ThreadPoolExecutor(max_workers=self.concurrency, thread_name_prefix="fetch") as pool:
+            futures: dict[Future[FetchResult], tuple[FeedSpec, datetime]] = {
+                pool.submit(self._fetch, feed): (feed, self.clock()) for feed in feeds
+            }
+            for future in as_completed(futures):
+                feed, started = futures[future]
+                outcome = self._store(feed, started, future)
+                outcomes.append(outcome)
+                if on_done:
+                    on_done(outcome)
+        return outcomes
+
+    def run_samples(self, on_done: Callable[[SourceOutcome], None] | None = None) -> list[SourceOutcome]:
+        """Ingest the bundled sample feeds, dated so their day ends now."""
+        outcomes = []
+        for feed, filename in SAMPLE_FEEDS:
+            started = self.clock()
+            try:
+                parsed = parse_feed(sample_body(filename), feed, self.watchlist, fetched_at=started)
+                items = rebase(parsed.items, started)
+                outcome = self._commit(feed, started, items, parsed.warnings, http_status=None, validators=None)
+            except (IngestError, StoreError) as exc:
+                outcome = self._failed(feed, started, exc, http_status=None)
+            outcomes.append(outcome)
+            if on_done:
+                on_done(outcome)
+        return outcomes
+
+    def _fetch(self, feed: FeedSpec) -> FetchResult:
+        validators = self.memory.state.validators(feed.name)
+        return fetch_feed(self.client, feed.url, validators, max_bytes=self.max_body_bytes, deadline_s=self.deadline_s)
+
+    def _store(self, feed: FeedSpec, started: datetime, future: Future[FetchResult]) -> SourceOutcome:
+        try:
+            fetched = future.result()
+        except IngestError as exc:
+            return self._failed(feed, started, exc, http_status=None)
+        if fetched.not_modified:
+            record = FetchRecord(
+                source=feed.name, kind=feed.kind, url=feed.url, started_at=started, finished_at=self.clock(),
+                status="not_modified", http_status=304,
+            )
+            self.memory.record(record)
+            return SourceOutcome(name=feed.name, kind=feed.kind, status="not_modified")
+        try:
+            parsed = parse_feed(fetched.body, feed, self.watchlist, fetched_at=started,
+                                content_type=fetched.content_type)
+            return self._commit(feed, started, parsed.items, parsed.warnings,
+                                http_status=fetched.status_code, validators=fetched.validators)
+        except (IngestError, StoreError) as exc:
+            return self._failed(feed, started, exc, http_status=fetched.status_code)
+
+    def _commit(self, feed: FeedSpec, started: datetime, items: Sequence, warnings: Sequence[str], *,
+                http_status: int | None, validators: object) -> SourceOutcome:
+        record = FetchRecord(
+            source=feed.name, kind=feed.kind, url=feed.url, started_at=started, finished_at=self.clock(),
+            status="ok", http_status=http_status, warnings=tuple(warnings),
+            validators=validators,  # type: ignore[arg-type]
+        )
+        result = self.memory.add(items, record)
+        for warning in warnings:
+            log.warning("%s: %s", feed.name, warning)
+        return SourceOutcome(
+            name=feed.name, kind=feed.kind, status="ok", new=result.new, duplicate=result.duplicate,
+            near_duplicate=result.near_duplicate, warnings=tuple(warnings),
+        )
+
+    def _failed(self, feed: FeedSpec, started: datetime, exc: Exception, *, http_status: int | None) -> SourceOutcome:
+        log.warning("%s: %s", feed.name, exc)
+        unreachable = isinstance(exc, FetchError) and exc.unreachable
+        record = FetchRecord(
+            source=feed.name, kind=feed.kind, url=feed.url, started_at=started, finished_at=self.clock(),
+            status="error", http_status=http_status, error=str(exc),
+        )
+        try:
+            self.memory.record(record)
+        except StoreError as store_exc:  # the error is still reported to the caller
+            log.error("%s: could not record fetch error: %s", feed.name, store_exc)
+        return SourceOutcome(name=feed.name, kind=feed.kind, status="error", error=str(exc), unreachable=unreachable)
+
+
+def ingest(ingestor: Ingestor, feeds: Sequence[FeedSpec], samples: str,
+           on_done: Callable[[SourceOutcome], None] | None = None) -> IngestReport:
+    """Ingest ``feeds``; with samples='auto' fall back to the bundled samples when no feed was reachable."""
+    report = IngestReport()
+    if samples != "always" and feeds:
+        report.outcomes = ingestor.run(feeds, on_done)
+    offline = not feeds or all(o.unreachable for o in report.outcomes)
+    if samples == "always" or (samples == "auto" and offline):
+        report.outcomes += ingestor.run_samples(on_done)
+        report.used_samples = True
+    return report

@@ -1,0 +1,246 @@
+"""Settings: one object built once from ``tapewatch.toml`` and ``TAPEWATCH_*`` environment variables.
+
+Secrets come only from the environment or a secrets directory (one file per secret), never
+from the TOML file, and are held as ``SecretStr`` so they never print.
+"""
+
+from __future__ import annotations
+
+import re
+import tomllib
+from collections.abc import Iterator
+from contextlib import contextmanager
+from contextvars import ContextVar
+from datetime import timedelta
+from pathlib import Path
+from typing import Annotated, Any, Literal
+
+from pydantic import BaseModel, BeforeValidator, Field, SecretStr, ValidationError, field_validator
+from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
+
+from sources.errors import ConfigError
+
+_UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400, "w": 604800}
+_DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*([smhdw])\s*$", re.IGNORECASE)
+
+
+def parse_duration(value: Any) -> timedelta:
+    """'90s', '30m', '24h', '7d', '2w' (or a number of seconds, or a timedelta) → timedelta."""
+    if isinstance(value, timedelta):
+        return value
+    if isinstance(value, int | float) and not isinstance(value, bool):
+        return timedelta(seconds=float(value))
+    match = _DURATION.match(str(value))
+    if not match:
+        raise ValueError(f"{value!r} is not a duration like 30m, 24h or 7d")
+    return timedelta(seconds=float(match.group(1)) * _UNITS[match.group(2).lower()])
+
+
+Duration = Annotated[timedelta, BeforeValidator(parse_duration)]
+
+DEFAULT_WATCHLIST: dict[str, list[str]] = {
+    "BTC": ["bitcoin", "btc"],
+    "ETH": ["ethereum", "ether", "eth"],
+    "SOL": ["solana", "sol"],
+    "XRP": ["xrp", "ripple"],
+    "DOGE": ["dogecoin", "doge"],
+    "LINK": ["chainlink"],
+    "AVAX": ["avalanche", "avax"],
+    "ARB": ["arbitrum"],
+    "TON": ["toncoin", "the open network"],
+    "SUI": ["sui"],
+    "ADA": ["cardano"],
+    "BNB": ["bnb", "binance coin"],
+    "USDT": ["tether", "usdt"],
+    "USDC": ["usdc"],
+}
+
+DEFAULT_FEEDS: list[dict[str, str]] = [
+    {"name": "coindesk", "url": "https://www.coindesk.com/arc/outboundfeeds/rss/", "kind": "news"},
+    {"name": "cointelegraph", "url": "https://cointelegraph.com/rss", "kind": "news"},
+    {"name": "decrypt", "url": "https://decrypt.co/feed", "kind": "news"},
+    {"name": "theblock", "url": "https://www.theblock.co/rss.xml", "kind": "news"},
+    {"name": "bitcoinmagazine", "url": "https://bitcoinmagazine.com/.rss/full/", "kind": "news"},
+    {"name": "r-cryptocurrency", "url": "https://www.reddit.com/r/CryptoCurrency/.rss", "kind": "forum"},
+]
+
+SECRET_FIELDS = ("chroma_token", "x_bearer_token", "telegram_bot_token", "llm_api_key", "coingecko_api_key")
+
+
+class FeedSettings(BaseModel):
+    """One RSS/Atom feed to ingest."""
+
+    name: str = Field(min_length=1, max_length=100, pattern=r"^[A-Za-z0-9][A-Za-z0-9_.\-]*$")
+    url: str
+    kind: Literal["news", "forum"] = "news"
+    enabled: bool = True
+
+    @field_validator("url")
+    @classmethod
+    def _http_url(cls, value: str) -> str:
+        if not value.startswith(("http://", "https://")):
+            raise ValueError("feed url must start with http:// or https://")
+        return value
+
+
+class FetchSettings(BaseModel):
+    """How feeds are fetched."""
+
+    timeout: Duration = timedelta(seconds=20)
+    connect_timeout: Duration = timedelta(seconds=5)
+    deadline: Duration = timedelta(seconds=60)
+    max_body_bytes: int = Field(default=5_000_000, ge=1_000, le=200_000_000)
+    max_redirects: int = Field(default=5, ge=0, le=20)
+    concurrency: int = Field(default=4, ge=1, le=32)
+    user_agent: str = "tapewatch/0.1 (+self-hosted market research bot)"
+
+
+class MemorySettings(BaseModel):
+    """Vector memory and near-duplicate policy."""
+
+    chroma_url: str | None = None
+    collection: str = Field(default="tapewatch-items", pattern=r"^[a-z0-9][a-z0-9._\-]{1,61}[a-z0-9]$")
+    embedder: Literal["minilm"] = "minilm"
+    near_duplicate_threshold: float = Field(default=0.8, gt=0.0, le=1.0)
+    near_duplicate_window: Duration = timedelta(hours=48)
+    near_duplicate_kinds: list[Literal["news", "forum", "social"]] = ["news", "forum"]
+    retention: Duration = timedelta(days=90)
+
+
+class Settings(BaseSettings):
+    """Everything tapewatch can be told, after file, environment and secrets are merged."""
+
+    model_config = SettingsConfigDict(
+        env_prefix="TAPEWATCH_", env_nested_delimiter="__", extra="forbid", validate_default=True,
+    )
+
+    data_dir: Path = Path("~/.local/share/tapewatch")
+    database_url: str | None = None
+    samples: Literal["auto", "always", "never"] = "auto"
+    log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "WARNING"
+    log_json: bool = False
+    watchlist: dict[str, list[str]] = Field(default_factory=lambda: dict(DEFAULT_WATCHLIST))
+    feeds: list[FeedSettings] = Field(default_factory=lambda: [FeedSettings(**f) for f in DEFAULT_FEEDS])
+    fetch: FetchSettings = FetchSettings()
+    memory: MemorySettings = MemorySettings()
+
+    chroma_token: SecretStr | None = None
+    x_bearer_token: SecretStr | None = None
+    telegram_bot_token: SecretStr | None = None
+    llm_api_key: SecretStr | None = None
+    coingecko_api_key: SecretStr | None = None
+
+    @field_validator("data_dir")
+    @classmethod
+    def _expand(cls, value: Path) -> Path:
+        return value.expanduser()
+
+    @field_validator("watchlist")
+    @classmethod
+    def _tickers(cls, value: dict[str, list[str]]) -> dict[str, list[str]]:
+        for ticker in value:
+            if not re.fullmatch(r"[A-Za-z][A-Za-z0-9]{0,9}", ticker):
+                raise ValueError(f"ticker {ticker!r} must be 1-10 letters/digits starting with a letter")
+        return {t.upper(): list(a) for t, a in value.items()}
+
+    @field_validator("feeds")
+    @classmethod
+    def _unique_names(cls, value: list[FeedSettings]) -> list[FeedSettings]:
+        names = [f.name for f in value]
+        dupes = sorted({n for n in names if names.count(n) > 1})
+        if dupes:
+            raise ValueError(f"feed names must be unique; repeated: {', '.join(dupes)}")
+        return value
+
+    @property
+    def state_url(self) -> str:
+        """SQLAlchemy URL of the state database."""
+        return self.database_url or f"sqlite:///{self.data_dir / 'state.db'}"
+
+    @classmethod
+    def settings_customise_sources(
+        cls,
+        settings_cls: type[BaseSettings],
+        init_settings: PydanticBaseSettingsSource,
+        env_settings: PydanticBaseSettingsSource,
+        dotenv_settings: PydanticBaseSettingsSource,
+        file_secret_settings: PydanticBaseSettingsSource,
+    ) -> tuple[PydanticBaseSettingsSource, ...]:
+        return init_settings, env_settings, file_secret_settings, _TomlSource(settings_cls)
+
+
+_toml_data: ContextVar[dict[str, Any]] = ContextVar("tapewatch_toml", default={})
+
+
+class _TomlSource(PydanticBaseSettingsSource):
+    """The parsed TOML file, lowest priority after env and secrets."""
+
+    def get_field_value(self, field: Any, field_name: str) -> tuple[Any, str, bool]:
+        return _toml_data.get().get(field_name), field_name, False
+
+    def __call__(self) -> dict[str, Any]:
+        return dict(_toml_data.get())
+
+
+@contextmanager
+def _toml(data: dict[str, Any]) -> Iterator[None]:
+    token = _toml_data.set(data)
+    try:
+        yield
+    finally:
+        _toml_data.reset(token)
+
+
+def read_toml(path: Path) -> dict[str, Any]:
+    """Parse a settings file, refusing secrets in it."""
+    try:
+        data = tomllib.loads(path.read_text(encoding="utf-8"))
+    except FileNotFoundError as exc:
+        raise ConfigError(f"config file {path} does not exist") from exc
+    except (OSError, UnicodeDecodeError) as exc:
+        raise ConfigError(f"cannot read config file {path}: {exc}") from exc
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigError(f"{path} is not valid TOML: {exc}") from exc
+    leaked = [k for k in SECRET_FIELDS if k in data]
+    if leaked:
+        names = ", ".join(f"TAPEWATCH_{k.upper()}" for k in leaked)
+        raise ConfigError(
+            f"{path} contains secrets ({', '.join(leaked)}); remove them and set {names} in the environment "
+            "or a secrets directory instead"
+        )
+    return data
+
+
+def load_settings(config: Path | None = None, secrets_dir: Path | None = None) -> Settings:
+    """Build the settings from an optional TOML file, the environment and an optional secrets dir."""
+    data = read_toml(config) if config is not None else {}
+    try:
+        with _toml(data):
+            if secrets_dir is not None:
+                return Settings(_secrets_dir=secrets_dir)  # type: ignore[call-arg]
+            return Settings()
+    except ValidationError as exc:
+        where = f" in {config}" if config else ""
+        raise ConfigError(f"invalid settings{where}:\n{_explain(exc)}") from exc
+
+
+def _explain(exc: ValidationError) -> str:
+    lines = []
+    for err in exc.errors():
+        loc = ".".join(str(p) for p in err["loc"]) or "(root)"
+        lines.append(f"  {loc}: {err['msg']}")
+    return "\n".join(lines)
+
+
+def masked_dump(settings: Settings) -> dict[str, Any]:
+    """The effective settings as plain data, secrets shown only as set / not set."""
+    data = settings.model_dump(mode="json")
+    for name in SECRET_FIELDS:
+        data[name] = "********" if getattr(settings, name) is not None else None
+    for key in ("database_url",):
+        if data.get(key):
+            from sqlalchemy.engine import make_url
+
+            data[key] = make_url(data[key]).render_as_string(hide_password=True)
+    data["state_url"] = settings.state_url if not settings.database_url else data["database_url"]
+    return data

@@ -1,0 +1,1 @@
+"""Loopback fakes used by the tests and benchmarks."""
