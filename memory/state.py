@@ -86,7 +86,7 @@ class StateDB:
 
     def __init__(self, url: str) -> None:
         try:
-            self.engine: Engine = _make_engine(url)
+            self.engine: Engine = make_engine(url)
             migrate(self.engine)
         except SQLAlchemyError as exc:
             raise StoreError(f"cannot open state database {_redact(url)}: {exc}") from exc
@@ -290,18 +290,26 @@ def _item_row(item: Item, story_id: str, similarity: float | None) -> dict[str, 
     }
 
 
-def _make_engine(url: str) -> Engine:
+def make_engine(url: str) -> Engine:
+    """An engine for ``url``; SQLite gets WAL, a busy timeout and truly transactional DDL."""
     if url.startswith("sqlite"):
         engine = create_engine(url, connect_args={"check_same_thread": False, "timeout": 30})
 
         @event.listens_for(engine, "connect")
         def _pragmas(dbapi_conn: Any, _record: Any) -> None:
-            # WAL lets the CLI read while the daemon writes; NORMAL sync is crash-safe under WAL.
+            # The sqlite3 driver would commit DDL on its own; we issue BEGIN ourselves so a
+            # failed migration rolls back whole.
+            dbapi_conn.isolation_level = None
             cursor = dbapi_conn.cursor()
+            # WAL lets the CLI read while the daemon writes; NORMAL sync is crash-safe under WAL.
             cursor.execute("PRAGMA journal_mode=WAL")
             cursor.execute("PRAGMA synchronous=NORMAL")
             cursor.execute("PRAGMA busy_timeout=30000")
             cursor.close()
+
+        @event.listens_for(engine, "begin")
+        def _begin(conn: Any) -> None:
+            conn.exec_driver_sql("BEGIN")
 
         return engine
     return create_engine(url, pool_pre_ping=True)

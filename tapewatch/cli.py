@@ -29,6 +29,9 @@ app.add_typer(config_app, name="config")
 
 out = Console()
 err = Console(stderr=True)
+# Piped output (logs, CI) gets room for URLs instead of rich's 80-column default.
+if not out.is_terminal:
+    out = Console(width=160)
 
 
 class _State:
@@ -56,6 +59,7 @@ def _main(
         config = Path("tapewatch.toml")
     _state.config = config
     _state.secrets_dir = secrets_dir
+    _state.settings = None
 
 
 def settings() -> Settings:

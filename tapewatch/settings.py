@@ -101,8 +101,8 @@ class MemorySettings(BaseModel):
     chroma_url: str | None = None
     collection: str = Field(default="tapewatch-items", pattern=r"^[a-z0-9][a-z0-9._\-]{1,61}[a-z0-9]$")
     embedder: Literal["minilm"] = "minilm"
-    near_duplicate_threshold: float = Field(default=0.8, gt=0.0, le=1.0)
-    near_duplicate_window: Duration = timedelta(hours=48)
+    near_duplicate_threshold: float = Field(default=0.7, gt=0.0, le=1.0)
+    near_duplicate_window: Duration = timedelta(hours=36)
     near_duplicate_kinds: list[Literal["news", "forum", "social"]] = ["news", "forum"]
     retention: Duration = timedelta(days=90)
 

@@ -1,0 +1,145 @@
+"""Memory: idempotent upserts, story grouping, filtered search (fast path and fallback), pruning."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+
+import numpy as np
+
+from memory.store import vector_metadata
+from sources.item import Item, item_id_for_url
+
+NOW = datetime(2026, 11, 26, 12, 0, tzinfo=UTC)
+
+
+def make(slug: str, title: str, text: str = "", *, hours_ago: float = 1, kind: str = "news",
+         source: str = "wire", tickers: tuple[str, ...] = ()) -> Item:
+    url = f"https://{source}.example/{slug}"
+    when = NOW - timedelta(hours=hours_ago)
+    return Item(id=item_id_for_url(url), kind=kind, source=source, url=url, title=title, text=text or title,
+                published_at=when, fetched_at=NOW, tickers=tickers)
+
+
+def test_same_ids_twice_store_nothing_new(memory) -> None:
+    items = [make("a", "Bitcoin ETF inflows hit record"), make("b", "Dogecoin meme rally fades")]
+    first = memory.add(items)
+    second = memory.add(items)
+    assert (first.new, first.duplicate) == (2, 0)
+    assert (second.new, second.duplicate, second.near_duplicate) == (0, 2, 0)
+    assert memory.state.stats().items == 2
+    assert memory.vectors.count() == 2
+
+
+def test_repeated_id_within_one_batch_counts_as_duplicate(memory) -> None:
+    item = make("a", "Solana fees fall")
+    result = memory.add([item, item])
+    assert (result.new, result.duplicate) == (1, 1)
+
+
+def test_near_duplicates_join_the_first_report(memory) -> None:
+    story = "Ethereum developers set the date for the Pectra upgrade on mainnet in March"
+    first = make("eth-1", story, hours_ago=5, source="alpha")
+    second = make("eth-2", "Ethereum developers set date for Pectra upgrade on mainnet", hours_ago=3, source="beta")
+    other = make("doge", "Dogecoin jumps as meme traders return to the market", hours_ago=4, source="gamma")
+    memory.add([first])
+    result = memory.add([second, other])
+    assert (result.new, result.near_duplicate) == (1, 1)
+    members = memory.state.story_items(first.id)
+    assert [r.id for r in members] == [first.id, second.id]
+    assert members[1].similarity >= 0.6
+    assert memory.state.stats().stories == 2
+
+
+def test_near_duplicates_within_one_batch_link_to_the_earliest(memory) -> None:
+    later = make("x-2", "Spot bitcoin ETFs record biggest inflow day ever as bitcoin climbs", hours_ago=1, source="b")
+    earlier = make("x-1", "Spot bitcoin ETFs record biggest inflow day ever", hours_ago=2, source="a")
+    result = memory.add([later, earlier])
+    assert (result.new, result.near_duplicate) == (1, 1)
+    assert [r.id for r in memory.state.story_items(earlier.id)] == [earlier.id, later.id]
+
+
+def test_similar_items_outside_the_window_stay_separate(memory) -> None:
+    title = "Spot bitcoin ETFs record biggest inflow day ever"
+    memory.add([make("old", title, hours_ago=24 * 5)])
+    result = memory.add([make("new", title + " again", hours_ago=1)])
+    assert result.near_duplicate == 0 and result.new == 1
+
+
+def test_social_posts_are_never_merged_by_default(memory) -> None:
+    a = make("p1", "SOL looks strong here", kind="social", source="x")
+    b = make("p2", "SOL looks strong here", kind="social", source="x2")
+    assert memory.add([a, b]).new == 2
+
+
+def test_search_returns_one_hit_per_story_with_its_source_count(memory) -> None:
+    memory.add([
+        make("s1", "Solana validators adopt new client release after congestion", source="a", hours_ago=3),
+        make("s2", "Solana validators adopt the new client release after network congestion", source="b"),
+        make("d1", "Dogecoin rallies on meme hype", source="c"),
+    ])
+    hits = memory.search("solana validators client release", 5)
+    assert hits[0].title.startswith("Solana validators")
+    assert hits[0].sources == 2
+    assert sum(h.title.startswith("Solana") for h in hits) == 1
+
+
+def test_search_filters_by_ticker_kind_and_time(memory) -> None:
+    memory.add([
+        make("btc-news", "Bitcoin miners expand capacity", tickers=("BTC",), hours_ago=2),
+        make("btc-old", "Bitcoin miners sell reserves", tickers=("BTC",), hours_ago=24 * 10),
+        make("eth-forum", "Ether miners are gone, stakers remain", tickers=("ETH",), kind="forum", source="reddit"),
+        make("sol-news", "Solana miners? No, validators", tickers=("SOL",), hours_ago=3),
+    ])
+    ids = lambda hits: {h.url.rsplit("/", 1)[1] for h in hits}  # noqa: E731
+    assert ids(memory.search("miners", 10, tickers=["btc"])) == {"btc-news", "btc-old"}
+    assert ids(memory.search("miners", 10, kinds=["forum"])) == {"eth-forum"}
+    recent = memory.search("miners", 10, since=NOW - timedelta(days=1))
+    assert "btc-old" not in ids(recent) and "btc-news" in ids(recent)
+    assert ids(memory.search("miners", 10, tickers=["BTC", "SOL"], since=NOW - timedelta(days=1))) == {
+        "btc-news", "sol-news"}
+    assert memory.search("miners", 10, tickers=["XRP"]) == []
+
+
+def test_rare_filter_falls_back_to_the_store_filter(memory) -> None:
+    # 150 items about one thing, two forum posts about something else: the unfiltered
+    # over-fetch (100) misses the forum posts, so the metadata filter must find them.
+    bulk = [make(f"n{i}", f"Bitcoin price update number {i}", tickers=("BTC",)) for i in range(150)]
+    rare = [make("f1", "Gardening tips for winter", kind="forum", source="r"),
+            make("f2", "Knitting patterns for scarves", kind="forum", source="r2")]
+    memory.policy = type(memory.policy)(threshold=0.99, window=memory.policy.window, kinds=())
+    memory.add(bulk + rare)
+    hits = memory.search("bitcoin price update", 5, kinds=["forum"])
+    assert {h.source for h in hits} == {"r", "r2"}
+
+
+def test_vectors_without_rows_are_hidden_from_search(memory, hash_embedder) -> None:
+    # As if a batch was killed after the vector upsert and before the rows were committed.
+    ghost = make("ghost", "Bitcoin ghost story")
+    memory.vectors.upsert([ghost.id], hash_embedder.embed([ghost.embedding_text()]), [ghost.embedding_text()],
+                          [vector_metadata(ghost)])
+    assert memory.search("bitcoin ghost story", 5) == []
+    assert memory.add([ghost]).new == 1  # the next ingest heals it
+    assert [h.id for h in memory.search("bitcoin ghost story", 5)] == [ghost.id]
+
+
+def test_prune_removes_old_rows_and_vectors(memory, hash_embedder) -> None:
+    old = make("old", "Old news about ether", hours_ago=24 * 100)
+    new = make("new", "New news about ether", hours_ago=1)
+    memory.add([old, new])
+    orphan = make("orphan", "Orphan vector about ether", hours_ago=24 * 120)
+    memory.vectors.upsert([orphan.id], hash_embedder.embed(["orphan"]), ["orphan"], [vector_metadata(orphan)])
+    removed = memory.prune(timedelta(days=90), now=NOW)
+    assert removed == 1
+    assert memory.state.stats().items == 1
+    assert memory.vectors.count() == 1
+    assert [h.id for h in memory.search("news about ether", 5)] == [new.id]
+
+
+def test_empty_memory_search_is_empty(memory) -> None:
+    assert memory.search("anything", 5) == []
+    assert memory.search("anything", 5, tickers=["BTC"]) == []
+
+
+def test_hash_embedder_is_normalised(hash_embedder) -> None:
+    vectors = hash_embedder.embed(["a b c", "bitcoin"])
+    assert np.allclose(np.linalg.norm(vectors, axis=1), 1.0)

@@ -1,0 +1,82 @@
+"""The state database: migrations and the fetch/health records."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import pytest
+from sqlalchemy import inspect
+
+from memory.migrations import MIGRATIONS, Migration, current_version, migrate
+from memory.state import FetchRecord, StateDB, make_engine
+from sources.errors import StoreError
+from sources.rss import Validators
+
+T0 = datetime(2026, 11, 26, 8, 0, tzinfo=UTC)
+
+
+def test_fresh_database_is_migrated_to_latest(tmp_path: Path) -> None:
+    db = StateDB(f"sqlite:///{tmp_path / 's.db'}")
+    assert current_version(db.engine) == MIGRATIONS[-1].version
+    assert {"sources", "fetch_log", "items", "item_tickers"} <= set(inspect(db.engine).get_table_names())
+
+
+def test_old_database_is_upgraded_step_by_step_and_only_once(tmp_path: Path) -> None:
+    engine = make_engine(f"sqlite:///{tmp_path / 's.db'}")
+    assert migrate(engine, MIGRATIONS[:1]) == [1]
+    assert not inspect(engine).has_table("item_tickers")
+    assert migrate(engine) == [m.version for m in MIGRATIONS[1:]]
+    assert inspect(engine).has_table("item_tickers")
+    assert migrate(engine) == []
+
+
+def test_failed_migration_rolls_back_and_keeps_the_version(tmp_path: Path) -> None:
+    engine = make_engine(f"sqlite:///{tmp_path / 's.db'}")
+    migrate(engine)
+
+    def broken(conn) -> None:  # type: ignore[no-untyped-def]
+        from sqlalchemy import text
+
+        conn.execute(text("CREATE TABLE half_done (x INTEGER)"))
+        raise RuntimeError("boom")
+
+    step = Migration(MIGRATIONS[-1].version + 1, "broken", broken)
+    with pytest.raises(RuntimeError):
+        migrate(engine, (*MIGRATIONS, step))
+    assert current_version(engine) == MIGRATIONS[-1].version
+    assert not inspect(engine).has_table("half_done")
+
+
+def test_database_newer_than_the_code_is_refused(tmp_path: Path) -> None:
+    engine = make_engine(f"sqlite:///{tmp_path / 's.db'}")
+    migrate(engine)
+    with pytest.raises(StoreError, match="upgrade tapewatch"):
+        migrate(engine, MIGRATIONS[:1])
+
+
+def test_unopenable_database_is_a_store_error(tmp_path: Path) -> None:
+    with pytest.raises(StoreError, match="cannot open state database"):
+        StateDB(f"sqlite:///{tmp_path / 'missing-dir' / 'x' / 's.db'}")
+
+
+def _fetch(status: str, when: datetime, **kw: object) -> FetchRecord:
+    return FetchRecord(source="wire", kind="news", url="https://wire.example/rss", started_at=when,
+                       finished_at=when + timedelta(seconds=1), status=status, **kw)  # type: ignore[arg-type]
+
+
+def test_health_tracks_errors_and_validators(tmp_path: Path) -> None:
+    db = StateDB(f"sqlite:///{tmp_path / 's.db'}")
+    db.record_fetch(_fetch("ok", T0, http_status=200, validators=Validators(etag='"v1"', last_modified="Tue")))
+    db.record_fetch(_fetch("error", T0 + timedelta(hours=1), error="HTTP 500"))
+    db.record_fetch(_fetch("error", T0 + timedelta(hours=2), error="timed out"))
+    (health,) = db.source_health()
+    assert (health.last_status, health.consecutive_errors, health.last_error) == ("error", 2, "timed out")
+    assert health.last_ok_at == T0 + timedelta(seconds=1)
+    assert health.last_fetch_at.tzinfo is not None
+    # Errors and 304s keep the validators a 200 gave us.
+    db.record_fetch(_fetch("not_modified", T0 + timedelta(hours=3), http_status=304))
+    assert db.validators("wire") == Validators(etag='"v1"', last_modified="Tue")
+    (health,) = db.source_health()
+    assert (health.last_status, health.consecutive_errors, health.last_error) == ("not_modified", 0, None)
+    assert db.validators("unknown") == Validators()
