@@ -261,6 +261,34 @@ SENTENCES: dict[str, tuple[str, ...]] = {
         "My plan is to take {pct}% profit if we get back to ${price}.",
     ),
 }
+# Context sentences any story may carry; they make two stories on one topic read differently.
+GENERIC: tuple[str, ...] = (
+    "{ticker} has gained {pct2}% since the start of the month.",
+    "The news comes a week after {exchange} reported record quarterly trading volume.",
+    "{person} described the development as a turning point for the {coin} ecosystem.",
+    "Market makers said order books on {exchange} remain thin outside U.S. hours.",
+    "Some analysts caution that similar signals in {year} preceded a sharp correction.",
+    "{firm} declined to comment.",
+    "Regulators in {country} are watching the sector closely after last year's collapses.",
+    "Retail interest, measured by app downloads and search trends, remains well below the previous peak.",
+    "Options traders are paying up for protection against a drop below ${price}.",
+    "The {protocol} community is split over how the treasury should respond.",
+    "Stablecoin flows into exchanges, often a sign of fresh buying power, rose on {weekday}.",
+    "On social media, reaction ranged from relief to outright scepticism.",
+    "The total crypto market capitalisation stands near ${amount}0B after the move.",
+    "{coin2} developers said they are monitoring the situation.",
+    "A similar proposal failed to pass in {year} after pushback from large holders.",
+    "Settlement times on the network averaged {n} seconds during the period.",
+    "Mining revenue per terahash slipped to its lowest level since {year}.",
+    "The report did not say how many users were affected.",
+    "Tokens tied to artificial intelligence projects were among the day's biggest movers.",
+    "{exchange} said it would publish a proof-of-reserves update within {n} days.",
+    "Asian trading desks reported heavy demand from family offices in {country}.",
+    "The foundation behind {coin} announced a ${amount}M ecosystem grant programme.",
+    "Critics argue the move concentrates too much power in a handful of validators.",
+    "Court filings show the dispute dates back to {year}.",
+    "Independent auditors are expected to review the code before mainnet deployment.",
+)
 WEEKDAYS = ("Monday", "Tuesday", "Wednesday", "Thursday", "Friday")
 NTH = ("second", "third", "fourth", "fifth")
 
@@ -332,8 +360,12 @@ def synth_entry(rng: random.Random, forum: bool) -> tuple[str, str]:
         topic = rng.choice(tuple(TITLES))
         title = _fill(rng.choice(TITLES[topic]), slots)
         # Mostly on-topic sentences, sometimes one from a neighbouring topic.
-        pool = SENTENCES[topic] + (SENTENCES[rng.choice(tuple(SENTENCES))][:2] if rng.random() < 0.4 else ())
-    sentences = rng.sample(pool, k=min(len(pool), rng.randint(2, 4)))
+        pool = SENTENCES[topic]
+    # 2-4 sentences: at least one on-topic, at least one context sentence.
+    total = rng.randint(2, 4)
+    own = rng.randint(1, min(total - 1, len(pool)))
+    sentences = rng.sample(pool, k=own) + rng.sample(GENERIC, k=total - own)
+    rng.shuffle(sentences)
     return title, " ".join(_fill(s, slots) for s in sentences)
 
 

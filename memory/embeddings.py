@@ -76,7 +76,6 @@ class MiniLMEmbedder:
                 os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
                 import torch
                 from sentence_transformers import SentenceTransformer
-
                 from transformers.utils import logging as hf_logging
 
                 hf_logging.disable_progress_bar()

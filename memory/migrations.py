@@ -6,7 +6,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
-from sqlalchemy import Connection, Engine, inspect, insert, select
+from sqlalchemy import Connection, Engine, insert, inspect, select
 from sqlalchemy import func as sqlfunc
 
 from memory import schema

@@ -121,7 +121,8 @@ class Memory:
         return story_of
 
     def _match(self, n: int, item: Item, vectors: np.ndarray, hits: list[VectorHit],
-               story_time: dict[str, datetime], fresh: list[Item], story_of: dict[str, str]) -> tuple[str, float] | None:
+               story_time: dict[str, datetime], fresh: list[Item],
+               story_of: dict[str, str]) -> tuple[str, float] | None:
         policy = self.policy
         if item.kind not in policy.kinds:
             return None

@@ -98,7 +98,8 @@ def config_check(
             continue
         table.add_row(key, json.dumps(value) if isinstance(value, dict | list) else str(value))
     table.add_row("watchlist", ", ".join(f"{t} ({'/'.join(a)})" for t, a in s.watchlist.items()))
-    table.add_row("feeds", "\n".join(f"{f.name} [{f.kind}{'' if f.enabled else ', disabled'}] {f.url}" for f in s.feeds))
+    feeds = [f"{f.name} [{f.kind}{'' if f.enabled else ', disabled'}] {f.url}" for f in s.feeds]
+    table.add_row("feeds", "\n".join(feeds))
     out.print(table)
 
 
@@ -216,10 +217,10 @@ def memory_show(
     latest: Annotated[int, typer.Option("--latest", help="How many recent stories to list.")] = 10,
 ) -> None:
     """What memory holds: totals, sources, top tickers of the last 24h and the latest stories."""
-    from memory.state import StateDB
     from sqlalchemy import select
 
     from memory import schema
+    from memory.state import StateDB
 
     s = settings()
     s.data_dir.mkdir(parents=True, exist_ok=True)

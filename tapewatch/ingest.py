@@ -68,7 +68,8 @@ class Ingestor:
         self.concurrency = concurrency
         self.clock = clock
 
-    def run(self, feeds: Sequence[FeedSpec], on_done: Callable[[SourceOutcome], None] | None = None) -> list[SourceOutcome]:
+    def run(self, feeds: Sequence[FeedSpec],
+            on_done: Callable[[SourceOutcome], None] | None = None) -> list[SourceOutcome]:
         """Fetch all feeds (in parallel) and store each one's items (in this thread) as it arrives."""
         outcomes: list[SourceOutcome] = []
         with ThreadPoolExecutor(max_workers=self.concurrency, thread_name_prefix="fetch") as pool:

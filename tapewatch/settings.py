@@ -120,7 +120,9 @@ class Settings(BaseSettings):
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "WARNING"
     log_json: bool = False
     watchlist: dict[str, list[str]] = Field(default_factory=lambda: dict(DEFAULT_WATCHLIST))
-    feeds: list[FeedSettings] = Field(default_factory=lambda: [FeedSettings(**f) for f in DEFAULT_FEEDS])
+    feeds: list[FeedSettings] = Field(
+        default_factory=lambda: [FeedSettings.model_validate(f) for f in DEFAULT_FEEDS]
+    )
     fetch: FetchSettings = FetchSettings()
     memory: MemorySettings = MemorySettings()
 
@@ -169,17 +171,17 @@ class Settings(BaseSettings):
         return init_settings, env_settings, file_secret_settings, _TomlSource(settings_cls)
 
 
-_toml_data: ContextVar[dict[str, Any]] = ContextVar("tapewatch_toml", default={})
+_toml_data: ContextVar[dict[str, Any] | None] = ContextVar("tapewatch_toml", default=None)
 
 
 class _TomlSource(PydanticBaseSettingsSource):
     """The parsed TOML file, lowest priority after env and secrets."""
 
     def get_field_value(self, field: Any, field_name: str) -> tuple[Any, str, bool]:
-        return _toml_data.get().get(field_name), field_name, False
+        return (_toml_data.get() or {}).get(field_name), field_name, False
 
     def __call__(self) -> dict[str, Any]:
-        return dict(_toml_data.get())
+        return dict(_toml_data.get() or {})
 
 
 @contextmanager

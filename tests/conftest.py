@@ -85,7 +85,9 @@ def memory(tmp_path: Path, hash_embedder: HashEmbedder) -> Any:
     from memory.state import StateDB
     from memory.store import Memory, NearDuplicatePolicy
 
-    client = chromadb.PersistentClient(path=str(tmp_path / "chroma"), settings=ChromaSettings(anonymized_telemetry=False))
+    client = chromadb.PersistentClient(
+        path=str(tmp_path / "chroma"), settings=ChromaSettings(anonymized_telemetry=False)
+    )
     vectors = ChromaVectors(client, "test-items", hash_embedder.name, hash_embedder.dimension)
     state = StateDB(f"sqlite:///{tmp_path / 'state.db'}")
     yield Memory(vectors, state, hash_embedder, NearDuplicatePolicy(threshold=0.6))

@@ -166,3 +166,12 @@ def test_help_is_fast_and_imports_no_heavy_libraries() -> None:
     result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
     assert "ingest" in result.stdout
     assert "HEAVY []" in result.stdout
+
+
+def test_example_config_is_valid_and_matches_the_defaults() -> None:
+    example = Path(__file__).parents[1] / "tapewatch.example.toml"
+    from_file = load_settings(example)
+    defaults = load_settings(None)
+    assert from_file.watchlist == defaults.watchlist
+    assert [(f.name, f.url, f.kind) for f in from_file.feeds] == [(f.name, f.url, f.kind) for f in defaults.feeds]
+    assert from_file.memory == defaults.memory and from_file.fetch == defaults.fetch

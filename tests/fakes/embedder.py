@@ -7,6 +7,7 @@ linking and search plumbing without loading a model. One test module uses the re
 from __future__ import annotations
 
 import hashlib
+import itertools
 import re
 
 import numpy as np
@@ -28,7 +29,7 @@ class HashEmbedder:
         out = np.zeros((len(texts), self.dimension), dtype=np.float32)
         for row, text in enumerate(texts):
             words = _WORD.findall(text.lower())
-            for token in words + [f"{a} {b}" for a, b in zip(words, words[1:], strict=False)]:
+            for token in words + [f"{a} {b}" for a, b in itertools.pairwise(words)]:
                 digest = hashlib.blake2b(token.encode(), digest_size=8).digest()
                 index = int.from_bytes(digest[:4], "little") % self.dimension
                 sign = 1.0 if digest[4] & 1 else -1.0
