@@ -267,7 +267,9 @@ class StateDB:
         with self.engine.connect() as conn:
             total = conn.execute(select(func.count()).select_from(it)).scalar() or 0
             stories = conn.execute(select(func.count()).where(it.c.story_id == it.c.id)).scalar() or 0
-            by_source: dict[str, int] = dict(conn.execute(select(it.c.source, func.count()).group_by(it.c.source)).all())
+            by_source: dict[str, int] = dict(
+                conn.execute(select(it.c.source, func.count()).group_by(it.c.source)).all()
+            )
             by_kind: dict[str, int] = dict(conn.execute(select(it.c.kind, func.count()).group_by(it.c.kind)).all())
             oldest, newest = conn.execute(select(func.min(it.c.published_at), func.max(it.c.published_at))).one()
             q = select(tk.c.ticker, func.count().label("n")).group_by(tk.c.ticker)
