@@ -23,7 +23,8 @@ def html_to_text(markup: str, limit: int = 8000) -> str:
     if "<" in markup or "&" in markup:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", MarkupResemblesLocatorWarning)
-            soup = BeautifulSoup(markup, "html.parser")
+            # The trailing space stops html.parser from eating a final "&T" as a broken entity.
+            soup = BeautifulSoup(markup + " ", "html.parser")
         for tag in soup(_DROP_TAGS):
             tag.decompose()
         text = soup.get_text(" ")

@@ -126,7 +126,7 @@ def _read_capped(response: httpx.Response, max_bytes: int, started: float, deadl
         if size > max_bytes:
             raise FetchError(f"body exceeds the {max_bytes}-byte cap")
         if time.monotonic() - started > deadline_s:
-            raise FetchError(f"body still arriving after {deadline_s:.0f}s deadline")
+            raise FetchError(f"body still arriving after the {deadline_s:g}s deadline")
         chunks.append(chunk)
     return b"".join(chunks)
 
@@ -140,7 +140,9 @@ def parse_feed(
     content_type: str | None = None,
 ) -> ParsedFeed:
     """Parse feed bytes into normalised items; raise ``FeedParseError`` if nothing usable is there."""
-    headers = {"content-type": content_type} if content_type else {}
+    # The feed's own URL is the base that relative links resolve against.
+    # application/xml (unlike text/xml) lets the document's own encoding declaration decide.
+    headers = {"content-location": feed.url, "content-type": content_type or "application/xml"}
     parsed = feedparser.parse(body, response_headers=headers, sanitize_html=True, resolve_relative_uris=True)
     problems: list[str] = []
     if parsed.get("bozo"):
@@ -175,15 +177,18 @@ def _entry_to_item(
     problems: list[str] = []
     link = (entry.get("link") or "").strip()
     guid = (entry.get("id") or "").strip()
-    title = html_to_text(entry.get("title", ""), 300)
+    title = _entry_title(entry)
+    url = item_id = ""
     if link.startswith(("http://", "https://")):
-        url = canonical_url(link)
-        item_id = item_id_for_url(link)
-    elif guid:
+        try:
+            url, item_id = canonical_url(link), item_id_for_url(link)
+        except ValueError:
+            problems.append(f"unusable link {link[:200]!r}")
+    if not item_id:
+        if not guid:
+            return None, [*problems, "skipped: no usable link and no id"]
         url = canonical_url(feed.url)
         item_id = item_id_for_guid(feed.url, guid)
-    else:
-        return None, ["skipped: no link and no id"]
     text = _entry_text(entry)
     if not text:
         text = title
@@ -194,7 +199,8 @@ def _entry_to_item(
     published, date_problem = _entry_date(entry, fetched_at)
     if date_problem:
         problems.append(date_problem)
-    author = clean_text(entry.get("author", ""), 120)
+    # RSS authors are often "desk@example.com (Ana Ruiz)"; feedparser splits out the name.
+    author = clean_text((entry.get("author_detail") or {}).get("name") or entry.get("author", ""), 120)
     item = Item(
         id=item_id,
         kind=feed.kind,
@@ -208,6 +214,14 @@ def _entry_to_item(
         tickers=watchlist.extract(f"{title}\n{text}"),
     )
     return item, problems
+
+
+def _entry_title(entry: Any) -> str:
+    # A plain-text title may legitimately contain "<" or "&": only HTML titles get parsed as HTML.
+    raw = entry.get("title", "")
+    if (entry.get("title_detail") or {}).get("type") == "text/plain":
+        return clean_text(raw, 300)
+    return html_to_text(raw, 300)
 
 
 def _entry_text(entry: Any) -> str:

@@ -109,6 +109,9 @@ class Ingestor:
             fetched = future.result()
         except IngestError as exc:
             return self._failed(feed, started, exc, http_status=None)
+        except Exception as exc:  # one source's surprise must not sink the batch
+            log.exception("%s: unexpected error while fetching", feed.name)
+            return self._failed(feed, started, IngestError(f"unexpected error: {exc!r}"), http_status=None)
         if fetched.not_modified:
             record = FetchRecord(
                 source=feed.name, kind=feed.kind, url=feed.url, started_at=started, finished_at=self.clock(),
@@ -123,6 +126,10 @@ class Ingestor:
                                 http_status=fetched.status_code, validators=fetched.validators)
         except (IngestError, StoreError) as exc:
             return self._failed(feed, started, exc, http_status=fetched.status_code)
+        except Exception as exc:  # one source's surprise must not sink the batch
+            log.exception("%s: unexpected error while parsing or storing", feed.name)
+            return self._failed(feed, started, IngestError(f"unexpected error: {exc!r}"),
+                                http_status=fetched.status_code)
 
     def _commit(self, feed: FeedSpec, started: datetime, items: Sequence, warnings: Sequence[str], *,
                 http_status: int | None, validators: object) -> SourceOutcome:

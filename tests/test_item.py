@@ -51,10 +51,6 @@ def test_canonical_url_keeps_meaningful_query_and_path_together() -> None:
     assert canonical_url(url) == "https://markets.example/btc/price?asset=btc&range=1d"
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="bug: canonical_url rebuilds netloc from .hostname, which has lost the [] around an IPv6 literal",
-)
 def test_canonical_url_keeps_ipv6_brackets() -> None:
     assert canonical_url("https://[2001:DB8::1]:8443/feed?utm_source=x") == "https://[2001:db8::1]:8443/feed"
 
@@ -207,11 +203,6 @@ def test_html_to_text_plain_text_passes_through() -> None:
     assert html_to_text("a < b and c > d") == "a < b and c > d"
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="bug: html.parser drops a bare '&X' at the very end of input (BeautifulSoup treats it as an "
-    "unfinished character reference), so 'AT&T' -> 'ATT' and 'R&D' -> 'RD'",
-)
 @pytest.mark.parametrize("text", ["Coinbase partners with AT&T", "R&D", "added to the S&P"])
 def test_html_to_text_keeps_bare_ampersand_at_end(text: str) -> None:
     assert html_to_text(text) == text

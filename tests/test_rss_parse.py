@@ -126,11 +126,6 @@ def test_entities_and_cdata_are_decoded_and_scripts_dropped() -> None:
     assert options.tickers == ("BTC", "ETH")
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="bug: sources/rss.py runs text/plain titles through html_to_text, so an escaped '<Kestrel>' "
-    "(&lt;Kestrel&gt;) is re-parsed as an HTML tag and deleted",
-)
 def test_escaped_angle_brackets_in_plain_title_are_kept() -> None:
     assert parse("entities_cdata.xml").items[2].title == "Solana <Kestrel> testnet hits 1M TPS — in a lab"
 
@@ -245,21 +240,11 @@ def test_duplicate_entries_in_one_feed_are_returned_once() -> None:
     assert [i.url for i in parsed.items] == ["https://site.example/story", "https://site.example/other"]
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="bug: parse_feed gives feedparser no base URL (content-location), so a relative RSS <link> "
-    "is never resolved against the feed URL and the entry is skipped",
-)
 def test_relative_link_is_resolved_against_the_feed_url() -> None:
     parsed = parse_bytes(rss("<item><title>Relative</title><link>/news/relative</link></item>"))
     assert [i.url for i in parsed.items] == ["https://site.example/news/relative"]
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="bug: canonical_url raises ValueError for a link with a bad port, and _entry_to_item does not "
-    "catch it, so one bad <link> makes parse_feed raise a bare ValueError and lose the whole feed",
-)
 @pytest.mark.parametrize("link", ["https://site.example:99999/a", "https://site.example:abc/a", "http://[::1/a"])
 def test_entry_with_malformed_link_is_skipped_not_fatal(link: str) -> None:
     parsed = parse_bytes(rss(f"<item><title>Bad</title><link>{link}</link></item>"
