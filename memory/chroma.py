@@ -31,7 +31,8 @@ class VectorStore(Protocol):
     def upsert(self, ids: Sequence[str], embeddings: np.ndarray, documents: Sequence[str],
                metadatas: Sequence[dict[str, Any]]) -> None: ...
 
-    def query(self, embeddings: np.ndarray, n: int, where: dict[str, Any] | None = None) -> list[list[VectorHit]]: ...
+    def query(self, embeddings: np.ndarray, n: int, where: dict[str, Any] | None = None,
+              ids: Sequence[str] | None = None) -> list[list[VectorHit]]: ...
 
     def delete(self, ids: Sequence[str] | None = None, where: dict[str, Any] | None = None) -> None: ...
 
@@ -72,16 +73,16 @@ class ChromaVectors:
         except Exception as exc:
             raise StoreError(f"vector upsert failed: {exc}") from exc
 
-    def query(self, embeddings: np.ndarray, n: int, where: dict[str, Any] | None = None) -> list[list[VectorHit]]:
-        """The ``n`` nearest stored vectors to each query embedding."""
-        if len(embeddings) == 0:
-            return []
-        total = self.count()
-        if total == 0:
+    def query(self, embeddings: np.ndarray, n: int, where: dict[str, Any] | None = None,
+              ids: Sequence[str] | None = None) -> list[list[VectorHit]]:
+        """The ``n`` nearest stored vectors to each query embedding, optionally among ``ids`` only."""
+        if len(embeddings) == 0 or ids is not None and not ids:
             return [[] for _ in range(len(embeddings))]
         try:
+            # Chroma caps n_results at the collection size itself; asking count() first would
+            # cost a scan (or a round trip to a server) on every query.
             result = self._collection.query(
-                query_embeddings=embeddings, n_results=min(n, total), where=where,
+                query_embeddings=embeddings, n_results=n, where=where, ids=list(ids) if ids is not None else None,
                 include=["metadatas", "documents", "distances"],
             )
         except Exception as exc:

@@ -227,6 +227,31 @@ class StateDB:
                     out[row.id] = row
         return out
 
+    def candidate_ids(self, since: datetime | None, until: datetime | None, tickers: Iterable[str],
+                      kinds: Sequence[str], cap: int) -> list[str] | None:
+        """Ids of items matching the filters, or None when more than ``cap`` match."""
+        it, tk = schema.items, schema.item_tickers
+        wanted = sorted(set(tickers))
+        if wanted:
+            q = select(tk.c.item_id).where(tk.c.ticker.in_(wanted)).distinct()
+            if since is not None:
+                q = q.where(tk.c.published_at >= since)
+            if until is not None:
+                q = q.where(tk.c.published_at < until)
+            if kinds:
+                q = q.join(it, it.c.id == tk.c.item_id).where(it.c.kind.in_(list(kinds)))
+        else:
+            q = select(it.c.id)
+            if since is not None:
+                q = q.where(it.c.published_at >= since)
+            if until is not None:
+                q = q.where(it.c.published_at < until)
+            if kinds:
+                q = q.where(it.c.kind.in_(list(kinds)))
+        with self.engine.connect() as conn:
+            ids = list(conn.execute(q.limit(cap + 1)).scalars())
+        return None if len(ids) > cap else ids
+
     def story_sizes(self, story_ids: Iterable[str]) -> dict[str, int]:
         """How many stored items (the story itself included) each story has."""
         it = schema.items

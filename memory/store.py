@@ -55,6 +55,7 @@ class SearchHit:
 # Chroma's fast path; a metadata ``where`` scans the collection, so it is only the fallback.
 _OVERFETCH = 20
 _OVERFETCH_MAX = 400
+_CANDIDATE_CAP = 5000
 
 
 class Memory:
@@ -169,11 +170,21 @@ class Memory:
             )
 
         n = min(max(limit * _OVERFETCH, 100), _OVERFETCH_MAX) if filtered else limit * 3
-        found = _one_per_story([h for h in self.vectors.query(query, n=n)[0] if keep(h)])
-        if filtered and len(found) < limit and self.vectors.count() > n:
-            where = _where(since, until, wanted, kinds)
-            found = _one_per_story([h for h in self.vectors.query(query, n=limit * 3, where=where)[0] if keep(h)])
+        raw = self.vectors.query(query, n=n)[0]
+        found = _one_per_story([h for h in raw if keep(h)])
+        if filtered and len(found) < limit and len(raw) >= n:
+            found = _one_per_story([h for h in self._narrow(query, limit * 3, since, until, wanted, kinds) if keep(h)])
         return self._hits(found[:limit])
+
+    def _narrow(self, query: np.ndarray, n: int, since: datetime | None, until: datetime | None,
+                tickers: set[str], kinds: Sequence[str]) -> list[VectorHit]:
+        """A search whose filters the over-fetch could not satisfy: few candidates, found exactly."""
+        # The state DB's indexes name the candidates cheaply; a small candidate set is searched
+        # by id, a large one with the vector store's own (scanning) metadata filter.
+        candidates = self.state.candidate_ids(since, until, tickers, kinds, cap=_CANDIDATE_CAP)
+        if candidates is not None:
+            return self.vectors.query(query, n=n, ids=candidates)[0]
+        return self.vectors.query(query, n=n, where=_where(since, until, tickers, kinds))[0]
 
     def _hits(self, found: list[VectorHit]) -> list[SearchHit]:
         rows = self.state.items_by_ids(h.id for h in found)

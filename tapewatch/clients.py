@@ -61,7 +61,7 @@ def chroma_client(settings: Settings) -> Any:
 
 def embedder(settings: Settings) -> Embedder:
     """The configured embedder (local MiniLM on CPU)."""
-    return MiniLMEmbedder()
+    return MiniLMEmbedder(threads=settings.memory.embed_threads)
 
 
 def open_memory(settings: Settings, embed: Embedder | None = None, client: Any = None) -> Memory:

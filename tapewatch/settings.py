@@ -101,6 +101,8 @@ class MemorySettings(BaseModel):
     chroma_url: str | None = None
     collection: str = Field(default="tapewatch-items", pattern=r"^[a-z0-9][a-z0-9._\-]{1,61}[a-z0-9]$")
     embedder: Literal["minilm"] = "minilm"
+    # CPU threads for embedding; default lets torch use every core it sees (set it under a CPU quota).
+    embed_threads: int | None = Field(default=None, ge=1, le=256)
     near_duplicate_threshold: float = Field(default=0.7, gt=0.0, le=1.0)
     near_duplicate_window: Duration = timedelta(hours=36)
     near_duplicate_kinds: list[Literal["news", "forum", "social"]] = ["news", "forum"]

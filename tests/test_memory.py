@@ -143,3 +143,32 @@ def test_empty_memory_search_is_empty(memory) -> None:
 def test_hash_embedder_is_normalised(hash_embedder) -> None:
     vectors = hash_embedder.embed(["a b c", "bitcoin"])
     assert np.allclose(np.linalg.norm(vectors, axis=1), 1.0)
+
+
+def test_rare_filter_with_many_candidates_uses_the_store_filter(memory, monkeypatch) -> None:
+    import memory.store as store_module
+
+    # With the candidate cap at 1 the id-restricted path is skipped for the metadata filter.
+    monkeypatch.setattr(store_module, "_CANDIDATE_CAP", 1)
+    bulk = [make(f"n{i}", f"Bitcoin price update number {i}", tickers=("BTC",)) for i in range(150)]
+    rare = [make("f1", "Gardening tips for winter", kind="forum", source="r"),
+            make("f2", "Knitting patterns for scarves", kind="forum", source="r2")]
+    memory.policy = type(memory.policy)(threshold=0.99, window=memory.policy.window, kinds=())
+    memory.add(bulk + rare)
+    assert memory.state.candidate_ids(None, None, set(), ["forum"], cap=1) is None
+    assert sorted(memory.state.candidate_ids(None, None, set(), ["forum"], cap=5)) == sorted(i.id for i in rare)
+    hits = memory.search("bitcoin price update", 5, kinds=["forum"])
+    assert {h.source for h in hits} == {"r", "r2"}
+
+
+def test_candidate_ids_combine_ticker_time_and_kind(memory) -> None:
+    a = make("a", "Solana news", tickers=("SOL",), hours_ago=2)
+    b = make("b", "Solana forum", tickers=("SOL",), kind="forum", source="r", hours_ago=2)
+    c = make("c", "Old solana", tickers=("SOL",), hours_ago=24 * 9)
+    d = make("d", "Bitcoin", tickers=("BTC",), hours_ago=2)
+    memory.policy = type(memory.policy)(threshold=0.99, window=memory.policy.window, kinds=())
+    memory.add([a, b, c, d])
+    week = NOW - timedelta(days=7)
+    assert set(memory.state.candidate_ids(week, None, {"SOL"}, [], cap=10)) == {a.id, b.id}
+    assert set(memory.state.candidate_ids(week, None, {"SOL"}, ["news"], cap=10)) == {a.id}
+    assert set(memory.state.candidate_ids(None, week, set(), [], cap=10)) == {c.id}
