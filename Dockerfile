@@ -33,9 +33,7 @@ RUN pip install "torch==${TORCH_VERSION}" --index-url "${TORCH_INDEX_URL}"
 WORKDIR /src
 # Only what the wheel needs. pyproject's [tool.setuptools] lists exactly these packages
 # (sources/samples/*.xml and prompts/*.yaml|*.md ride along as package-data).
-# README.md, named as the readme in pyproject, is not in the repository; setuptools only
-# warns about a missing readme, so it is not copied (COPY of a missing file would fail).
-COPY pyproject.toml ./
+COPY pyproject.toml README.md ./
 COPY sources ./sources
 COPY memory ./memory
 COPY crew ./crew

@@ -76,7 +76,7 @@ class ChromaVectors:
     def query(self, embeddings: np.ndarray, n: int, where: dict[str, Any] | None = None,
               ids: Sequence[str] | None = None) -> list[list[VectorHit]]:
         """The ``n`` nearest stored vectors to each query embedding, optionally among ``ids`` only."""
-        if len(embeddings) == 0 or ids is not None and not ids:
+        if len(embeddings) == 0 or (ids is not None and not ids):
             return [[] for _ in range(len(embeddings))]
         try:
             # Chroma caps n_results at the collection size itself; asking count() first would
