@@ -264,6 +264,16 @@ class StateDB:
                 out.update({sid: n for sid, n in rows})
         return out
 
+    def latest_stories(self, limit: int) -> list[Any]:
+        """The most recently published stories (first reports only)."""
+        it = schema.items
+        with self.engine.connect() as conn:
+            return list(
+                conn.execute(
+                    select(it).where(it.c.story_id == it.c.id).order_by(it.c.published_at.desc()).limit(limit)
+                )
+            )
+
     def story_items(self, story_id: str) -> list[Any]:
         """The items (first one first) that make up one story."""
         it = schema.items

@@ -217,9 +217,6 @@ def memory_show(
     latest: Annotated[int, typer.Option("--latest", help="How many recent stories to list.")] = 10,
 ) -> None:
     """What memory holds: totals, sources, top tickers of the last 24h and the latest stories."""
-    from sqlalchemy import select
-
-    from memory import schema
     from memory.state import StateDB
 
     s = settings()
@@ -243,18 +240,13 @@ def memory_show(
     out.print(by)
     if stats.top_tickers:
         out.print("Most mentioned in the last 24h: " + ", ".join(f"{t} ({n})" for t, n in stats.top_tickers))
-    it = schema.items
-    sizes_q = select(it.c.story_id).where(it.c.story_id != it.c.id)
-    with state.engine.connect() as conn:
-        rows = conn.execute(
-            select(it).where(it.c.story_id == it.c.id).order_by(it.c.published_at.desc()).limit(latest)
-        ).all()
-        linked = list(conn.execute(sizes_q).scalars())
+    rows = state.latest_stories(latest)
+    sizes = state.story_sizes(r.id for r in rows)
     table = Table(title="latest stories", header_style="bold")
     for col in ("published", "source", "tickers", "title", "also reported by"):
         table.add_column(col, overflow="fold")
     for r in rows:
-        table.add_row(_ago(r.published_at), r.source, r.tickers, r.title, str(linked.count(r.id) or ""))
+        table.add_row(_ago(r.published_at), r.source, r.tickers, r.title, str(sizes.get(r.id, 1) - 1 or ""))
     out.print(table)
 
 
