@@ -34,6 +34,8 @@ class VectorStore(Protocol):
     def query(self, embeddings: np.ndarray, n: int, where: dict[str, Any] | None = None,
               ids: Sequence[str] | None = None) -> list[list[VectorHit]]: ...
 
+    def embeddings(self, ids: Sequence[str]) -> dict[str, np.ndarray]: ...
+
     def delete(self, ids: Sequence[str] | None = None, where: dict[str, Any] | None = None) -> None: ...
 
     def count(self) -> int: ...
@@ -98,6 +100,20 @@ class ChromaVectors:
                     for i, d, m, doc in zip(ids, dists, metas, docs, strict=False)
                 ]
             )
+        return out
+
+    def embeddings(self, ids: Sequence[str]) -> dict[str, np.ndarray]:
+        """Stored vectors by id (ids without a vector are left out)."""
+        import numpy as np
+
+        out: dict[str, np.ndarray] = {}
+        try:
+            for start in range(0, len(ids), _BATCH):
+                got = self._collection.get(ids=list(ids[start : start + _BATCH]), include=["embeddings"])
+                for item_id, vector in zip(got["ids"], got["embeddings"], strict=False):
+                    out[item_id] = np.asarray(vector, dtype=np.float32)
+        except Exception as exc:
+            raise StoreError(f"vector fetch failed: {exc}") from exc
         return out
 
     def delete(self, ids: Sequence[str] | None = None, where: dict[str, Any] | None = None) -> None:

@@ -30,10 +30,37 @@ def _create(*tables: str) -> Callable[[Connection], None]:
     return apply
 
 
+def _add_columns(table: str, *names: str) -> Callable[[Connection], None]:
+    """Add columns (as declared in ``schema``) that a table created by an older version lacks."""
+
+    def apply(conn: Connection) -> None:
+        present = {c["name"] for c in inspect(conn).get_columns(table)}
+        for name in names:
+            if name in present:
+                continue
+            column = schema.metadata.tables[table].c[name]
+            ddl = column.type.compile(dialect=conn.dialect)
+            default = column.server_default.arg if column.server_default is not None else None  # type: ignore[attr-defined]
+            clause = f" NOT NULL DEFAULT '{default}'" if default is not None else ""
+            conn.exec_driver_sql(f"ALTER TABLE {table} ADD COLUMN {name} {ddl}{clause}")
+
+    return apply
+
+
+def _steps(*steps: Callable[[Connection], None]) -> Callable[[Connection], None]:
+    def apply(conn: Connection) -> None:
+        for step in steps:
+            step(conn)
+
+    return apply
+
+
 # Append only. Never edit a released step: add a new one that changes the schema.
 MIGRATIONS: tuple[Migration, ...] = (
     Migration(1, "sources, fetch log and items", _create("sources", "fetch_log", "items")),
     Migration(2, "ticker index for items", _create("item_tickers")),
+    Migration(3, "item text, cluster and engagement; drafts",
+              _steps(_add_columns("items", "text", "cluster", "engagement"), _create("drafts"))),
 )
 
 

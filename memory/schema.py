@@ -99,9 +99,34 @@ items = Table(
     Column("tickers", Text, nullable=False, default=""),
     Column("published_at", UTCDateTime(), nullable=False),
     Column("fetched_at", UTCDateTime(), nullable=False),
+    # Added in schema version 3 (see migrations): what signals read without the vector store.
+    Column("text", Text, nullable=False, server_default=""),
+    Column("cluster", String(50), nullable=False, server_default=""),
+    Column("engagement", Integer, nullable=False, server_default="0"),
     Index("ix_items_published", "published_at"),
     Index("ix_items_story", "story_id"),
     Index("ix_items_source", "source"),
+)
+
+# Briefs, stored as drafts; the review workflow (publish/) moves their status later.
+drafts = Table(
+    "drafts",
+    metadata,
+    Column("id", String(32), primary_key=True),
+    Column("created_at", UTCDateTime(), nullable=False),
+    Column("mode", String(10), nullable=False),
+    Column("status", String(20), nullable=False),
+    Column("topic", Text, nullable=False, server_default=""),
+    Column("window_start", UTCDateTime(), nullable=False),
+    Column("window_end", UTCDateTime(), nullable=False),
+    Column("x_thread", Text, nullable=False),
+    Column("telegram_html", Text, nullable=False),
+    Column("markdown", Text, nullable=False),
+    Column("item_ids", Text, nullable=False),
+    Column("tickers", Text, nullable=False, server_default=""),
+    Column("signals", Text, nullable=False),
+    Index("ix_drafts_created", "created_at"),
+    Index("ix_drafts_status", "status"),
 )
 
 item_tickers = Table(

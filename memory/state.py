@@ -264,6 +264,17 @@ class StateDB:
                 out.update({sid: n for sid, n in rows})
         return out
 
+    def window_items(self, start: datetime, end: datetime) -> list[Any]:
+        """All items published in [start, end), oldest first."""
+        it = schema.items
+        with self.engine.connect() as conn:
+            return list(
+                conn.execute(
+                    select(it).where(it.c.published_at >= start, it.c.published_at < end)
+                    .order_by(it.c.published_at, it.c.id)
+                )
+            )
+
     def latest_stories(self, limit: int) -> list[Any]:
         """The most recently published stories (first reports only)."""
         it = schema.items
@@ -324,6 +335,7 @@ def _item_row(item: Item, story_id: str, similarity: float | None) -> dict[str, 
         "id": item.id, "story_id": story_id, "similarity": similarity, "kind": item.kind,
         "source": item.source, "url": item.url, "title": item.title, "author": item.author,
         "tickers": " ".join(item.tickers), "published_at": item.published_at, "fetched_at": item.fetched_at,
+        "text": item.text[:2000], "cluster": item.cluster, "engagement": item.engagement,
     }
 
 

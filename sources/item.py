@@ -84,6 +84,12 @@ class Item:
         if self.kind not in ITEM_KINDS:
             raise ValueError(f"unknown item kind {self.kind!r}; expected one of {ITEM_KINDS}")
 
+    @property
+    def engagement(self) -> int:
+        """One number for how much attention a post got (reposts and quotes weigh double)."""
+        m = self.metrics
+        return int(m.get("likes", 0) + m.get("replies", 0) + 2 * (m.get("reposts", 0) + m.get("quotes", 0)))
+
     def embedding_text(self, limit: int = 1500) -> str:
         """The text that represents this item in vector memory."""
         body = self.text if self.text != self.title else ""
