@@ -1,0 +1,98 @@
+"""The values the analysis stage hands on: signals, narratives and the data brief."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import datetime
+
+
+@dataclass(frozen=True)
+class TickerSignal:
+    """Attention on one ticker in the window, against its baseline."""
+
+    ticker: str
+    mentions: int  # distinct stories in the window (one story told by ten outlets counts once)
+    reports: int  # items in the window, near-duplicates included
+    authors: int  # distinct authors (outlet when a news item has no author)
+    clusters: int  # distinct author clusters: breadth
+    cluster_names: tuple[str, ...]
+    baseline_mentions: float  # mean stories per window over the baseline windows
+    baseline_clusters: float  # mean clusters per window over the baseline windows
+    growth: float  # (mentions + 1) / (baseline_mentions + 1)
+    zscore: float  # robust z of mentions against the baseline windows (median / MAD)
+    engagement: float  # engagement-weighted mentions
+    sentiment: float  # mean compound sentiment of the window's items, -1..1
+    price_change_pct: float | None  # from price snapshots when there are any
+    novelty: float  # share of this ticker's stories not used by recent briefs, 0..1
+    score: float  # ranking: breadth first, then growth, then volume
+    item_ids: tuple[str, ...]  # story ids, most engaged first
+
+
+@dataclass(frozen=True)
+class Narrative:
+    """A cluster of recent stories about one thing."""
+
+    id: str  # id of its most central story
+    label: str  # top terms and tickers
+    terms: tuple[str, ...]
+    tickers: tuple[str, ...]
+    size: int  # stories
+    reports: int  # items, near-duplicates included
+    clusters: int  # distinct author clusters (breadth)
+    growth: float  # second half of the window vs first half, smoothed
+    first_seen: datetime
+    status: str  # emerging | hot | cooling | steady
+    item_ids: tuple[str, ...]  # representative story ids, most central first
+    novelty: float = 1.0
+
+
+@dataclass(frozen=True)
+class Signals:
+    """Everything computed for one window."""
+
+    window_start: datetime
+    window_end: datetime
+    baseline_start: datetime
+    items: int
+    stories: int
+    tickers: tuple[TickerSignal, ...]
+    narratives: tuple[Narrative, ...]
+
+
+@dataclass(frozen=True)
+class SourceRef:
+    """A stored item a brief line cites."""
+
+    item_id: str
+    title: str
+    url: str
+    outlet: str
+
+
+@dataclass(frozen=True)
+class BriefLine:
+    """One claim in plain text (no markup) with the stored items that back it."""
+
+    text: str
+    sources: tuple[SourceRef, ...]
+    ticker: str | None = None
+
+
+@dataclass(frozen=True)
+class BriefSection:
+    """A titled group of lines."""
+
+    heading: str
+    lines: tuple[BriefLine, ...]
+
+
+@dataclass(frozen=True)
+class DataBrief:
+    """A brief before rendering to X, Telegram and Markdown."""
+
+    title: str
+    window_label: str
+    generated_at: datetime
+    sections: tuple[BriefSection, ...]
+    footer: str = ""
+    notes: tuple[str, ...] = field(default=())
