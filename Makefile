@@ -19,7 +19,7 @@ $(VENV)/.installed: pyproject.toml
 
 run: install
 	$(BIN)/tapewatch ingest
-	$(BIN)/tapewatch memory
+	$(BIN)/tapewatch brief --format all
 
 test: install
 	$(BIN)/python -m pytest

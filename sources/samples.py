@@ -6,12 +6,19 @@ that the day ends now, so time-window features see fresh data.
 
 from __future__ import annotations
 
+import json
 from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from importlib import resources
 
-from sources.item import Item
+from sources.errors import FeedParseError
+from sources.item import Item, item_id_for_post
+from sources.plaintext import clean_text
 from sources.rss import FeedSpec
+from sources.tickers import Watchlist
+
+SAMPLE_POSTS = "kol_posts.json"
+SAMPLE_POSTS_SOURCE = "sample-x-kols"
 
 SAMPLE_DAY_END = datetime(2026, 11, 26, 0, 0, tzinfo=UTC)
 
@@ -34,3 +41,27 @@ def rebase(items: tuple[Item, ...], now: datetime) -> tuple[Item, ...]:
     shift = now - SAMPLE_DAY_END
     shift -= timedelta(seconds=shift.total_seconds() % 60)
     return tuple(replace(i, published_at=min(i.published_at + shift, now)) for i in items)
+
+
+def sample_posts(watchlist: Watchlist, fetched_at: datetime) -> tuple[Item, ...]:
+    """Key-opinion-leader posts of the sample day, each with its account's cluster and metrics."""
+    try:
+        data = json.loads(sample_body(SAMPLE_POSTS))
+        posts = data["posts"]
+    except (ValueError, KeyError, TypeError) as exc:
+        raise FeedParseError(f"bundled {SAMPLE_POSTS} is malformed: {exc}") from exc
+    items = []
+    for post in posts:
+        text = clean_text(str(post["text"]), 1000)
+        handle = str(post["handle"])
+        items.append(
+            Item(
+                id=item_id_for_post("x", str(post["id"])), kind="social", source=SAMPLE_POSTS_SOURCE,
+                url=f"https://x.com/{handle}/status/{post['id']}", title=text[:120], text=text,
+                published_at=datetime.fromisoformat(str(post["created_at"]).replace("Z", "+00:00")),
+                fetched_at=fetched_at, author=f"@{handle}", tickers=watchlist.extract(text),
+                cluster=str(post.get("cluster", "")),
+                metrics={k: int(v) for k, v in (post.get("metrics") or {}).items()},
+            )
+        )
+    return tuple(items)

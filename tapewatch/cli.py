@@ -290,3 +290,7 @@ def main() -> None:
     except KeyboardInterrupt:
         err.print("interrupted")
         sys.exit(130)
+
+
+# Registers the analysis commands on ``app`` (kept in their own module for size).
+from tapewatch import cli_analysis  # noqa: E402, F401

@@ -14,7 +14,7 @@ from memory.state import FetchRecord
 from memory.store import Memory
 from sources.errors import FetchError, IngestError, StoreError
 from sources.rss import FeedSpec, FetchResult, fetch_feed, parse_feed
-from sources.samples import SAMPLE_FEEDS, rebase, sample_body
+from sources.samples import SAMPLE_FEEDS, SAMPLE_POSTS_SOURCE, rebase, sample_body, sample_posts
 from sources.tickers import Watchlist
 
 log = logging.getLogger(__name__)
@@ -98,6 +98,16 @@ class Ingestor:
             outcomes.append(outcome)
             if on_done:
                 on_done(outcome)
+        posts = FeedSpec(SAMPLE_POSTS_SOURCE, "https://x.com/", "social")
+        started = self.clock()
+        try:
+            items = rebase(sample_posts(self.watchlist, started), started)
+            outcome = self._commit(posts, started, items, (), http_status=None, validators=None)
+        except (IngestError, StoreError) as exc:
+            outcome = self._failed(posts, started, exc, http_status=None)
+        outcomes.append(outcome)
+        if on_done:
+            on_done(outcome)
         return outcomes
 
     def _fetch(self, feed: FeedSpec) -> FetchResult:

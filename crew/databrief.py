@@ -1,0 +1,158 @@
+"""The data brief: a brief built from signals alone, every line citing stored items."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import replace
+from datetime import datetime, timedelta
+from typing import Any
+
+from crew.model import BriefLine, BriefSection, DataBrief, Narrative, Signals, SourceRef, TickerSignal
+from crew.render import render_markdown, render_telegram, render_x_thread
+from memory.drafts import Draft
+
+FOOTER = "Built from stored sources by deterministic signals (no language model). Not financial advice."
+
+
+def window_label(window: timedelta) -> str:
+    """'last 24h', 'last 7d', 'last 90m'."""
+    seconds = int(window.total_seconds())
+    if seconds % 86400 == 0 and seconds >= 2 * 86400:
+        return f"last {seconds // 86400}d"
+    if seconds % 3600 == 0:
+        return f"last {seconds // 3600}h"
+    return f"last {seconds // 60}m"
+
+
+def compose(signals: Signals, rows: Mapping[str, Any], *, generated_at: datetime, ticker: str | None = None,
+            story_ids: Sequence[str] | None = None, max_tickers: int = 5, max_narratives: int = 3,
+            max_stories: int = 5) -> DataBrief:
+    """Turn signals into brief sections; ``rows`` maps item ids to stored item rows for citations."""
+    tickers = [t for t in signals.tickers if ticker is None or t.ticker == ticker.upper()]
+    narratives = list(signals.narratives)
+    if ticker:
+        narratives = [n for n in narratives if ticker.upper() in n.tickers]
+    if story_ids is not None:
+        wanted = set(story_ids)
+        narratives = [n for n in narratives if wanted & set(n.item_ids)]
+        tickers = [t for t in tickers if wanted & set(t.item_ids)]
+    sections = []
+    lines = [_narrative_line(n, rows) for n in narratives[:max_narratives]]
+    if lines := [line for line in lines if line.sources]:
+        sections.append(BriefSection("Narratives", tuple(lines)))
+    lines = [_ticker_line(t, rows) for t in tickers[:max_tickers]]
+    if lines := [line for line in lines if line.sources]:
+        sections.append(BriefSection("Tickers", tuple(lines)))
+    stories = _top_stories(rows, story_ids, ticker)[:max_stories]
+    if stories:
+        sections.append(BriefSection("Most reported", tuple(stories)))
+    subject = f"${ticker.upper()}" if ticker else "crypto markets"
+    return DataBrief(
+        title=f"tapewatch data brief: {subject}",
+        window_label=window_label(signals.window_end - signals.window_start),
+        generated_at=generated_at,
+        sections=tuple(sections),
+        footer=FOOTER,
+    )
+
+
+def _ref(item_id: str, rows: Mapping[str, Any]) -> SourceRef | None:
+    row = rows.get(item_id)
+    if row is None:
+        return None
+    return SourceRef(item_id=row.id, title=row.title, url=row.url, outlet=row.source)
+
+
+def _refs(ids: Sequence[str], rows: Mapping[str, Any], limit: int = 2) -> tuple[SourceRef, ...]:
+    refs = [r for r in (_ref(i, rows) for i in ids) if r is not None]
+    return tuple(refs[:limit])
+
+
+def _ticker_line(t: TickerSignal, rows: Mapping[str, Any]) -> BriefLine:
+    parts = [f"${t.ticker}: {t.mentions} {'story' if t.mentions == 1 else 'stories'}"]
+    if t.reports > t.mentions:
+        parts[0] += f" ({t.reports} reports)"
+    parts.append(f"×{t.growth:.1f} vs baseline")
+    groups = ", ".join(t.cluster_names[:4])
+    parts.append(f"{t.clusters} {'group' if t.clusters == 1 else 'groups'} ({groups})")
+    parts.append(f"sentiment {t.sentiment:+.2f}")
+    if t.price_change_pct is not None:
+        parts.append(f"price {t.price_change_pct:+.1f}%")
+    return BriefLine(text="; ".join(parts), sources=_refs(t.item_ids, rows), ticker=t.ticker)
+
+
+def _narrative_line(n: Narrative, rows: Mapping[str, Any]) -> BriefLine:
+    lead = rows.get(n.id)
+    headline = f" ({lead.title})" if lead is not None else ""
+    text = (f"{n.status.capitalize()}: {n.label}{headline}: {n.size} stories, {n.reports} reports "
+            f"from {n.clusters} {'group' if n.clusters == 1 else 'groups'}")
+    return BriefLine(text=text, sources=_refs(n.item_ids, rows),
+                     ticker=n.tickers[0] if n.tickers else None)
+
+
+def _top_stories(rows: Mapping[str, Any], story_ids: Sequence[str] | None, ticker: str | None) -> list[BriefLine]:
+    sizes: dict[str, int] = {}
+    for row in rows.values():
+        sizes[row.story_id] = sizes.get(row.story_id, 0) + 1
+    candidates = [sid for sid, n in sizes.items() if n > 1 and sid in rows]
+    if story_ids is not None:
+        candidates = [sid for sid in candidates if sid in set(story_ids)]
+    if ticker:
+        candidates = [sid for sid in candidates if ticker.upper() in rows[sid].tickers.split()]
+    candidates.sort(key=lambda sid: (-sizes[sid], rows[sid].published_at))
+    lines = []
+    for sid in candidates:
+        outlets = sorted({r.source for r in rows.values() if r.story_id == sid})
+        reports = [r.id for r in sorted(rows.values(), key=lambda r: r.published_at) if r.story_id == sid]
+        text = f"{rows[sid].title}: reported by {len(outlets)} sources ({', '.join(outlets[:4])})"
+        lines.append(BriefLine(text=text, sources=_refs(reports, rows)))
+    return lines
+
+
+def to_draft(brief: DataBrief, signals: Signals, *, topic: str = "") -> Draft:
+    """Render a data brief in all three formats and wrap it as a pending draft."""
+    cited = tuple(dict.fromkeys(ref.item_id for s in brief.sections for line in s.lines for ref in line.sources))
+    tickers = tuple(dict.fromkeys(line.ticker for s in brief.sections for line in s.lines if line.ticker))
+    return Draft(
+        created_at=brief.generated_at, mode="data", window_start=signals.window_start,
+        window_end=signals.window_end, x_thread=tuple(render_x_thread(brief)),
+        telegram_html=render_telegram(brief), markdown=render_markdown(brief), item_ids=cited,
+        tickers=tickers, topic=topic, signals=signals_summary(signals),
+    )
+
+
+def signals_summary(signals: Signals) -> dict[str, Any]:
+    """The signals a draft was built from, as plain data for storage."""
+    return {
+        "window_start": signals.window_start.isoformat(), "window_end": signals.window_end.isoformat(),
+        "items": signals.items, "stories": signals.stories,
+        "tickers": [
+            {k: v for k, v in vars(replace(t, item_ids=t.item_ids[:10])).items()} for t in signals.tickers[:20]
+        ],
+        "narratives": [
+            {**{k: v for k, v in vars(n).items() if k != "first_seen"}, "first_seen": n.first_seen.isoformat()}
+            for n in signals.narratives[:10]
+        ],
+    }
+
+
+def build(memory: Any, drafts: Any, *, now: datetime, window: timedelta = timedelta(hours=24),
+          ticker: str | None = None, topic: str | None = None, prices: Any = None) -> tuple[Signals, Draft | None]:
+    """Compute signals for the window and, if there is anything to report, save a data-brief draft."""
+    from crew.signals import compute_signals
+
+    recent = drafts.recent(now - timedelta(days=2))
+    signals = compute_signals(memory.state, memory.vectors, now=now, window=window, recent_drafts=recent,
+                              prices=prices)
+    if signals.items == 0:
+        return signals, None
+    rows = {row.id: row for row in memory.state.window_items(signals.window_start, signals.window_end)}
+    story_ids = None
+    if topic:
+        hits = memory.search(topic, 30, since=signals.window_start, until=signals.window_end)
+        story_ids = [rows[h.id].story_id for h in hits if h.id in rows and h.score >= 0.25]
+    brief = compose(signals, rows, generated_at=now, ticker=ticker, story_ids=story_ids)
+    if not brief.sections:
+        return signals, None
+    label = topic or (f"${ticker.upper()}" if ticker else "")
+    return signals, drafts.save(to_draft(brief, signals, topic=label))

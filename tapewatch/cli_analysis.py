@@ -1,0 +1,169 @@
+"""CLI commands for the analysis stage: signals, narratives, briefs and drafts."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+from typing import Annotated, Optional
+
+import typer
+from rich.table import Table
+
+from tapewatch.cli import _ago, _duration, _memory, app, out, settings
+
+drafts_app = typer.Typer(help="Briefs waiting for review.", no_args_is_help=True)
+app.add_typer(drafts_app, name="drafts")
+
+NO_LLM = ("No language model is configured, so this is a data brief built from signals alone "
+          "(the analyst crew that writes prose briefs comes with a later tapewatch version).")
+WindowOpt = Annotated[str, typer.Option("--window", "-w", help="Time window: 24h, 6h, 7d, …")]
+
+
+def _window(value: str) -> timedelta:
+    window = _duration(value, "--window")
+    if window < timedelta(minutes=10) or window > timedelta(days=30):
+        raise typer.BadParameter("must be between 10m and 30d", param_hint="--window")
+    return window
+
+
+def _nothing(window: timedelta) -> None:
+    out.print(f"Nothing to report: memory holds no items from the last {window}. "
+              "Run `tapewatch ingest` first, or widen --window.")
+
+
+@app.command()
+def signals(window: WindowOpt = "24h",
+            limit: Annotated[int, typer.Option("--limit", "-n", min=1, max=200)] = 15) -> None:
+    """Per-ticker attention: stories, breadth across groups, growth, sentiment, price move."""
+    from crew.signals import compute_signals
+
+    span = _window(window)
+    memory = _memory()
+    result = compute_signals(memory.state, memory.vectors, now=datetime.now(UTC), window=span, narratives=False)
+    if result.items == 0:
+        _nothing(span)
+        return
+    table = Table(title=f"signals, last {window} ({result.items} items, {result.stories} stories)",
+                  header_style="bold")
+    for col in ("ticker", "stories", "reports", "breadth", "groups", "growth", "z", "sentiment", "price",
+                "novelty", "score"):
+        table.add_column(col, justify="left" if col in ("ticker", "groups") else "right")
+    for t in result.tickers[:limit]:
+        price = f"{t.price_change_pct:+.1f}%" if t.price_change_pct is not None else "—"
+        table.add_row(t.ticker, str(t.mentions), str(t.reports), str(t.clusters), ", ".join(t.cluster_names),
+                      f"×{t.growth:.1f}", f"{t.zscore:+.1f}", f"{t.sentiment:+.2f}", price,
+                      f"{t.novelty:.0%}", f"{t.score:.1f}")
+    out.print(table)
+
+
+@app.command()
+def narratives(window: WindowOpt = "24h") -> None:
+    """Clusters of recent stories: label, size, breadth, growth, status."""
+    from crew.signals import compute_signals
+
+    span = _window(window)
+    memory = _memory()
+    result = compute_signals(memory.state, memory.vectors, now=datetime.now(UTC), window=span)
+    if result.items == 0:
+        _nothing(span)
+        return
+    if not result.narratives:
+        out.print(f"No narrative (two or more related stories) in the last {window}.")
+        return
+    rows = {r.id: r for r in memory.state.window_items(result.window_start, result.window_end)}
+    table = Table(title=f"narratives, last {window}", header_style="bold")
+    for col in ("status", "label", "stories", "reports", "breadth", "growth", "first seen", "lead story"):
+        table.add_column(col, overflow="fold")
+    for n in result.narratives:
+        lead = rows.get(n.id)
+        table.add_row(n.status, n.label, str(n.size), str(n.reports), str(n.clusters), f"×{n.growth:.1f}",
+                      _ago(n.first_seen), f"{lead.title}\n[dim]{lead.url}[/dim]" if lead else n.id)
+    out.print(table)
+
+
+@app.command()
+def brief(
+    topic: Annotated[Optional[str], typer.Option(help="Focus on stories about this.")] = None,  # noqa: UP045
+    ticker: Annotated[Optional[str], typer.Option(help="Focus on one ticker, e.g. SOL.")] = None,  # noqa: UP045
+    window: WindowOpt = "24h",
+    fmt: Annotated[str, typer.Option("--format", "-f", help="x, telegram, markdown or all.")] = "markdown",
+) -> None:
+    """Write a brief for the window and save it as a pending draft."""
+    from crew.databrief import build
+    from memory.drafts import DraftStore
+
+    if fmt not in ("x", "telegram", "markdown", "all"):
+        raise typer.BadParameter("must be x, telegram, markdown or all", param_hint="--format")
+    span = _window(window)
+    memory = _memory()
+    out.print(f"[yellow]{NO_LLM}[/yellow]")
+    result, draft = build(memory, DraftStore(memory.state), now=datetime.now(UTC), window=span,
+                          ticker=ticker, topic=topic)
+    if draft is None:
+        if result.items == 0:
+            _nothing(span)
+        else:
+            focus = f" about {topic or ticker}" if (topic or ticker) else ""
+            out.print(f"Nothing to report{focus} in the last {window} ({result.items} items looked at).")
+        return
+    _print_draft(draft, fmt)
+    out.print(f"\nSaved as draft [bold]{draft.id[:12]}[/bold] (pending review): `tapewatch drafts show {draft.id[:12]}`")
+
+
+def _print_draft(draft: object, fmt: str) -> None:
+    from memory.drafts import Draft
+
+    assert isinstance(draft, Draft)
+    if fmt in ("markdown", "all"):
+        out.print(draft.markdown, markup=False, highlight=False)
+    if fmt in ("x", "all"):
+        out.print("\n[bold]X thread[/bold]")
+        for post in draft.x_thread:
+            out.print(post, markup=False, highlight=False)
+            out.print("[dim]---[/dim]")
+    if fmt in ("telegram", "all"):
+        out.print("\n[bold]Telegram (HTML)[/bold]")
+        out.print(draft.telegram_html, markup=False, highlight=False)
+
+
+@drafts_app.command("list")
+def drafts_list(
+    status: Annotated[Optional[str], typer.Option(help="pending, approved, …")] = None,  # noqa: UP045
+    limit: Annotated[int, typer.Option("--limit", "-n", min=1, max=500)] = 20,
+) -> None:
+    """Newest drafts first."""
+    from memory.drafts import DraftStore
+    from memory.state import StateDB
+
+    s = settings()
+    s.data_dir.mkdir(parents=True, exist_ok=True)
+    rows = DraftStore(StateDB(s.state_url)).list(status, limit)
+    if not rows:
+        out.print("No drafts yet. `tapewatch brief` writes one.")
+        return
+    table = Table(header_style="bold")
+    for col in ("id", "created", "mode", "status", "topic", "tickers", "posts", "sources"):
+        table.add_column(col)
+    for d in rows:
+        table.add_row(d.id[:12], _ago(d.created_at), d.mode, d.status, d.topic, " ".join(d.tickers),
+                      str(len(d.x_thread)), str(len(d.item_ids)))
+    out.print(table)
+
+
+@drafts_app.command("show")
+def drafts_show(
+    draft_id: Annotated[str, typer.Argument(help="Draft id or a unique prefix of it.")],
+    fmt: Annotated[str, typer.Option("--format", "-f", help="x, telegram, markdown or all.")] = "all",
+) -> None:
+    """One draft in the chosen format(s)."""
+    from memory.drafts import DraftStore
+    from memory.state import StateDB
+
+    if fmt not in ("x", "telegram", "markdown", "all"):
+        raise typer.BadParameter("must be x, telegram, markdown or all", param_hint="--format")
+    s = settings()
+    s.data_dir.mkdir(parents=True, exist_ok=True)
+    draft = DraftStore(StateDB(s.state_url)).get(draft_id)
+    out.print(f"draft {draft.id} · {draft.mode} · {draft.status} · created {_ago(draft.created_at)} · "
+              f"window {draft.window_start:%Y-%m-%d %H:%M}–{draft.window_end:%H:%M} UTC · "
+              f"{len(draft.item_ids)} cited items", highlight=False)
+    _print_draft(draft, fmt)
