@@ -1,1 +1,1 @@
-"""Analyse: signals and the agent crew (not built yet)."""
+"""Analyse: deterministic signals, narratives and the data brief (the agent crew comes later)."""

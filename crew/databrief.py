@@ -72,8 +72,11 @@ def _ticker_line(t: TickerSignal, rows: Mapping[str, Any]) -> BriefLine:
     parts = [f"${t.ticker}: {t.mentions} {'story' if t.mentions == 1 else 'stories'}"]
     if t.reports > t.mentions:
         parts[0] += f" ({t.reports} reports)"
-    parts.append(f"×{t.growth:.1f} vs baseline")
-    groups = ", ".join(t.cluster_names[:4])
+    if t.baseline_mentions == 0:
+        parts.append("none in the baseline windows")
+    else:
+        parts.append(f"×{t.growth:.1f} vs baseline")
+    groups = ", ".join(t.cluster_names[:4]) + (", …" if len(t.cluster_names) > 4 else "")
     parts.append(f"{t.clusters} {'group' if t.clusters == 1 else 'groups'} ({groups})")
     parts.append(f"sentiment {t.sentiment:+.2f}")
     if t.price_change_pct is not None:

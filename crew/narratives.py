@@ -87,8 +87,10 @@ def find_narratives(
     for r in (*rows_baseline, *rows_in_window):
         if r.story_id in by_story and (r.story_id not in first_seen or r.published_at < first_seen[r.story_id]):
             first_seen[r.story_id] = r.published_at
-    background = _Background([r.title for r in (*rows_in_window, *rows_baseline)],
-                             {t.lower() for r in (*rows_in_window, *rows_baseline) for t in r.tickers.split()})
+    # The window's own titles are the background: a word every story of the day uses names none
+    # of them. (The baseline would be a steadier background but costs a pass over days of rows.)
+    background = _Background([r.title for r in rows_in_window],
+                             {t.lower() for r in rows_in_window for t in r.tickers.split()})
     found = []
     for group in _average_linkage(matrix, threshold):
         if len(group) < 2:
@@ -164,7 +166,7 @@ def _average_linkage(vectors: np.ndarray, threshold: float) -> list[list[int]]:
 
 
 class _Background:
-    """Document frequencies of title words across the window and baseline, for TF-IDF."""
+    """Document frequencies of title words across the window, for TF-IDF."""
 
     def __init__(self, titles: Iterable[str], tickers: set[str]) -> None:
         self.tickers = tickers

@@ -49,10 +49,9 @@ def _shorten(text: str, fits: Callable[[str], bool]) -> str | None:
     """The longest of `text` or a prefix of it ending in "…" that fits; None when not even "…" fits."""
     if fits(text):
         return text
-    for kind in ("word", "char"):  # a word boundary first; mid-word only when the first word is too long
-        if kind == "word":
-            cuts = [i for i in range(1, len(text)) if text[i].isspace()]
-        else:
+    word_cuts = [i for i in range(1, len(text)) if text[i].isspace()]
+    for cuts in (word_cuts, None):  # a word boundary first; mid-word only when the first word is too long
+        if cuts is None:
             blocked = _protected(text)
             cuts = [i for i in range(1, len(text)) if i not in blocked]
         best: str | None = None
@@ -108,14 +107,16 @@ def _x_block(prefix: str, line: BriefLine, fits: Callable[[str], bool]) -> str |
     return None if text is None else f"{prefix}• {text} {link}"
 
 
-def _pack(blocks: list[tuple[str, bool]], fits: Callable[[str], bool]) -> list[tuple[str, int]]:
-    """Greedily fill posts with blocks in order; each post as (body, number of blocks)."""
+def _pack(blocks: list[tuple[str, bool]], fits: Callable[[str], bool], most: int) -> list[tuple[str, int]]:
+    """Greedily fill posts with blocks in order, as (body, number of blocks); stops past `most` posts."""
     posts: list[tuple[str, int]] = []
     body, count = "", 0
     for text, starts_section in blocks:
         candidate = f"{body}{chr(10) * (2 if starts_section else 1)}{text}" if body else text
         if body and not fits(candidate):
             posts.append((body, count))
+            if len(posts) > most:  # parse_tweet is slow (~2 ms); a thread past the cap is never used whole
+                return posts
             body, count = text, 1
         else:
             body, count = candidate, count + 1
@@ -147,17 +148,16 @@ def render_x_thread(brief: DataBrief, max_posts: int = 12) -> list[str]:
     started: set[int] = set()
     for section_index, line in lines:
         starts = section_index not in started
-        prefix = ""
-        if starts:
-            heading = _one_line(brief.sections[section_index].heading)
-            prefix = (_shorten(heading, lambda h: weighted_length(h) <= _HEADING_WEIGHT) or "") + "\n"
+        heading = _one_line(brief.sections[section_index].heading) if starts else ""
+        prefix = f"{_shorten(heading, lambda h: weighted_length(h) <= _HEADING_WEIGHT) or ''}\n" if starts else ""
         block = _x_block(prefix, line, fits)
         if block is not None:  # an unpostable link drops its line; the "+N more" note counts it
             blocks.append((block, starts))
             started.add(section_index)
 
     def build(kept: int) -> list[str]:
-        bodies = [header, *(body for body, _ in _pack(blocks[:kept], fits))]
+        # The title leads the first post; lines fill the rest of it rather than spend a post on the title alone.
+        bodies = [body for body, _ in _pack([(header, False), *blocks[:kept]], fits, max_posts)]
         omitted = len(lines) - kept
         tail = "\n\n".join(p for p in (f"+{omitted} more in the full brief" if omitted else "", footer) if p)
         if tail and fits(f"{bodies[-1]}\n\n{tail}"):
@@ -169,8 +169,8 @@ def render_x_thread(brief: DataBrief, max_posts: int = 12) -> list[str]:
     kept = len(blocks)
     bodies = build(kept)
     if len(bodies) > max_posts:
-        # Packing is prefix-stable: start from what the first max_posts - 1 content posts hold, then back off.
-        kept = sum(count for _, count in _pack(blocks, fits)[: max_posts - 1])
+        # Packing is prefix-stable: start from what the first max_posts posts hold, then back off.
+        kept = sum(count for _, count in _pack([(header, False), *blocks], fits, max_posts)[:max_posts]) - 1
         bodies = build(kept)
         while len(bodies) > max_posts and kept > 0:
             kept -= 1
@@ -189,14 +189,7 @@ def _is_web(url: str) -> bool:
 
 def _tg_source(source: SourceRef) -> str:
     label = html.escape(_clip(source.outlet, _CLIP_OUTLET) or "source")
-    if not _is_web(source.url):
-        return label
-    return f'<a href="{html.escape(source.url.strip(), quote=True)}">{label}</a>'
-
-
-def _utf16_len(text: str) -> int:
-    # Telegram counts UTF-16 code units; that is never fewer than Python's code points, so it is the safe measure.
-    return len(text.encode("utf-16-le")) // 2
+    return f'<a href="{html.escape(source.url.strip(), quote=True)}">{label}</a>' if _is_web(source.url) else label
 
 
 def render_telegram(brief: DataBrief, limit: int = 4096) -> str:
@@ -226,7 +219,8 @@ def render_telegram(brief: DataBrief, limit: int = 4096) -> str:
 
     for kept in range(len(lines), -1, -1):
         message = build(kept)
-        if _utf16_len(message) <= limit:
+        # Telegram counts UTF-16 code units; never fewer than Python's code points, so the safe measure.
+        if len(message.encode("utf-16-le")) // 2 <= limit:
             return message
     raise ValueError(f"Telegram limit {limit} is too small for the brief's title and footer")
 

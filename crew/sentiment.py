@@ -54,7 +54,7 @@ def _shared_analyzer() -> Any:
 class Sentiment:
     """Compound sentiment of short market text, -1 (negative) .. 1 (positive)."""
 
-    def __init__(self, max_chars: int = 600) -> None:
+    def __init__(self, max_chars: int = 400) -> None:
         # Headline and lead carry the tone; scoring whole articles costs time and dilutes it.
         self.max_chars = max_chars
         self._analyzer = _shared_analyzer()

@@ -19,7 +19,6 @@ __all__ = ["DEFAULT_CLUSTERS", "PriceSource", "WindowReader", "author_of", "clus
            "ticker_score"]
 
 
-
 class PriceSource(Protocol):
     """Price moves over a window, from stored price snapshots."""
 
@@ -45,8 +44,9 @@ def ticker_score(mentions: int, clusters: int, growth: float, baseline_clusters:
     """Ranking score of one ticker: breadth first, then growth, then volume (see the comment)."""
     # score = clusters² · log1p(mentions) · (1 + ½·ln growth⁺) · (1 + ln breadth_growth⁺) · (½ + ½·novelty)
     #  - clusters²: the same thing said in several independent circles (media, forums, traders,
-    #    devs…) is the signal we want; squaring makes one extra circle outweigh any amount of
-    #    volume from a single circle, which is how spam and coordinated shilling look.
+    #    devs…) is the signal we want, and volume from one circle is how spam and shilling look.
+    #    Squaring lets breadth dominate: a second circle quadruples the score, while ten times
+    #    the stories from the same circle only about doubles it (via the log below).
     #  - log1p(mentions): volume matters, with diminishing returns (10 stories ≈ 2.4, 3 ≈ 1.4).
     #  - growth⁺ = max(growth, 1): rising attention adds at most a gentle factor; a quiet week
     #    is not punished, it just earns no bonus.
@@ -98,6 +98,8 @@ def compute_signals(
 
     tickers: list[TickerSignal] = []
     for ticker, tally in tallies.items():
+        # A ticker absent from every baseline window has all-zero counts; mean, median and MAD of
+        # zeros equal those of the empty default.
         counts, cluster_counts = baseline.get(ticker, ([], []))
         tickers.append(_ticker_signal(
             ticker, tally, counts, cluster_counts, story_engagement, story_latest, used,

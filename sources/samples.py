@@ -57,7 +57,7 @@ def sample_posts(watchlist: Watchlist, fetched_at: datetime) -> tuple[Item, ...]
         items.append(
             Item(
                 id=item_id_for_post("x", str(post["id"])), kind="social", source=SAMPLE_POSTS_SOURCE,
-                url=f"https://x.com/{handle}/status/{post['id']}", title=text[:120], text=text,
+                url=f"https://x.com/{handle}/status/{post['id']}", title=_headline(text), text=text,
                 published_at=datetime.fromisoformat(str(post["created_at"]).replace("Z", "+00:00")),
                 fetched_at=fetched_at, author=f"@{handle}", tickers=watchlist.extract(text),
                 cluster=str(post.get("cluster", "")),
@@ -65,3 +65,10 @@ def sample_posts(watchlist: Watchlist, fetched_at: datetime) -> tuple[Item, ...]
             )
         )
     return tuple(items)
+
+
+def _headline(text: str, limit: int = 120) -> str:
+    """A post's first words as its title, cut at a word boundary."""
+    if len(text) <= limit:
+        return text
+    return text[: limit - 1].rsplit(" ", 1)[0].rstrip(" ,;:") + "…"

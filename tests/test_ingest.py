@@ -14,7 +14,7 @@ from sqlalchemy import select
 from memory import schema
 from sources.item import item_id_for_url
 from sources.rss import FeedSpec, Validators
-from sources.samples import SAMPLE_FEEDS
+from sources.samples import SAMPLE_FEEDS, SAMPLE_POSTS_SOURCE
 from sources.tickers import Watchlist
 from tapewatch import ingest as ingest_module
 from tapewatch.ingest import Ingestor, SourceOutcome, ingest
@@ -286,7 +286,7 @@ def test_fixture_outlets_keep_unrelated_stories_apart(feed_server: FeedServer, i
 
 # --- bundled samples as the offline fallback -----------------------------------------------------
 
-SAMPLE_NAMES = {spec.name for spec, _ in SAMPLE_FEEDS}
+SAMPLE_NAMES = {spec.name for spec, _ in SAMPLE_FEEDS} | {SAMPLE_POSTS_SOURCE}
 
 
 def offline_feeds() -> list[FeedSpec]:

@@ -75,9 +75,11 @@ def test_thread_title_lines_links_and_footer() -> None:
     for ln in (ln for s in b.sections for ln in s.lines):
         # The line and its link share a post.
         assert any(ln.text in p and ln.sources[0].url in p for p in posts), ln.text
-    # Short lines are packed: title post plus one content post holding both sections.
-    assert len(posts) == 2
-    assert "Top movers\n• BTC" in posts[1] and "\n\nNarratives\n• Restaking" in posts[1]
+    # Short lines are packed under the title: one post, so no "1/1" numbering.
+    assert len(posts) == 1
+    assert posts[0].startswith("tapewatch data brief — last 24h\n\nTop movers\n• BTC mentions up 3x")
+    assert "\n\nNarratives\n• Restaking" in posts[0]
+    assert not NUMBERING.search(posts[0])
     assert joined.count("Top movers") == 1
 
 
@@ -103,7 +105,7 @@ def test_emoji_and_cjk_heavy_lines_stay_within_280() -> None:
         url = ln.sources[0].url
         post = next(p for p in posts if url in p)
         assert "…" in post  # shortened, with the link kept whole
-        assert f"… {url}" in post or f"…\n{url}" in post
+        assert f"… {url}" in post
     # Shortening never splits a ZWJ emoji sequence.
     family_post = next(p for p in posts if family.sources[0].url in p)
     body = family_post.split("• ", 1)[1].split("…", 1)[0]
@@ -131,9 +133,31 @@ def test_single_word_longer_than_a_post_is_cut_mid_word() -> None:
     assert re.search(r"• A+… https://www\.coindesk\.com/", posts[1])
 
 
+def test_link_x_cannot_shorten_falls_back_to_next_source_or_drops_the_line() -> None:
+    too_long = "https://www.coindesk.com/" + "a" * 5000  # past X's URL length cap: counts in full
+    b = brief(
+        BriefSection(
+            "S",
+            (
+                line("first", src(1, url=too_long), src(2)),
+                line("second", src(3, url=too_long)),
+                line("third", src(4)),
+            ),
+        )
+    )
+    posts = render_x_thread(b)
+    assert_thread_ok(posts)
+    joined = "\n".join(posts)
+    assert f"• first {src(2).url}" in joined
+    assert "second" not in joined and f"• third {src(4).url}" in joined
+    assert "+1 more in the full brief" in posts[-1]
+
+
 def test_every_source_url_appears_across_many_sections() -> None:
     sections = tuple(
-        BriefSection(f"Section {s}", tuple(line(f"Claim {s}.{i} about token {s}{i}", src(s * 10 + i)) for i in range(3)))
+        BriefSection(
+            f"Section {s}", tuple(line(f"Claim {s}.{i} about token {s}{i}", src(s * 10 + i)) for i in range(3))
+        )
         for s in range(3)
     )
     b = brief(*sections)
@@ -164,8 +188,9 @@ def test_max_posts_two_keeps_title_and_note() -> None:
     posts = render_x_thread(brief(BriefSection("A", lines)), max_posts=2)
     assert_thread_ok(posts)
     assert len(posts) == 2
-    assert posts[0].startswith("tapewatch data brief")
-    assert re.search(r"\+\d+ more in the full brief", posts[-1])
+    assert posts[0].startswith("tapewatch data brief — last 24h\n\nA\n• x x")
+    assert src(0).url in posts[0]
+    assert re.search(r"\+4 more in the full brief", posts[-1])
 
 
 def test_empty_brief_is_one_post() -> None:
@@ -188,7 +213,7 @@ def test_line_without_sources_is_refused() -> None:
     b = brief(BriefSection("S", (BriefLine("ungrounded", ()),)))
     for render in (render_x_thread, render_telegram, render_markdown):
         with pytest.raises(ValueError, match="no sources"):
-            render(b)  # type: ignore[operator]
+            render(b)
 
 
 def test_max_posts_below_two_is_refused() -> None:

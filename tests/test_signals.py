@@ -19,9 +19,9 @@ from sources.item import Item, item_id_for_url
 NOW = datetime(2026, 3, 2, 12, 0, tzinfo=UTC)
 DAY = timedelta(hours=24)
 _serial = itertools.count()
-# Distinct filler words so generated items never look alike to the hash embedder.
-_WORDS = ("amber basalt cobalt dune ember fjord garnet harbor indigo juniper kelp lagoon meadow nectar onyx "
-          "prairie quartz reef sierra tundra umber valley willow xenon yarrow zephyr").split()
+# Words for titles whose wording does not matter (tests using them switch near-duplicate linking off).
+_WORDS = ("amber", "basalt", "cobalt", "dune", "ember", "fjord", "garnet", "harbor", "indigo", "juniper", "kelp",
+          "lagoon", "meadow", "nectar", "onyx", "prairie", "quartz", "reef", "sierra", "tundra", "umber", "valley")
 
 
 def make_item(title: str, *, at: datetime, tickers: tuple[str, ...] = (), kind: str = "news",
@@ -74,7 +74,8 @@ def test_breadth_across_clusters_beats_single_cluster_spam(mem: Any) -> None:
     wide, spam = by_ticker(signals)["WIDE"], by_ticker(signals)["SPAM"]
     assert [s.ticker for s in signals.tickers] == ["WIDE", "SPAM"]
     assert (wide.mentions, wide.baseline_mentions, wide.growth) == (4, 4.0, 1.0)
-    assert (wide.clusters, wide.baseline_clusters, wide.cluster_names) == (4, 1.0, ("devs", "forum", "media", "traders"))
+    assert (wide.clusters, wide.baseline_clusters) == (4, 1.0)
+    assert wide.cluster_names == ("devs", "forum", "media", "traders")
     assert (spam.mentions, spam.clusters, spam.authors) == (40, 1, 40)
     assert spam.growth > wide.growth and spam.zscore > wide.zscore
     assert wide.score > 5 * spam.score
@@ -243,13 +244,13 @@ def test_items_outside_the_window_are_ignored(mem: Any) -> None:
 
 
 def test_window_and_baseline_are_read_in_one_query(mem: Any) -> None:
-    mem.add(series("CCC", [1] * 7) + [make_item(filler(9), at=NOW - timedelta(hours=1), tickers=("CCC",))])
+    mem.add([*series("CCC", [1] * 7), make_item(filler(9), at=NOW - timedelta(hours=1), tickers=("CCC",))])
     calls: list[tuple[datetime, datetime]] = []
 
     class Counting:
         def window_items(self, start: datetime, end: datetime) -> list[Any]:
             calls.append((start, end))
-            return mem.state.window_items(start, end)  # type: ignore[no-any-return]
+            return mem.state.window_items(start, end)
 
     signals = compute_signals(Counting(), mem.vectors, now=NOW, window=timedelta(hours=12), baseline_windows=3)
     assert calls == [(NOW - 4 * timedelta(hours=12), NOW)]
