@@ -11,6 +11,7 @@ narrative step reads. Prints seconds per stage and the growth factor between siz
 from __future__ import annotations
 
 import argparse
+import itertools
 import os
 import sys
 import tempfile
@@ -22,17 +23,19 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from crew.databrief import compose, to_draft  # noqa: E402
-from crew.signals import compute_signals  # noqa: E402
-from memory.chroma import ChromaVectors  # noqa: E402
-from memory.state import StateDB  # noqa: E402
-from memory.store import vector_metadata  # noqa: E402
-from sources.item import Item, item_id_for_url  # noqa: E402
+from crew.databrief import compose, to_draft
+from crew.signals import compute_signals
+from memory.chroma import ChromaVectors
+from memory.state import StateDB
+from memory.store import vector_metadata
+from sources.item import Item, item_id_for_url
 
 TICKERS = ["BTC", "ETH", "SOL", "XRP", "DOGE", "LINK", "AVAX", "ARB", "TON", "SUI", "ADA", "BNB"]
 CLUSTERS = ["", "vc", "founder", "trader", "researcher", "dev", "media"]
-WORDS = ("inflows outflows upgrade validators exchange hack staking airdrop rally selloff liquidations "
-         "treasury governance bridge fees stablecoin supply whales miners etf approval lawsuit").split()
+WORDS = (
+    "inflows outflows upgrade validators exchange hack staking airdrop rally selloff liquidations "
+    "treasury governance bridge fees stablecoin supply whales miners etf approval lawsuit"
+).split()
 
 
 def generate(n: int, now: datetime, rng: np.random.Generator) -> tuple[list[Item], np.ndarray]:
@@ -114,7 +117,7 @@ def main() -> None:
         first = sizes[0]
         verdict = "PASS" if results[first]["total"] <= 2.0 else "FAIL"
         print(f"target ≤ 2 s at {first:,}: {verdict} ({results[first]['total']:.2f}s)")
-    for a, b in zip(sizes, sizes[1:], strict=False):
+    for a, b in itertools.pairwise(sizes):
         growth = results[b]["total"] / results[a]["total"]
         ratio = b / a
         verdict = "PASS" if growth <= ratio else "FAIL"

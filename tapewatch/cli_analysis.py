@@ -106,7 +106,8 @@ def brief(
             out.print(f"Nothing to report{focus} in the last {window} ({result.items} items looked at).")
         return
     _print_draft(draft, fmt)
-    out.print(f"\nSaved as draft [bold]{draft.id[:12]}[/bold] (pending review): `tapewatch drafts show {draft.id[:12]}`")
+    out.print(f"\nSaved as draft [bold]{draft.id[:12]}[/bold] (pending review): "
+              f"`tapewatch drafts show {draft.id[:12]}`")
 
 
 def _print_draft(draft: object, fmt: str) -> None:
