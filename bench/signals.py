@@ -32,7 +32,11 @@ from sources.item import Item, item_id_for_url
 
 TICKERS = ["BTC", "ETH", "SOL", "XRP", "DOGE", "LINK", "AVAX", "ARB", "TON", "SUI", "ADA", "BNB"]
 CLUSTERS = ["", "vc", "founder", "trader", "researcher", "dev", "media"]
-WORDS = ["inflows", "outflows", "upgrade", "validators", "exchange", "hack", "staking", "airdrop", "rally", "selloff", "liquidations", "treasury", "governance", "bridge", "fees", "stablecoin", "supply", "whales", "miners", "etf", "approval", "lawsuit"]
+WORDS = [
+    "inflows", "outflows", "upgrade", "validators", "exchange", "hack", "staking", "airdrop", "rally",
+    "selloff", "liquidations", "treasury", "governance", "bridge", "fees", "stablecoin", "supply", "whales",
+    "miners", "etf", "approval", "lawsuit",
+]
 
 
 def generate(n: int, now: datetime, rng: np.random.Generator) -> tuple[list[Item], np.ndarray]:
