@@ -43,7 +43,7 @@ def compose(signals: Signals, rows: Mapping[str, Any], *, generated_at: datetime
     lines = [_ticker_line(t, rows) for t in tickers[:max_tickers]]
     if lines := [line for line in lines if line.sources]:
         sections.append(BriefSection("Tickers", tuple(lines)))
-    stories = _top_stories(rows, story_ids, ticker)[:max_stories]
+    stories = _top_stories(rows, story_ids, ticker, max_stories)
     if stories:
         sections.append(BriefSection("Most reported", tuple(stories)))
     subject = f"${ticker.upper()}" if ticker else "crypto markets"
@@ -93,22 +93,24 @@ def _narrative_line(n: Narrative, rows: Mapping[str, Any]) -> BriefLine:
                      ticker=n.tickers[0] if n.tickers else None)
 
 
-def _top_stories(rows: Mapping[str, Any], story_ids: Sequence[str] | None, ticker: str | None) -> list[BriefLine]:
-    sizes: dict[str, int] = {}
-    for row in rows.values():
-        sizes[row.story_id] = sizes.get(row.story_id, 0) + 1
-    candidates = [sid for sid, n in sizes.items() if n > 1 and sid in rows]
+def _top_stories(rows: Mapping[str, Any], story_ids: Sequence[str] | None, ticker: str | None,
+                 limit: int) -> list[BriefLine]:
+    # One pass groups every report under its story, oldest first.
+    reports: dict[str, list[Any]] = {}
+    for row in sorted(rows.values(), key=lambda r: r.published_at):
+        reports.setdefault(row.story_id, []).append(row)
+    candidates = [sid for sid, members in reports.items() if len(members) > 1 and sid in rows]
     if story_ids is not None:
-        candidates = [sid for sid in candidates if sid in set(story_ids)]
+        wanted = set(story_ids)
+        candidates = [sid for sid in candidates if sid in wanted]
     if ticker:
         candidates = [sid for sid in candidates if ticker.upper() in rows[sid].tickers.split()]
-    candidates.sort(key=lambda sid: (-sizes[sid], rows[sid].published_at))
+    candidates.sort(key=lambda sid: (-len(reports[sid]), rows[sid].published_at))
     lines = []
-    for sid in candidates:
-        outlets = sorted({r.source for r in rows.values() if r.story_id == sid})
-        reports = [r.id for r in sorted(rows.values(), key=lambda r: r.published_at) if r.story_id == sid]
+    for sid in candidates[:limit]:
+        outlets = sorted({r.source for r in reports[sid]})
         text = f"{rows[sid].title}: reported by {len(outlets)} sources ({', '.join(outlets[:4])})"
-        lines.append(BriefLine(text=text, sources=_refs(reports, rows)))
+        lines.append(BriefLine(text=text, sources=_refs([r.id for r in reports[sid]], rows)))
     return lines
 
 
@@ -129,9 +131,7 @@ def signals_summary(signals: Signals) -> dict[str, Any]:
     return {
         "window_start": signals.window_start.isoformat(), "window_end": signals.window_end.isoformat(),
         "items": signals.items, "stories": signals.stories,
-        "tickers": [
-            {k: v for k, v in vars(replace(t, item_ids=t.item_ids[:10])).items()} for t in signals.tickers[:20]
-        ],
+        "tickers": [dict(vars(replace(t, item_ids=t.item_ids[:10]))) for t in signals.tickers[:20]],
         "narratives": [
             {**{k: v for k, v in vars(n).items() if k != "first_seen"}, "first_seen": n.first_seen.isoformat()}
             for n in signals.narratives[:10]

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import datetime
 
 
@@ -95,4 +95,3 @@ class DataBrief:
     generated_at: datetime
     sections: tuple[BriefSection, ...]
     footer: str = ""
-    notes: tuple[str, ...] = field(default=())

@@ -105,12 +105,8 @@ class StateDB:
 
     def existing_ids(self, ids: Iterable[str]) -> set[str]:
         """Which of ``ids`` are already stored."""
-        wanted = sorted(set(ids))
-        found: set[str] = set()
         with self.engine.connect() as conn:
-            for chunk in _chunks(wanted):
-                found.update(conn.execute(select(schema.items.c.id).where(schema.items.c.id.in_(chunk))).scalars())
-        return found
+            return self._existing_in(conn, ids)
 
     def story_ids_among(self, ids: Iterable[str]) -> set[str]:
         """Which of ``ids`` are stored stories (not near-duplicates)."""
@@ -152,7 +148,7 @@ class StateDB:
         """Record a fetch that stored nothing (an error or a 304)."""
         self.commit_batch((), (), fetch)
 
-    def _existing_in(self, conn: Connection, ids: list[str]) -> set[str]:
+    def _existing_in(self, conn: Connection, ids: Iterable[str]) -> set[str]:
         found: set[str] = set()
         for chunk in _chunks(sorted(set(ids))):
             found.update(conn.execute(select(schema.items.c.id).where(schema.items.c.id.in_(chunk))).scalars())

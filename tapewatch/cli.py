@@ -188,11 +188,10 @@ def search(
 @app.command()
 def sources() -> None:
     """Health of each configured source: last fetch, status, items stored, last error."""
-    from memory.state import StateDB
+    from tapewatch.clients import open_state
 
     s = settings()
-    s.data_dir.mkdir(parents=True, exist_ok=True)
-    health = {h.name: h for h in StateDB(s.state_url).source_health()}
+    health = {h.name: h for h in open_state(s).source_health()}
     table = Table(header_style="bold")
     for col in ("source", "kind", "last fetch", "status", "items", "errors in a row", "last error"):
         table.add_column(col, overflow="fold")
@@ -217,11 +216,10 @@ def memory_show(
     latest: Annotated[int, typer.Option("--latest", help="How many recent stories to list.")] = 10,
 ) -> None:
     """What memory holds: totals, sources, top tickers of the last 24h and the latest stories."""
-    from memory.state import StateDB
+    from tapewatch.clients import open_state
 
     s = settings()
-    s.data_dir.mkdir(parents=True, exist_ok=True)
-    state = StateDB(s.state_url)
+    state = open_state(s)
     day_ago = datetime.now(UTC) - timedelta(hours=24)
     stats = state.stats(ticker_since=day_ago)
     if stats.items == 0:

@@ -3,10 +3,13 @@
 from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
-from typing import Annotated, Optional
+from typing import TYPE_CHECKING, Annotated, Optional
 
 import typer
 from rich.table import Table
+
+if TYPE_CHECKING:
+    from memory.drafts import Draft
 
 from tapewatch.cli import _ago, _duration, _memory, app, out, settings
 
@@ -110,10 +113,7 @@ def brief(
               f"`tapewatch drafts show {draft.id[:12]}`")
 
 
-def _print_draft(draft: object, fmt: str) -> None:
-    from memory.drafts import Draft
-
-    assert isinstance(draft, Draft)
+def _print_draft(draft: Draft, fmt: str) -> None:
     if fmt in ("markdown", "all"):
         out.print(draft.markdown, markup=False, highlight=False)
     if fmt in ("x", "all"):
@@ -133,11 +133,9 @@ def drafts_list(
 ) -> None:
     """Newest drafts first."""
     from memory.drafts import DraftStore
-    from memory.state import StateDB
+    from tapewatch.clients import open_state
 
-    s = settings()
-    s.data_dir.mkdir(parents=True, exist_ok=True)
-    rows = DraftStore(StateDB(s.state_url)).list(status, limit)
+    rows = DraftStore(open_state(settings())).list(status, limit)
     if not rows:
         out.print("No drafts yet. `tapewatch brief` writes one.")
         return
@@ -157,13 +155,11 @@ def drafts_show(
 ) -> None:
     """One draft in the chosen format(s)."""
     from memory.drafts import DraftStore
-    from memory.state import StateDB
+    from tapewatch.clients import open_state
 
     if fmt not in ("x", "telegram", "markdown", "all"):
         raise typer.BadParameter("must be x, telegram, markdown or all", param_hint="--format")
-    s = settings()
-    s.data_dir.mkdir(parents=True, exist_ok=True)
-    draft = DraftStore(StateDB(s.state_url)).get(draft_id)
+    draft = DraftStore(open_state(settings())).get(draft_id)
     out.print(f"draft {draft.id} · {draft.mode} · {draft.status} · created {_ago(draft.created_at)} · "
               f"window {draft.window_start:%Y-%m-%d %H:%M}–{draft.window_end:%H:%M} UTC · "
               f"{len(draft.item_ids)} cited items", highlight=False)

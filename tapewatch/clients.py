@@ -64,13 +64,18 @@ def embedder(settings: Settings) -> Embedder:
     return MiniLMEmbedder(threads=settings.memory.embed_threads)
 
 
+def open_state(settings: Settings) -> StateDB:
+    """The state database (migrated), creating the data dir for a SQLite file."""
+    settings.data_dir.mkdir(parents=True, exist_ok=True)
+    return StateDB(settings.state_url)
+
+
 def open_memory(settings: Settings, embed: Embedder | None = None, client: Any = None) -> Memory:
     """Memory wired to the configured vector store, state DB and embedder."""
     from memory.chroma import ChromaVectors
 
-    settings.data_dir.mkdir(parents=True, exist_ok=True)
     embed = embed or embedder(settings)
-    state = StateDB(settings.state_url)
+    state = open_state(settings)
     vectors = ChromaVectors(client or chroma_client(settings), settings.memory.collection, embed.name, embed.dimension)
     policy = NearDuplicatePolicy(
         threshold=settings.memory.near_duplicate_threshold,

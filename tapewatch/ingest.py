@@ -13,7 +13,8 @@ import httpx
 from memory.state import FetchRecord
 from memory.store import Memory
 from sources.errors import FetchError, IngestError, StoreError
-from sources.rss import FeedSpec, FetchResult, fetch_feed, parse_feed
+from sources.item import Item
+from sources.rss import FeedSpec, FetchResult, Validators, fetch_feed, parse_feed
 from sources.samples import SAMPLE_FEEDS, SAMPLE_POSTS_SOURCE, rebase, sample_body, sample_posts
 from sources.tickers import Watchlist
 
@@ -49,6 +50,8 @@ class IngestReport:
 
 
 Clock = Callable[[], datetime]
+# Loads one bundled sample source as of a fetch time: its items and any parse warnings.
+SampleLoader = Callable[[datetime], tuple[Sequence[Item], Sequence[str]]]
 
 
 def _utcnow() -> datetime:
@@ -85,29 +88,30 @@ class Ingestor:
         return outcomes
 
     def run_samples(self, on_done: Callable[[SourceOutcome], None] | None = None) -> list[SourceOutcome]:
-        """Ingest the bundled sample feeds, dated so their day ends now."""
+        """Ingest the bundled sample feeds and posts, dated so their day ends now."""
+
+        def feed_loader(feed: FeedSpec, filename: str) -> SampleLoader:
+            def load(started: datetime) -> tuple[Sequence[Item], Sequence[str]]:
+                parsed = parse_feed(sample_body(filename), feed, self.watchlist, fetched_at=started)
+                return parsed.items, parsed.warnings
+
+            return load
+
+        sources: list[tuple[FeedSpec, SampleLoader]] = [(f, feed_loader(f, name)) for f, name in SAMPLE_FEEDS]
+        sources.append((FeedSpec(SAMPLE_POSTS_SOURCE, "https://x.com/", "social"),
+                        lambda started: (sample_posts(self.watchlist, started), ())))
         outcomes = []
-        for feed, filename in SAMPLE_FEEDS:
+        for spec, load in sources:
             started = self.clock()
             try:
-                parsed = parse_feed(sample_body(filename), feed, self.watchlist, fetched_at=started)
-                items = rebase(parsed.items, started)
-                outcome = self._commit(feed, started, items, parsed.warnings, http_status=None, validators=None)
+                items, warnings = load(started)
+                outcome = self._commit(spec, started, rebase(tuple(items), started), warnings,
+                                       http_status=None, validators=None)
             except (IngestError, StoreError) as exc:
-                outcome = self._failed(feed, started, exc, http_status=None)
+                outcome = self._failed(spec, started, exc, http_status=None)
             outcomes.append(outcome)
             if on_done:
                 on_done(outcome)
-        posts = FeedSpec(SAMPLE_POSTS_SOURCE, "https://x.com/", "social")
-        started = self.clock()
-        try:
-            items = rebase(sample_posts(self.watchlist, started), started)
-            outcome = self._commit(posts, started, items, (), http_status=None, validators=None)
-        except (IngestError, StoreError) as exc:
-            outcome = self._failed(posts, started, exc, http_status=None)
-        outcomes.append(outcome)
-        if on_done:
-            on_done(outcome)
         return outcomes
 
     def _fetch(self, feed: FeedSpec) -> FetchResult:
@@ -141,12 +145,11 @@ class Ingestor:
             return self._failed(feed, started, IngestError(f"unexpected error: {exc!r}"),
                                 http_status=fetched.status_code)
 
-    def _commit(self, feed: FeedSpec, started: datetime, items: Sequence, warnings: Sequence[str], *,
-                http_status: int | None, validators: object) -> SourceOutcome:
+    def _commit(self, feed: FeedSpec, started: datetime, items: Sequence[Item], warnings: Sequence[str], *,
+                http_status: int | None, validators: Validators | None) -> SourceOutcome:
         record = FetchRecord(
             source=feed.name, kind=feed.kind, url=feed.url, started_at=started, finished_at=self.clock(),
-            status="ok", http_status=http_status, warnings=tuple(warnings),
-            validators=validators,  # type: ignore[arg-type]
+            status="ok", http_status=http_status, warnings=tuple(warnings), validators=validators,
         )
         result = self.memory.add(items, record)
         for warning in warnings:

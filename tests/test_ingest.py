@@ -18,26 +18,11 @@ from sources.samples import SAMPLE_FEEDS, SAMPLE_POSTS_SOURCE
 from sources.tickers import Watchlist
 from tapewatch import ingest as ingest_module
 from tapewatch.ingest import Ingestor, SourceOutcome, ingest
-from tests.fakes.feed_server import FeedServer, Route, serving
+from tests.fakes.feed_server import FeedServer, Route
 
 FEEDS = Path(__file__).parent / "fixtures" / "feeds"
 WATCH = Watchlist({"BTC": ["bitcoin"], "ETH": ["ethereum", "ether"], "SOL": ["solana"]})
 ETAG = '"rss2-v1"'
-
-
-@pytest.fixture(scope="module")
-def _shared_server() -> Iterator[FeedServer]:
-    # One server per module: stopping a server costs ~0.5 s (the serve_forever poll interval).
-    with serving() as server:
-        yield server
-
-
-@pytest.fixture
-def feed_server(_shared_server: FeedServer) -> FeedServer:
-    """The conftest feed server, shared by this module and reset for each test."""
-    _shared_server.routes.clear()
-    _shared_server.hits.clear()
-    return _shared_server
 
 
 @pytest.fixture

@@ -11,26 +11,11 @@ import pytest
 
 from sources.errors import FetchError
 from sources.rss import Validators, fetch_feed
-from tests.fakes.feed_server import FeedServer, Route, serving
+from tests.fakes.feed_server import FeedServer, Route
 
 BODY = b'<?xml version="1.0"?><rss version="2.0"><channel><title>T</title></channel></rss>'
 ETAG = '"v1-abc"'
 LAST_MODIFIED = "Tue, 17 Nov 2026 16:00:00 GMT"
-
-
-@pytest.fixture(scope="module")
-def _shared_server() -> Iterator[FeedServer]:
-    # One server per module: stopping a server costs ~0.5 s (the serve_forever poll interval).
-    with serving() as server:
-        yield server
-
-
-@pytest.fixture
-def feed_server(_shared_server: FeedServer) -> FeedServer:
-    """The conftest feed server, shared by this module and reset for each test."""
-    _shared_server.routes.clear()
-    _shared_server.hits.clear()
-    return _shared_server
 
 
 @pytest.fixture
