@@ -95,3 +95,47 @@ class DataBrief:
     generated_at: datetime
     sections: tuple[BriefSection, ...]
     footer: str = ""
+
+
+@dataclass(frozen=True)
+class Problem:
+    """One reason a draft is not publishable: a machine code, a readable message, the offending text."""
+
+    code: str  # e.g. unknown_source, unknown_ticker, price_mismatch, foreign_link, too_long, banned_phrase
+    message: str
+    where: str = ""  # the format ("x", "telegram", "markdown") or part it was found in
+
+    def to_dict(self) -> dict[str, str]:
+        """JSON-ready form."""
+        return {"code": self.code, "message": self.message, "where": self.where}
+
+
+@dataclass(frozen=True)
+class ValidationReport:
+    """The grounding validator's verdict on a draft; stored as ``Draft.validation``."""
+
+    problems: tuple[Problem, ...] = ()
+    checked_at: datetime | None = None
+
+    @property
+    def ok(self) -> bool:
+        """True when nothing blocks publication."""
+        return not self.problems
+
+    def to_dict(self) -> dict[str, object]:
+        """JSON-ready form (what ``Draft.validation`` holds)."""
+        return {
+            "ok": self.ok,
+            "checked_at": self.checked_at.isoformat() if self.checked_at else None,
+            "problems": [p.to_dict() for p in self.problems],
+        }
+
+    @classmethod
+    def from_dict(cls, data: dict[str, object]) -> ValidationReport:
+        """Inverse of ``to_dict``; an empty dict is a report that was never run (``ok`` but unchecked)."""
+        raw = data.get("problems")
+        items = raw if isinstance(raw, list) else []
+        problems = tuple(Problem(str(p["code"]), str(p["message"]), str(p.get("where", "")))
+                         for p in items if isinstance(p, dict))
+        at = data.get("checked_at")
+        return cls(problems, datetime.fromisoformat(at) if isinstance(at, str) else None)

@@ -18,7 +18,12 @@ from sources.errors import StoreError
 
 @dataclass(frozen=True)
 class Draft:
-    """One brief in its three formats, with what it was built from."""
+    """One brief in its three formats, with what it was built from.
+
+    ``status`` is one of pending, flagged (failed grounding), approved, rejected, published, failed, expired.
+    ``meta`` holds provenance (models, prompt version, tokens, cost); ``validation`` the grounding report.
+    An edit is a new draft with ``version`` + 1 and ``parent_id`` set to the draft it edits.
+    """
 
     created_at: datetime
     mode: str  # "data" (from signals alone) or "crew"
@@ -32,6 +37,10 @@ class Draft:
     topic: str = ""
     status: str = "pending"
     signals: dict[str, Any] = field(default_factory=dict, compare=False)
+    meta: dict[str, Any] = field(default_factory=dict, compare=False)
+    validation: dict[str, Any] = field(default_factory=dict, compare=False)
+    version: int = 1
+    parent_id: str | None = None
     id: str = field(default_factory=lambda: uuid.uuid4().hex)
 
 
@@ -52,6 +61,9 @@ class DraftStore:
                     telegram_html=draft.telegram_html, markdown=draft.markdown,
                     item_ids=json.dumps(list(draft.item_ids)), tickers=" ".join(draft.tickers),
                     signals=json.dumps(draft.signals, ensure_ascii=False, default=str),
+                    meta=json.dumps(draft.meta, ensure_ascii=False, default=str),
+                    validation=json.dumps(draft.validation, ensure_ascii=False, default=str),
+                    version=draft.version, parent_id=draft.parent_id,
                 )
             )
         return draft
@@ -88,5 +100,6 @@ def _draft(row: Any) -> Draft:
         id=row.id, created_at=row.created_at, mode=row.mode, status=row.status, topic=row.topic,
         window_start=row.window_start, window_end=row.window_end, x_thread=tuple(json.loads(row.x_thread)),
         telegram_html=row.telegram_html, markdown=row.markdown, item_ids=tuple(json.loads(row.item_ids)),
-        tickers=tuple(row.tickers.split()), signals=json.loads(row.signals),
+        tickers=tuple(row.tickers.split()), signals=json.loads(row.signals), meta=json.loads(row.meta),
+        validation=json.loads(row.validation), version=row.version, parent_id=row.parent_id,
     )

@@ -61,6 +61,8 @@ MIGRATIONS: tuple[Migration, ...] = (
     Migration(2, "ticker index for items", _create("item_tickers")),
     Migration(3, "item text, cluster and engagement; drafts",
               _steps(_add_columns("items", "text", "cluster", "engagement"), _create("drafts"))),
+    Migration(4, "draft versions, provenance and validation report",
+              _add_columns("drafts", "version", "parent_id", "meta", "validation")),
 )
 
 

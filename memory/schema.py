@@ -125,6 +125,12 @@ drafts = Table(
     Column("item_ids", Text, nullable=False),
     Column("tickers", Text, nullable=False, server_default=""),
     Column("signals", Text, nullable=False),
+    # v4: versions (an edit is a new row whose parent is the edited draft), provenance and the validation
+    # report. JSON in text columns so any SQLAlchemy backend stores them.
+    Column("version", Integer, nullable=False, server_default="1"),
+    Column("parent_id", String(32)),
+    Column("meta", Text, nullable=False, server_default="{}"),
+    Column("validation", Text, nullable=False, server_default="{}"),
     Index("ix_drafts_created", "created_at"),
     Index("ix_drafts_status", "status"),
 )
