@@ -182,10 +182,8 @@ class FakeTelegram:
         length = int(handler.headers.get("Content-Length") or 0)
         raw = handler.rfile.read(length).decode() if length else ""
         ctype = handler.headers.get("Content-Type", "")
-        if "json" in ctype and raw:
-            params = json.loads(raw)
-        else:
-            params = _decode(parse_qs(raw, keep_blank_values=True))
+        json_body = "json" in ctype and raw
+        params = json.loads(raw) if json_body else _decode(parse_qs(raw, keep_blank_values=True))
         self.calls.append(Call(method, params))
         failure = self._take_failure(method)
         if failure is not None:
