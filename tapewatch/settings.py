@@ -15,7 +15,7 @@ from datetime import timedelta
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, BeforeValidator, Field, SecretStr, ValidationError, field_validator
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, SecretStr, ValidationError, field_validator
 from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
 
 from sources.errors import ConfigError
@@ -109,6 +109,36 @@ class MemorySettings(BaseModel):
     retention: Duration = timedelta(days=90)
 
 
+class ReviewerAccount(BaseModel):
+    """A Telegram account allowed to review, and the reviewer name it acts as."""
+
+    model_config = ConfigDict(extra="forbid")
+    telegram_id: int
+    name: str = Field(min_length=1, max_length=64)
+
+
+class BotSettings(BaseModel):
+    """The Telegram bot inside `tapewatch run` (runs when `TAPEWATCH_TELEGRAM_BOT_TOKEN` is set)."""
+
+    model_config = ConfigDict(extra="forbid")
+    enabled: bool = True
+    base_url: str | None = None  # a local Bot API server, e.g. http://127.0.0.1:8081/bot
+    allowed_users: list[int] = []  # Telegram user ids that may use on-demand commands
+    allowed_chats: list[int] = []  # chats (groups) whose members may use them
+    reviewers: list[ReviewerAccount] = []
+    review_chat_id: int | None = None  # where new drafts and failures are posted for review
+    brief_limit: int = Field(default=3, ge=1, le=1000)  # /brief requests per user per brief_period
+    brief_period: Duration = timedelta(minutes=10)
+    max_concurrent_briefs: int = Field(default=2, ge=1, le=16)
+    max_queued_briefs: int = Field(default=20, ge=0, le=1000)
+    poll_timeout: Duration = timedelta(seconds=30)
+    connect_timeout: Duration = timedelta(seconds=5)
+    read_timeout: Duration = timedelta(seconds=20)
+    webhook_url: str | None = None  # public HTTPS URL; when set, a webhook replaces long polling
+    webhook_listen: str = "127.0.0.1"
+    webhook_port: int = Field(default=8443, ge=1, le=65535)
+
+
 class Settings(BaseSettings):
     """Everything tapewatch can be told, after file, environment and secrets are merged."""
 
@@ -127,6 +157,7 @@ class Settings(BaseSettings):
     )
     fetch: FetchSettings = FetchSettings()
     memory: MemorySettings = MemorySettings()
+    bot: BotSettings = BotSettings()
 
     chroma_token: SecretStr | None = None
     x_bearer_token: SecretStr | None = None

@@ -100,7 +100,8 @@ def test_non_reviewer_is_refused_politely_and_audited() -> None:
         run_review(fake, desk, scenario)
         assert all(a["text"] == "Sorry, only reviewers can act on drafts." for a in fake.answered)
     assert desk.status[draft] == "pending"
-    assert desk.audit == [(draft, "refused:approve", "telegram:user666"), (draft, "refused:publish", "telegram:user222")]
+    assert desk.audit == [(draft, "refused:approve", "telegram:user666"),
+                          (draft, "refused:publish", "telegram:user222")]
 
 
 def test_stale_or_forged_buttons_are_answered_without_action() -> None:
