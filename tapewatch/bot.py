@@ -15,6 +15,7 @@ import logging
 import re
 from collections.abc import Sequence
 from dataclasses import dataclass
+from datetime import timedelta
 from typing import TYPE_CHECKING, Any, Protocol
 
 from sources.errors import TapewatchError
@@ -280,7 +281,7 @@ class TelegramBot:
         await self.app.initialize()
         await self.set_commands()
         assert self.app.updater is not None, "built with an updater"
-        await self.app.updater.start_polling(timeout=poll_timeout, allowed_updates=["message", "callback_query"])
+        await self.app.updater.start_polling(timeout=timedelta(seconds=poll_timeout), allowed_updates=["message", "callback_query"])
         await self.app.start()
 
     async def stop(self, *, drain_s: float = 10.0) -> None:
@@ -340,7 +341,7 @@ def build_application(token: str, *, base_url: str | None = None, connect_timeou
     from telegram.request import HTTPXRequest
 
     def request(cls: type = HTTPXRequest) -> HTTPXRequest:
-        return cls(connect_timeout=connect_timeout, read_timeout=read_timeout,  # type: ignore[no-any-return]
+        return cls(connect_timeout=connect_timeout, read_timeout=read_timeout,
                    write_timeout=read_timeout, pool_timeout=connect_timeout, connection_pool_size=16)
 
     builder = (ApplicationBuilder().token(token).job_queue(None).request(request())
