@@ -281,7 +281,8 @@ class TelegramBot:
         await self.app.initialize()
         await self.set_commands()
         assert self.app.updater is not None, "built with an updater"
-        await self.app.updater.start_polling(timeout=timedelta(seconds=poll_timeout), allowed_updates=["message", "callback_query"])
+        await self.app.updater.start_polling(timeout=timedelta(seconds=poll_timeout),
+                                             allowed_updates=["message", "callback_query"])
         await self.app.start()
 
     async def stop(self, *, drain_s: float = 10.0) -> None:
