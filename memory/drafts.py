@@ -9,7 +9,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import insert, select
+from sqlalchemy import Connection, insert, select
 
 from memory import schema
 from memory.state import StateDB
@@ -20,7 +20,8 @@ from sources.errors import StoreError
 class Draft:
     """One brief in its three formats, with what it was built from.
 
-    ``status`` is one of pending, flagged (failed grounding), approved, rejected, published, failed, expired.
+    ``status`` is one of pending, flagged (failed grounding), approved, rejected, published, failed, expired,
+    superseded (an edit replaced it; see ``publish/review.py`` for the state machine).
     ``meta`` holds provenance (models, prompt version, tokens, cost); ``validation`` the grounding report.
     An edit is a new draft with ``version`` + 1 and ``parent_id`` set to the draft it edits.
     """
@@ -50,22 +51,24 @@ class DraftStore:
     def __init__(self, state: StateDB) -> None:
         self.state = state
 
-    def save(self, draft: Draft) -> Draft:
-        """Store a new draft."""
-        with self.state.engine.begin() as conn:
-            conn.execute(
-                insert(schema.drafts).values(
-                    id=draft.id, created_at=draft.created_at, mode=draft.mode, status=draft.status,
-                    topic=draft.topic, window_start=draft.window_start, window_end=draft.window_end,
-                    x_thread=json.dumps(list(draft.x_thread), ensure_ascii=False),
-                    telegram_html=draft.telegram_html, markdown=draft.markdown,
-                    item_ids=json.dumps(list(draft.item_ids)), tickers=" ".join(draft.tickers),
-                    signals=json.dumps(draft.signals, ensure_ascii=False, default=str),
-                    meta=json.dumps(draft.meta, ensure_ascii=False, default=str),
-                    validation=json.dumps(draft.validation, ensure_ascii=False, default=str),
-                    version=draft.version, parent_id=draft.parent_id,
-                )
+    def save(self, draft: Draft, conn: Connection | None = None) -> Draft:
+        """Store a new draft (inside ``conn``'s transaction when one is given)."""
+        if conn is None:
+            with self.state.engine.begin() as own:
+                return self.save(draft, own)
+        conn.execute(
+            insert(schema.drafts).values(
+                id=draft.id, created_at=draft.created_at, mode=draft.mode, status=draft.status,
+                topic=draft.topic, window_start=draft.window_start, window_end=draft.window_end,
+                x_thread=json.dumps(list(draft.x_thread), ensure_ascii=False),
+                telegram_html=draft.telegram_html, markdown=draft.markdown,
+                item_ids=json.dumps(list(draft.item_ids)), tickers=" ".join(draft.tickers),
+                signals=json.dumps(draft.signals, ensure_ascii=False, default=str),
+                meta=json.dumps(draft.meta, ensure_ascii=False, default=str),
+                validation=json.dumps(draft.validation, ensure_ascii=False, default=str),
+                version=draft.version, parent_id=draft.parent_id,
             )
+        )
         return draft
 
     def get(self, draft_id: str) -> Draft:

@@ -77,6 +77,7 @@ class Failure:
     delay_s: float = 0.0  # sleep before answering (longer than the client timeout → a client-side timeout)
     method: str | None = None
     after_effect: bool = False  # perform the request's effect (e.g. create the tweet) before failing
+    skip: int = 0  # let this many matching requests through before failing
 
 
 @dataclass
@@ -189,6 +190,9 @@ class FakeXAPI:
         with self._lock:
             for i, failure in enumerate(self.failures):
                 if path.startswith(failure.prefix) and failure.method in (None, method):
+                    if failure.skip > 0:
+                        failure.skip -= 1
+                        return None
                     return self.failures.pop(i)
         return None
 
