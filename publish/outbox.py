@@ -171,6 +171,8 @@ class Outbox:
             q = update(o).where(o.c.id == row.id, o.c.state.in_(list(from_states)))
             if guard is not None:
                 q = q.where(guard)
+            # Lock the row before reading it, so the state we audit is the one we replace.
+            conn.execute(update(o).where(o.c.id == row.id).values(state=o.c.state))
             current = conn.execute(select(o.c.state).where(o.c.id == row.id)).scalar()
             if conn.execute(q.values(state=to, updated_at=now, **values)).rowcount != 1:
                 return False

@@ -14,6 +14,7 @@ Once any part of a draft has left the outbox queue it can no longer be edited, r
 
 from __future__ import annotations
 
+import time
 import uuid
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, replace
@@ -220,9 +221,10 @@ class ReviewQueue:
         for attempt in range(3):
             try:
                 return self._try_move(draft_id, action, actor, allowed, to, reason, detail, also, strict)
-            except OperationalError as exc:  # SQLite: another writer committed after our read; read again
+            except OperationalError as exc:  # a lock timeout, or the compare-and-set lost: read again
                 if attempt == 2:
                     raise ReviewError(f"draft {draft_id[:12]} is busy; try again ({exc.orig})") from exc
+                time.sleep(0.05 * (attempt + 1))
         raise AssertionError("unreachable")
 
     def _try_move(self, draft_id: str, action: str, actor: str, allowed: frozenset[str], to: str,
@@ -231,6 +233,9 @@ class ReviewQueue:
         d = schema.drafts
         now = self.clock()
         with self.state.engine.begin() as conn:
+            # Take the row's write lock before reading (SQLite: the database's, waiting on busy_timeout;
+            # PostgreSQL: the row's), so the status we compare against is the latest committed one.
+            conn.execute(update(d).where(d.c.id == draft_id).values(status=d.c.status))
             current = conn.execute(select(d.c.status).where(d.c.id == draft_id)).scalar()
             if current is None:
                 raise ReviewError(f"no draft {draft_id!r}")
