@@ -65,9 +65,11 @@ class XPublisher:
             start = since - CLOCK_SLACK
             token: str | None = None
             for _ in range(self.pages):
+                # A reply is newer than its parent (ids grow with time), which narrows the search a lot.
+                window: dict[str, Any] = {"since_id": reply_to} if reply_to else {"start_time": start}
                 page = self.client.get_users_tweets(
-                    user_id, max_results=100, start_time=start, pagination_token=token, user_auth=True,
-                    tweet_fields=["created_at", "referenced_tweets"],
+                    user_id, max_results=100, pagination_token=token, user_auth=True,
+                    tweet_fields=["created_at", "referenced_tweets"], **window,
                 )
                 for tweet in page.data or []:
                     if normalise_post(tweet.text) == want and (reply_to is None or _parent(tweet) == reply_to):

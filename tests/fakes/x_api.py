@@ -267,6 +267,9 @@ class FakeXAPI:
         until = int(query["until_id"][0]) if "until_id" in query else None
         pool = sorted((t for t in pool if int(t.id) > since and (until is None or int(t.id) < until)),
                       key=lambda t: int(t.id), reverse=True)
+        if "start_time" in query:  # like X: only posts created at or after it
+            start = datetime.fromisoformat(query["start_time"][0].replace("Z", "+00:00"))
+            pool = [t for t in pool if t.created_at >= start]
         size = max(5, min(100, int(query.get("max_results", ["10"])[0])))
         offset = int(query.get(token_param, ["0"])[0] or 0)
         page = pool[offset : offset + size]
