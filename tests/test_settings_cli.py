@@ -164,7 +164,8 @@ def test_help_is_fast_and_imports_no_heavy_libraries() -> None:
         "sys.argv = ['tapewatch', '--help']\n"
         "from tapewatch.cli import app\n"
         "try:\n    app()\nexcept SystemExit:\n    pass\n"
-        "heavy = [m for m in ('crewai', 'torch', 'chromadb', 'sentence_transformers', 'transformers') "
+        "heavy = [m for m in ('crewai', 'torch', 'chromadb', 'sentence_transformers', 'transformers', 'tweepy', "
+        "'telegram') "
         "if m in sys.modules]\n"
         "print('HEAVY', heavy)\n"
     )
