@@ -159,7 +159,10 @@ class Delivery:
     async def _publish(self, draft: Draft, dry_run: bool, report: RunReport) -> None:
         outcomes: dict[str, str] = {}
         for name in self.policy.channels:
-            texts = list(draft.x_thread) if name == "x" else [draft.telegram_html]
+            texts = [t for t in (draft.x_thread if name == "x" else (draft.telegram_html,)) if t.strip()]
+            if not texts:
+                outcomes[name] = "failed"  # nothing to post on this channel; the draft cannot be delivered whole
+                continue
             rows = self.outbox.rows(draft.id, name, dry_run=dry_run)
             if not rows:
                 dup = self.guard.check(name, texts, self.clock(), draft.id)

@@ -301,3 +301,18 @@ def test_audit_log_is_complete(tmp_path: Path, x: FakeXAPI, tg: FakeTelegramAPI)
             assert steps[-1].detail["remote_id"] == row.remote_id and steps[-1].action in ("sent", "reconciled")
     statuses = {d: rig.queue.drafts.get(d).status for d in (published, edited.id, rejected.id, edited.parent_id)}
     assert list(statuses.values()) == ["published", "published", "rejected", "superseded"]
+
+
+def test_a_draft_with_nothing_for_a_channel_fails_instead_of_posting_empty(
+        tmp_path: Path, x: FakeXAPI, tg: FakeTelegramAPI) -> None:
+    from dataclasses import replace
+
+    from memory.drafts import DraftStore
+
+    rig = Rig(tmp_path, x, tg)
+    draft = DraftStore(rig.state).save(replace(add_draft(rig.state, "z"), id="f" * 32, telegram_html="  "))
+    rig.queue.approve(draft.id, "alice")
+    report = rig.run()
+    assert draft.id in report.failed and tg.calls("sendMessage") == []
+    assert next(e for e in AuditLog(rig.state.engine).for_draft(draft.id) if e.action == "fail").reason == (
+        "not delivered on telegram")
