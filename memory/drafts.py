@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import uuid
 from collections.abc import Sequence
+from contextlib import nullcontext
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
@@ -53,22 +54,20 @@ class DraftStore:
 
     def save(self, draft: Draft, conn: Connection | None = None) -> Draft:
         """Store a new draft (inside ``conn``'s transaction when one is given)."""
-        if conn is None:
-            with self.state.engine.begin() as own:
-                return self.save(draft, own)
-        conn.execute(
-            insert(schema.drafts).values(
-                id=draft.id, created_at=draft.created_at, mode=draft.mode, status=draft.status,
-                topic=draft.topic, window_start=draft.window_start, window_end=draft.window_end,
-                x_thread=json.dumps(list(draft.x_thread), ensure_ascii=False),
-                telegram_html=draft.telegram_html, markdown=draft.markdown,
-                item_ids=json.dumps(list(draft.item_ids)), tickers=" ".join(draft.tickers),
-                signals=json.dumps(draft.signals, ensure_ascii=False, default=str),
-                meta=json.dumps(draft.meta, ensure_ascii=False, default=str),
-                validation=json.dumps(draft.validation, ensure_ascii=False, default=str),
-                version=draft.version, parent_id=draft.parent_id,
+        with nullcontext(conn) if conn is not None else self.state.engine.begin() as conn:
+            conn.execute(
+                insert(schema.drafts).values(
+                    id=draft.id, created_at=draft.created_at, mode=draft.mode, status=draft.status,
+                    topic=draft.topic, window_start=draft.window_start, window_end=draft.window_end,
+                    x_thread=json.dumps(list(draft.x_thread), ensure_ascii=False),
+                    telegram_html=draft.telegram_html, markdown=draft.markdown,
+                    item_ids=json.dumps(list(draft.item_ids)), tickers=" ".join(draft.tickers),
+                    signals=json.dumps(draft.signals, ensure_ascii=False, default=str),
+                    meta=json.dumps(draft.meta, ensure_ascii=False, default=str),
+                    validation=json.dumps(draft.validation, ensure_ascii=False, default=str),
+                    version=draft.version, parent_id=draft.parent_id,
+                )
             )
-        )
         return draft
 
     def get(self, draft_id: str) -> Draft:
