@@ -77,6 +77,12 @@ def current_version(engine: Engine) -> int:
         return int(conn.execute(select(sqlfunc.max(schema.schema_version.c.version))).scalar() or 0)
 
 
+def applied_versions(engine: Engine) -> set[int]:
+    """Every schema version recorded as applied."""
+    with engine.connect() as conn:
+        return {int(v) for v in conn.execute(select(schema.schema_version.c.version)).scalars()}
+
+
 def migrate(engine: Engine, migrations: tuple[Migration, ...] = MIGRATIONS) -> list[int]:
     """Bring the database to the latest version; return the versions applied."""
     latest = migrations[-1].version if migrations else 0
@@ -88,9 +94,12 @@ def migrate(engine: Engine, migrations: tuple[Migration, ...] = MIGRATIONS) -> l
             f"state database is at schema version {at} but this tapewatch knows only up to {latest}; "
             "upgrade tapewatch"
         )
+    # Apply every step not recorded yet, not only those above the newest: a database built by a build that had
+    # a later step but not an earlier one (steps developed in parallel) still gets the earlier one.
+    done = applied_versions(engine)
     applied: list[int] = []
     for step in migrations:
-        if step.version <= at:
+        if step.version in done:
             continue
         with engine.begin() as conn:
             step.apply(conn)
