@@ -5,11 +5,12 @@ from __future__ import annotations
 import json
 import uuid
 from collections.abc import Sequence
+from contextlib import nullcontext
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import insert, select
+from sqlalchemy import Connection, insert, select
 
 from memory import schema
 from memory.state import StateDB
@@ -20,7 +21,8 @@ from sources.errors import StoreError
 class Draft:
     """One brief in its three formats, with what it was built from.
 
-    ``status`` is one of pending, flagged (failed grounding), approved, rejected, published, failed, expired.
+    ``status`` is one of pending, flagged (failed grounding), approved, rejected, published, failed, expired,
+    superseded (an edit replaced it; see ``publish/review.py`` for the state machine).
     ``meta`` holds provenance (models, prompt version, tokens, cost); ``validation`` the grounding report.
     An edit is a new draft with ``version`` + 1 and ``parent_id`` set to the draft it edits.
     """
@@ -50,9 +52,9 @@ class DraftStore:
     def __init__(self, state: StateDB) -> None:
         self.state = state
 
-    def save(self, draft: Draft) -> Draft:
-        """Store a new draft."""
-        with self.state.engine.begin() as conn:
+    def save(self, draft: Draft, conn: Connection | None = None) -> Draft:
+        """Store a new draft (inside ``conn``'s transaction when one is given)."""
+        with nullcontext(conn) if conn is not None else self.state.engine.begin() as conn:
             conn.execute(
                 insert(schema.drafts).values(
                     id=draft.id, created_at=draft.created_at, mode=draft.mode, status=draft.status,

@@ -63,6 +63,9 @@ MIGRATIONS: tuple[Migration, ...] = (
               _steps(_add_columns("items", "text", "cluster", "engagement"), _create("drafts"))),
     Migration(4, "draft versions, provenance and validation report",
               _add_columns("drafts", "version", "parent_id", "meta", "validation")),
+    # 5 and 6 belong to other stages; a database without them skips straight to 7.
+    Migration(7, "review audit log, publishing outbox, schedules, publish lease",
+              _create("audit_log", "outbox", "draft_schedule", "publish_lease")),
     Migration(8, "run-time switches and review cards", _create("switches", "review_cards")),
 )
 
@@ -73,6 +76,12 @@ def current_version(engine: Engine) -> int:
         return 0
     with engine.connect() as conn:
         return int(conn.execute(select(sqlfunc.max(schema.schema_version.c.version))).scalar() or 0)
+
+
+def applied_versions(engine: Engine) -> set[int]:
+    """Every schema version recorded as applied."""
+    with engine.connect() as conn:
+        return {int(v) for v in conn.execute(select(schema.schema_version.c.version)).scalars()}
 
 
 def migrate(engine: Engine, migrations: tuple[Migration, ...] = MIGRATIONS) -> list[int]:
@@ -86,9 +95,12 @@ def migrate(engine: Engine, migrations: tuple[Migration, ...] = MIGRATIONS) -> l
             f"state database is at schema version {at} but this tapewatch knows only up to {latest}; "
             "upgrade tapewatch"
         )
+    # Apply every step not recorded yet, not only those above the newest: a database built by a build that had
+    # a later step but not an earlier one (steps developed in parallel) still gets the earlier one.
+    done = applied_versions(engine)
     applied: list[int] = []
     for step in migrations:
-        if step.version <= at:
+        if step.version in done:
             continue
         with engine.begin() as conn:
             step.apply(conn)

@@ -17,6 +17,7 @@ from sqlalchemy import (
     Table,
     Text,
     TypeDecorator,
+    UniqueConstraint,
 )
 from sqlalchemy.engine import Dialect
 
@@ -143,6 +144,72 @@ item_tickers = Table(
     Column("ticker", String(20), primary_key=True),
     Column("published_at", UTCDateTime(), nullable=False),
     Index("ix_item_tickers_ticker_published", "ticker", "published_at"),
+)
+
+# --- issue 6: review queue and exactly-once publishing (schema version 7) ---------------------------------
+
+# Append-only: every draft transition and every publishing step, with who did it and through what.
+audit_log = Table(
+    "audit_log",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("at", UTCDateTime(), nullable=False),
+    Column("draft_id", String(32), nullable=False),
+    Column("actor", String(100), nullable=False),  # a reviewer's name, or "publisher" / "policy" / "system"
+    Column("via", String(20), nullable=False),  # cli, telegram, web, daemon
+    Column("action", String(30), nullable=False),
+    Column("from_status", String(20)),
+    Column("to_status", String(20)),
+    Column("channel", String(20)),  # x / telegram for publishing steps
+    Column("reason", Text),
+    Column("detail", Text, nullable=False, server_default="{}"),  # JSON
+    Index("ix_audit_draft", "draft_id", "id"),
+)
+
+# One row per (draft, channel, part): intent is committed before the remote call, the remote id right after.
+outbox = Table(
+    "outbox",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("draft_id", String(32), nullable=False),
+    Column("channel", String(20), nullable=False),
+    Column("part", Integer, nullable=False),  # 0-based position in the thread
+    Column("parts", Integer, nullable=False),
+    Column("dry_run", Integer, nullable=False, server_default="0"),
+    Column("text", Text, nullable=False),
+    # queued → intent → sent | unknown | failed | needs_check | blocked; dry_run rows stay "dry_run"
+    Column("state", String(20), nullable=False),
+    Column("remote_id", String(64)),
+    Column("url", Text),
+    Column("reply_to", String(64)),  # remote id of the part this one answers (X threads)
+    Column("attempts", Integer, nullable=False, server_default="0"),
+    Column("error", Text),
+    Column("created_at", UTCDateTime(), nullable=False),
+    Column("intent_at", UTCDateTime()),
+    Column("sent_at", UTCDateTime()),
+    Column("updated_at", UTCDateTime(), nullable=False),
+    UniqueConstraint("draft_id", "channel", "part", "dry_run", name="uq_outbox_part"),
+    Index("ix_outbox_state", "state"),
+    Index("ix_outbox_channel_sent", "channel", "sent_at"),
+)
+
+# When a reviewer wants a draft out no earlier than a given time.
+draft_schedule = Table(
+    "draft_schedule",
+    metadata,
+    Column("draft_id", String(32), primary_key=True),
+    Column("publish_at", UTCDateTime(), nullable=False),
+    Column("set_by", String(100), nullable=False),
+    Column("set_at", UTCDateTime(), nullable=False),
+)
+
+# At most one publish run at a time: a lease with an owner and an expiry.
+publish_lease = Table(
+    "publish_lease",
+    metadata,
+    Column("name", String(50), primary_key=True),
+    Column("owner", String(200), nullable=False),
+    Column("expires_at", UTCDateTime(), nullable=False),
 )
 
 # Issue 7 (bot and schedule): named on/off switches that operators flip at run time (e.g. posting paused),

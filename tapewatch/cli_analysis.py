@@ -1,4 +1,4 @@
-"""CLI commands for the analysis stage: signals, narratives, briefs and drafts."""
+"""CLI commands for the analysis stage: signals, narratives and briefs (drafts: ``cli_review``)."""
 
 from __future__ import annotations
 
@@ -11,10 +11,7 @@ from rich.table import Table
 if TYPE_CHECKING:
     from memory.drafts import Draft
 
-from tapewatch.cli import _ago, _duration, _memory, app, out, settings
-
-drafts_app = typer.Typer(help="Briefs waiting for review.", no_args_is_help=True)
-app.add_typer(drafts_app, name="drafts")
+from tapewatch.cli import _ago, _duration, _memory, app, out
 
 NO_LLM = ("No language model is configured, so this is a data brief built from signals alone "
           "(the analyst crew that writes prose briefs comes with a later tapewatch version).")
@@ -124,43 +121,3 @@ def _print_draft(draft: Draft, fmt: str) -> None:
     if fmt in ("telegram", "all"):
         out.print("\n[bold]Telegram (HTML)[/bold]")
         out.print(draft.telegram_html, markup=False, highlight=False)
-
-
-@drafts_app.command("list")
-def drafts_list(
-    status: Annotated[Optional[str], typer.Option(help="pending, approved, …")] = None,  # noqa: UP045
-    limit: Annotated[int, typer.Option("--limit", "-n", min=1, max=500)] = 20,
-) -> None:
-    """Newest drafts first."""
-    from memory.drafts import DraftStore
-    from tapewatch.clients import open_state
-
-    rows = DraftStore(open_state(settings())).list(status, limit)
-    if not rows:
-        out.print("No drafts yet. `tapewatch brief` writes one.")
-        return
-    table = Table(header_style="bold")
-    for col in ("id", "created", "mode", "status", "topic", "tickers", "posts", "sources"):
-        table.add_column(col)
-    for d in rows:
-        table.add_row(d.id[:12], _ago(d.created_at), d.mode, d.status, d.topic, " ".join(d.tickers),
-                      str(len(d.x_thread)), str(len(d.item_ids)))
-    out.print(table)
-
-
-@drafts_app.command("show")
-def drafts_show(
-    draft_id: Annotated[str, typer.Argument(help="Draft id or a unique prefix of it.")],
-    fmt: Annotated[str, typer.Option("--format", "-f", help="x, telegram, markdown or all.")] = "all",
-) -> None:
-    """One draft in the chosen format(s)."""
-    from memory.drafts import DraftStore
-    from tapewatch.clients import open_state
-
-    if fmt not in ("x", "telegram", "markdown", "all"):
-        raise typer.BadParameter("must be x, telegram, markdown or all", param_hint="--format")
-    draft = DraftStore(open_state(settings())).get(draft_id)
-    out.print(f"draft {draft.id} · {draft.mode} · {draft.status} · created {_ago(draft.created_at)} · "
-              f"window {draft.window_start:%Y-%m-%d %H:%M}–{draft.window_end:%H:%M} UTC · "
-              f"{len(draft.item_ids)} cited items", highlight=False)
-    _print_draft(draft, fmt)

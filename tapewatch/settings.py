@@ -64,7 +64,8 @@ DEFAULT_FEEDS: list[dict[str, str]] = [
     {"name": "r-cryptocurrency", "url": "https://www.reddit.com/r/CryptoCurrency/.rss", "kind": "forum"},
 ]
 
-SECRET_FIELDS = ("chroma_token", "x_bearer_token", "telegram_bot_token", "llm_api_key", "coingecko_api_key")
+SECRET_FIELDS = ("chroma_token", "x_bearer_token", "telegram_bot_token", "llm_api_key", "coingecko_api_key",
+                 "x_consumer_key", "x_consumer_secret", "x_access_token", "x_access_token_secret")
 
 
 class FeedSettings(BaseModel):
@@ -109,6 +110,67 @@ class MemorySettings(BaseModel):
     retention: Duration = timedelta(days=90)
 
 
+class ReviewSettings(BaseModel):
+    """Who may review drafts and how long a draft waits before it expires."""
+
+    # Names allowed to edit, approve, reject and schedule; approving needs one of them.
+    reviewers: list[str] = []
+    # The reviewer the CLI acts as when --as is not given (TAPEWATCH_REVIEW__REVIEWER).
+    reviewer: str | None = None
+    expire_after: Duration = timedelta(hours=48)
+
+    @field_validator("reviewers")
+    @classmethod
+    def _names(cls, value: list[str]) -> list[str]:
+        for name in value:
+            if not re.fullmatch(r"[A-Za-z0-9][A-Za-z0-9_.@\-]{0,63}", name):
+                raise ValueError(f"reviewer name {name!r} must be 1-64 letters, digits, _ . @ -")
+        return value
+
+
+class PublishSettings(BaseModel):
+    """When and where approved drafts go out."""
+
+    # review: only drafts a reviewer approved; auto: also pending drafts that passed the grounding check.
+    policy: Literal["review", "auto"] = "review"
+    dry_run: bool = False
+    channels: list[Literal["x", "telegram"]] = ["x", "telegram"]
+    telegram_chat_id: str | None = None  # "@channelname" or a numeric id like -1001234567890
+    # No posting in this local-time window, e.g. "23:00-07:00" (drafts wait until it ends).
+    quiet_hours: str | None = None
+    timezone: str = "UTC"
+    max_posts_per_day: int = Field(default=12, ge=0, le=1000)  # briefs (a thread counts once) per 24h
+    duplicate_window: Duration = timedelta(hours=72)
+    duplicate_threshold: float = Field(default=0.9, gt=0.0, le=1.0)  # normalised text similarity, 0..1
+    timeout: Duration = timedelta(seconds=15)
+    connect_timeout: Duration = timedelta(seconds=5)
+    max_attempts: int = Field(default=4, ge=1, le=10)  # per part, 429/5xx retries included
+    max_wait: Duration = timedelta(seconds=90)  # a longer rate-limit wait ends the run, leaving the rest queued
+    reconcile_settle: Duration = timedelta(seconds=10)  # let a timed-out post show in the timeline first
+    reconcile_pages: int = Field(default=5, ge=1, le=32)  # pages of 100 own posts searched per reconciliation
+    lease: Duration = timedelta(minutes=10)  # one publish run at a time; a dead run's lease expires
+    x_base_url: str | None = None  # a proxy in front of the X API
+    telegram_base_url: str | None = None  # a local Bot API server, e.g. http://localhost:8081/bot
+
+    @field_validator("quiet_hours")
+    @classmethod
+    def _hours(cls, value: str | None) -> str | None:
+        if value is not None and not re.fullmatch(r"([01]\d|2[0-3]):[0-5]\d-([01]\d|2[0-3]):[0-5]\d", value):
+            raise ValueError("quiet_hours must look like 23:00-07:00")
+        return value
+
+    @field_validator("timezone")
+    @classmethod
+    def _zone(cls, value: str) -> str:
+        from zoneinfo import ZoneInfo
+
+        try:
+            ZoneInfo(value)
+        except Exception as exc:
+            raise ValueError(f"unknown time zone {value!r}") from exc
+        return value
+
+
 class ReviewerAccount(BaseModel):
     """A Telegram account allowed to review, and the reviewer name it acts as."""
 
@@ -118,11 +180,13 @@ class ReviewerAccount(BaseModel):
 
 
 class BotSettings(BaseModel):
-    """The Telegram bot inside `tapewatch run` (runs when `TAPEWATCH_TELEGRAM_BOT_TOKEN` is set)."""
+    """The Telegram bot inside `tapewatch run` (runs when `TAPEWATCH_TELEGRAM_BOT_TOKEN` is set).
+
+    It talks to the Bot API at ``publish.telegram_base_url`` like the Telegram publisher does.
+    """
 
     model_config = ConfigDict(extra="forbid")
     enabled: bool = True
-    base_url: str | None = None  # a local Bot API server, e.g. http://127.0.0.1:8081/bot
     allowed_users: list[int] = []  # Telegram user ids that may use on-demand commands
     allowed_chats: list[int] = []  # chats (groups) whose members may use them
     reviewers: list[ReviewerAccount] = []
@@ -157,6 +221,8 @@ class Settings(BaseSettings):
     )
     fetch: FetchSettings = FetchSettings()
     memory: MemorySettings = MemorySettings()
+    review: ReviewSettings = ReviewSettings()
+    publish: PublishSettings = PublishSettings()
     bot: BotSettings = BotSettings()
 
     chroma_token: SecretStr | None = None
@@ -164,6 +230,11 @@ class Settings(BaseSettings):
     telegram_bot_token: SecretStr | None = None
     llm_api_key: SecretStr | None = None
     coingecko_api_key: SecretStr | None = None
+    # X OAuth 1.0a user context (posting as the bot's account).
+    x_consumer_key: SecretStr | None = None
+    x_consumer_secret: SecretStr | None = None
+    x_access_token: SecretStr | None = None
+    x_access_token_secret: SecretStr | None = None
 
     @field_validator("data_dir")
     @classmethod

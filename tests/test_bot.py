@@ -13,7 +13,7 @@ import pytest
 from sources.errors import LLMError
 from tapewatch.bot import Access, BriefAnswer, TelegramBot, build_application, parse_brief_args, split_html
 from tapewatch.bot_limits import BriefQueue, RateLimiter
-from tests.fakes.telegram_api import FakeTelegram, serving_telegram
+from tests.fakes.telegram_api import TOKEN, FakeTelegramAPI, serving_telegram
 
 ALICE, BOB, MALLORY = 111, 222, 666
 
@@ -56,12 +56,12 @@ class Backend:
         return "paused" if paused else "resumed"
 
 
-def run_bot(fake: FakeTelegram, backend: Backend, scenario: Callable[[TelegramBot], Awaitable[None]], *,
+def run_bot(fake: FakeTelegramAPI, backend: Backend, scenario: Callable[[TelegramBot], Awaitable[None]], *,
             limit: int = 5, concurrency: int = 2, capacity: int = 10) -> TelegramBot:
     """Start a real PTB bot against ``fake``, run ``scenario``, stop it."""
 
     async def main() -> TelegramBot:
-        app = build_application("123:TEST", base_url=fake.base_url, read_timeout=5)
+        app = build_application(TOKEN, base_url=fake.base_url, read_timeout=5)
         bot = TelegramBot(app, backend, Access(frozenset({ALICE, BOB}), frozenset(), {ALICE: "alice"}),
                           limiter=RateLimiter(limit, 600), queue=BriefQueue(concurrency, capacity),
                           review_chat_id=-100)

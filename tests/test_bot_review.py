@@ -9,7 +9,7 @@ from sources.errors import PublishError
 from tapewatch.bot import Access, TelegramBot, build_application
 from tapewatch.bot_limits import BriefQueue, RateLimiter
 from tapewatch.bot_review import Card, Outcome, ReviewBot, callback_data, parse_callback
-from tests.fakes.telegram_api import FakeTelegram, serving_telegram
+from tests.fakes.telegram_api import TOKEN, FakeTelegramAPI, serving_telegram
 from tests.test_bot import ALICE, BOB, MALLORY, Backend, until
 
 REVIEW_CHAT = -1001
@@ -51,13 +51,14 @@ class Desk:
         self.audit.append((draft_id, f"refused:{action}", who))
 
 
-def run_review(fake: FakeTelegram, desk: Desk, scenario: Any) -> None:
+def run_review(fake: FakeTelegramAPI, desk: Desk, scenario: Any) -> None:
     async def main() -> None:
-        app = build_application("123:TEST", base_url=fake.base_url, read_timeout=5)
+        app = build_application(TOKEN, base_url=fake.base_url, read_timeout=5)
         access = Access(frozenset({BOB}), frozenset(), {ALICE: "alice"})
         bot = TelegramBot(app, Backend(), access, limiter=RateLimiter(5, 60), queue=BriefQueue(1, 5),
                           review_chat_id=REVIEW_CHAT)
         review = ReviewBot(app, desk, access, REVIEW_CHAT)
+        fake.add_chat(REVIEW_CHAT)
         await bot.start(poll_timeout=0.2)
         try:
             await scenario(review)

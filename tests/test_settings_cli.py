@@ -80,6 +80,11 @@ def test_defaults_work_without_a_file() -> None:
         ('unknown_key = 1', "unknown_key"),
         ('[memory]\nnear_duplicate_window = "soon"', "near_duplicate_window"),
         ('[watchlist]\n"$BTC" = ["btc"]', "ticker"),
+        ('x_access_token_secret = "abc"', "contains secrets"),
+        ('[publish]\nquiet_hours = "late"', "quiet_hours must look like 23:00-07:00"),
+        ('[publish]\ntimezone = "Mars/Olympus"', "unknown time zone"),
+        ('[publish]\nchannels = ["mastodon"]', "publish.channels"),
+        ('[review]\nreviewers = ["bad name"]', "reviewer name"),
     ],
 )
 def test_invalid_files_give_readable_errors(tmp_path: Path, text: str, message: str) -> None:
@@ -159,7 +164,8 @@ def test_help_is_fast_and_imports_no_heavy_libraries() -> None:
         "sys.argv = ['tapewatch', '--help']\n"
         "from tapewatch.cli import app\n"
         "try:\n    app()\nexcept SystemExit:\n    pass\n"
-        "heavy = [m for m in ('crewai', 'torch', 'chromadb', 'sentence_transformers', 'transformers') "
+        "heavy = [m for m in ('crewai', 'torch', 'chromadb', 'sentence_transformers', 'transformers', 'tweepy', "
+        "'telegram') "
         "if m in sys.modules]\n"
         "print('HEAVY', heavy)\n"
     )
@@ -175,3 +181,4 @@ def test_example_config_is_valid_and_matches_the_defaults() -> None:
     assert from_file.watchlist == defaults.watchlist
     assert [(f.name, f.url, f.kind) for f in from_file.feeds] == [(f.name, f.url, f.kind) for f in defaults.feeds]
     assert from_file.memory == defaults.memory and from_file.fetch == defaults.fetch
+    assert from_file.review == defaults.review and from_file.publish == defaults.publish

@@ -31,6 +31,15 @@ def test_old_database_is_upgraded_step_by_step_and_only_once(tmp_path: Path) -> 
     assert migrate(engine) == []
 
 
+def test_a_step_missing_below_the_newest_is_still_applied(tmp_path: Path) -> None:
+    engine = make_engine(f"sqlite:///{tmp_path / 's.db'}")
+    without_second = (MIGRATIONS[0], *MIGRATIONS[2:])
+    migrate(engine, without_second)  # a build whose list lacked step 2
+    assert not inspect(engine).has_table("item_tickers")
+    assert migrate(engine) == [2]
+    assert inspect(engine).has_table("item_tickers")
+
+
 def test_failed_migration_rolls_back_and_keeps_the_version(tmp_path: Path) -> None:
     engine = make_engine(f"sqlite:///{tmp_path / 's.db'}")
     migrate(engine)

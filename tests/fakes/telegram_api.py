@@ -1,8 +1,12 @@
-"""A loopback fake of the Telegram Bot API, answering in its real JSON shapes.
+"""A loopback fake of the Telegram Bot API methods tapewatch uses, in the real JSON shapes.
 
-Point python-telegram-bot at it with ``base_url=server.base_url`` (``http://127.0.0.1:PORT/bot``). Tests
-push updates with ``user_message`` / ``user_callback`` (delivered by ``getUpdates``, long polling included),
-script failures with ``fail_next``, and read what the bot sent in ``sent`` / ``calls``.
+``/bot<token>/getMe``, ``sendMessage``, ``editMessageText``, ``answerCallbackQuery``, ``setMyCommands`` and
+``getUpdates`` with long polling (form-encoded like python-telegram-bot sends it, or JSON). Tests act as users
+with ``user_message`` / ``user_callback`` (delivered to the bot through getUpdates in the real update shape).
+Answers are ``{"ok": true, "result": ...}``; errors ``{"ok": false, "error_code": n, "description": ...}`` with
+``parameters.retry_after`` on a 429. Failures are scripted with ``fail_next`` (after ``skip`` matching calls,
+optionally after delivering the message, optionally after a delay, optionally with a raw malformed body).
+Delivered messages are in ``messages``; every request in ``requests``.
 """
 
 from __future__ import annotations
@@ -14,67 +18,88 @@ import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from html.parser import HTMLParser
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
-from urllib.parse import parse_qs
+from urllib.parse import parse_qs, urlsplit
 
-BOT_ID = 7000000001
-RAW_TEXT_KEYS = {"text", "caption", "callback_query_id", "query_id", "parse_mode", "url", "description"}
+TOKEN = "123456:TEST-token"
+CHANNEL = "@tapewatch_test"
+CHANNEL_ID = -1001234567890
+_ALLOWED_TAGS = {"b", "strong", "i", "em", "u", "ins", "s", "strike", "del", "a", "code", "pre", "span",
+                 "tg-spoiler", "blockquote", "tg-emoji"}
 
 
 @dataclass
-class Call:
+class FakeMessage:
+    message_id: int
+    chat_id: int
+    text: str
+    parse_mode: str | None
+    link_preview_disabled: bool
+    date: datetime
+    params: dict[str, Any] = field(default_factory=dict)  # as sent, JSON-valued fields decoded
+    edits: list[str] = field(default_factory=list)  # earlier texts, when the bot edited the message
+
+
+@dataclass
+class TgFailure:
+    """One scripted failure for calls of ``method``."""
+
     method: str
-    params: dict[str, Any]
-
-
-@dataclass
-class Failure:
-    """One scripted failure for ``method`` (``None`` = any method but getUpdates)."""
-
-    method: str | None
-    error_code: int = 500
+    status: int = 500
     description: str = "Internal Server Error"
     retry_after: int | None = None
-    delay_s: float = 0.0
-    after_effect: bool = False  # perform the call (e.g. deliver the message) before failing
+    delay_s: float = 0.0  # longer than the client's read timeout → a client-side timeout
+    after_effect: bool = False  # deliver the message, then fail
+    raw: bytes | None = None  # a malformed body instead of JSON
+    skip: int = 0  # let this many matching calls through first
 
 
 @dataclass
-class SentMessage:
-    message_id: int
-    chat_id: int | str
-    text: str
-    params: dict[str, Any] = field(default_factory=dict)
-    edits: list[str] = field(default_factory=list)
+class TgRequest:
+    method: str
+    params: dict[str, Any]
+    at: float = field(default_factory=time.monotonic)
 
 
-def _decode(params: dict[str, list[str]]) -> dict[str, Any]:
-    out: dict[str, Any] = {}
-    for key, values in params.items():
-        value = values[-1]
-        if key in RAW_TEXT_KEYS:
-            out[key] = value
-            continue
-        try:
-            out[key] = json.loads(value)
-        except ValueError:
-            out[key] = value
-    return out
-
-
-class FakeTelegram:
-    """Serve a fake Bot API on 127.0.0.1 for any token."""
+class _TagCheck(HTMLParser):
+    """Telegram's HTML: only a few tags, all closed in order."""
 
     def __init__(self) -> None:
-        self.calls: list[Call] = []
-        self.sent: list[SentMessage] = []
-        self.failures: list[Failure] = []
+        super().__init__(convert_charrefs=True)
+        self.stack: list[str] = []
+        self.error: str | None = None
+        self.text: list[str] = []
+
+    def handle_starttag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
+        if tag not in _ALLOWED_TAGS:
+            self.error = self.error or f"Unsupported start tag \"{tag}\""
+        self.stack.append(tag)
+
+    def handle_endtag(self, tag: str) -> None:
+        if not self.stack or self.stack.pop() != tag:
+            self.error = self.error or f"Unexpected end tag \"{tag}\""
+
+    def handle_data(self, data: str) -> None:
+        self.text.append(data)
+
+
+class FakeTelegramAPI:
+    """Serve a fake Bot API on 127.0.0.1; point a PTB ``Bot`` at ``base_url``."""
+
+    def __init__(self, token: str = TOKEN) -> None:
+        self.token = token
+        self.chats: dict[str, int] = {CHANNEL: CHANNEL_ID, str(CHANNEL_ID): CHANNEL_ID}
+        self.messages: list[FakeMessage] = []
+        self.requests: list[TgRequest] = []
+        self.failures: list[TgFailure] = []
         self.commands: list[dict[str, Any]] = []
-        self.answered: list[dict[str, Any]] = []
+        self.answered: list[dict[str, Any]] = []  # answerCallbackQuery calls
         self._updates: list[dict[str, Any]] = []
         self._update_ids = itertools.count(1)
-        self._message_ids = itertools.count(100)
+        self._next_id = 100
         self._lock = threading.Condition()
         server = self
 
@@ -84,10 +109,10 @@ class FakeTelegram:
             def log_message(self, *args: object) -> None:
                 pass
 
-            def do_POST(self) -> None:
+            def do_GET(self) -> None:
                 server._handle(self)
 
-            def do_GET(self) -> None:
+            def do_POST(self) -> None:
                 server._handle(self)
 
         self._httpd = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
@@ -97,179 +122,215 @@ class FakeTelegram:
 
     @property
     def base_url(self) -> str:
-        """What to pass as PTB's ``base_url``."""
+        """What to pass as ``Bot(base_url=...)`` (PTB appends the token)."""
         host, port = self._httpd.server_address[:2]
         return f"http://{host}:{port}/bot"
 
-    # -- scripting -------------------------------------------------------------------------------
+    def fail_next(self, method: str, status: int = 500, *, times: int = 1, **kwargs: Any) -> None:
+        """Queue ``times`` failures for ``method``."""
+        with self._lock:
+            for _ in range(times):
+                self.failures.append(TgFailure(method, status, **kwargs))
+
+    def calls(self, method: str) -> list[TgRequest]:
+        """Recorded requests of one method."""
+        return [r for r in self.requests if r.method == method]
+
+    # -- acting as users ------------------------------------------------------------------------
+    def add_chat(self, chat_id: int) -> None:
+        """Make a chat (a user's private chat, a group) known, so the bot may send to it."""
+        with self._lock:
+            self.chats[str(chat_id)] = chat_id
+
     def push_update(self, update: dict[str, Any]) -> int:
-        """Queue a raw update (any shape); returns its update_id."""
+        """Queue a raw update (any shape) for getUpdates; returns its update_id."""
         with self._lock:
             update_id = next(self._update_ids)
             self._updates.append({"update_id": update_id, **update})
             self._lock.notify_all()
             return update_id
 
+    def _new_message_id(self) -> int:
+        with self._lock:
+            self._next_id += 1
+            return self._next_id
+
     def user_message(self, user_id: int, text: str, *, chat_id: int | None = None,
-                     username: str | None = None, reply_to: int | None = None) -> int:
-        """A user sends ``text`` (commands get a bot_command entity like real clients send)."""
+                     reply_to: int | None = None) -> int:
+        """User ``user_id`` writes ``text`` (commands carry a bot_command entity, as real clients send)."""
+        chat = chat_id if chat_id is not None else user_id
+        self.add_chat(chat)
         message: dict[str, Any] = {
-            "message_id": next(self._message_ids), "date": int(time.time()),
-            "chat": {"id": chat_id or user_id, "type": "private" if chat_id in (None, user_id) else "group"},
-            "from": {"id": user_id, "is_bot": False, "first_name": username or f"user{user_id}",
-                     "username": username or f"user{user_id}"},
-            "text": text,
+            "message_id": self._new_message_id(), "date": int(time.time()), "chat": _chat_json(chat),
+            "from": _user_json(user_id), "text": text,
         }
         if text.startswith("/"):
             message["entities"] = [{"type": "bot_command", "offset": 0, "length": len(text.split()[0])}]
         if reply_to is not None:
             original = self.message(reply_to)
             message["reply_to_message"] = {
-                "message_id": reply_to, "date": int(time.time()),
-                "chat": {"id": original.chat_id if original else chat_id or user_id, "type": "group"},
-                "from": {"id": BOT_ID, "is_bot": True, "first_name": "tapewatch", "username": "tapewatch_bot"},
-                "text": original.text if original else "",
+                "message_id": reply_to, "date": int(time.time()), "chat": _chat_json(chat),
+                "from": _BOT_USER, "text": original.text if original else "",
             }
         return self.push_update({"message": message})
 
-    def user_callback(self, user_id: int, message_id: int, data: str, *, username: str | None = None) -> int:
-        """A user taps an inline button with ``data`` under the bot's message ``message_id``."""
+    def user_callback(self, user_id: int, message_id: int, data: str) -> int:
+        """User ``user_id`` taps an inline button carrying ``data`` under the bot's message ``message_id``."""
         original = self.message(message_id)
-        chat_id = original.chat_id if original else user_id
+        chat = original.chat_id if original else user_id
         return self.push_update({"callback_query": {
-            "id": f"cb{next(self._update_ids)}", "chat_instance": "ci1", "data": data,
-            "from": {"id": user_id, "is_bot": False, "first_name": username or f"user{user_id}",
-                     "username": username or f"user{user_id}"},
-            "message": {"message_id": message_id, "date": int(time.time()),
-                        "chat": {"id": chat_id, "type": "group"},
-                        "from": {"id": BOT_ID, "is_bot": True, "first_name": "tapewatch"},
-                        "text": original.text if original else ""},
+            "id": f"cb{next(self._update_ids)}", "chat_instance": "ci1", "data": data, "from": _user_json(user_id),
+            "message": {"message_id": message_id, "date": int(time.time()), "chat": _chat_json(chat),
+                        "from": _BOT_USER, "text": original.text if original else ""},
         }})
 
-    def fail_next(self, method: str | None, error_code: int = 500, *, times: int = 1, **kwargs: Any) -> None:
-        """Queue ``times`` failures for ``method``."""
-        for _ in range(times):
-            self.failures.append(Failure(method, error_code, **kwargs))
-
-    # -- inspection ------------------------------------------------------------------------------
-    def message(self, message_id: int) -> SentMessage | None:
+    def message(self, message_id: int) -> FakeMessage | None:
         """A message the bot sent, by id."""
-        return next((m for m in self.sent if m.message_id == message_id), None)
+        return next((m for m in self.messages if m.message_id == message_id), None)
 
-    def sent_to(self, chat_id: int | str) -> list[SentMessage]:
+    def sent_to(self, chat_id: int) -> list[FakeMessage]:
         """Messages the bot sent to one chat, oldest first."""
-        return [m for m in self.sent if str(m.chat_id) == str(chat_id)]
-
-    def wait_for(self, predicate: Any, timeout: float = 10.0) -> Any:
-        """Poll ``predicate()`` until it returns something truthy (for tests driving the bot)."""
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            value = predicate()
-            if value:
-                return value
-            time.sleep(0.01)
-        raise AssertionError(f"timed out after {timeout}s waiting for the bot")
+        return [m for m in self.messages if m.chat_id == chat_id]
 
     def pending_updates(self) -> int:
-        """Updates not yet fetched by the bot."""
+        """Updates the bot has not confirmed yet."""
         with self._lock:
             return len(self._updates)
 
-    # -- request handling ------------------------------------------------------------------------
+    # -- request handling -----------------------------------------------------------------------
     def _handle(self, handler: BaseHTTPRequestHandler) -> None:
-        path = handler.path.split("?")[0]
-        method = path.rsplit("/", 1)[-1]
+        parts = urlsplit(handler.path)
+        token, _, method = parts.path.lstrip("/").partition("/")
         length = int(handler.headers.get("Content-Length") or 0)
-        raw = handler.rfile.read(length).decode() if length else ""
-        ctype = handler.headers.get("Content-Type", "")
-        json_body = "json" in ctype and raw
-        params = json.loads(raw) if json_body else _decode(parse_qs(raw, keep_blank_values=True))
-        self.calls.append(Call(method, params))
+        raw = handler.rfile.read(length) if length else b""
+        params = self._params(handler.headers.get("Content-Type", ""), raw, parts.query)
+        self.requests.append(TgRequest(method, params))
+        if token != f"bot{self.token}":
+            self._send(handler, 401, {"ok": False, "error_code": 401, "description": "Unauthorized"})
+            return
         failure = self._take_failure(method)
         if failure is not None:
             if failure.after_effect:
                 self._route(method, params)
             if failure.delay_s:
                 time.sleep(failure.delay_s)
-            body: dict[str, Any] = {"ok": False, "error_code": failure.error_code,
-                                    "description": failure.description}
+            if failure.raw is not None:
+                self._send_raw(handler, failure.status, failure.raw)
+                return
+            body: dict[str, Any] = {"ok": False, "error_code": failure.status, "description": failure.description}
             if failure.retry_after is not None:
                 body["parameters"] = {"retry_after": failure.retry_after}
-                body["description"] = f"Too Many Requests: retry after {failure.retry_after}"
-            self._send(handler, failure.error_code, body)
+            self._send(handler, failure.status, body)
             return
-        ok, result = self._route(method, params)
-        if ok:
-            self._send(handler, 200, {"ok": True, "result": result})
-        else:
-            self._send(handler, 400, {"ok": False, "error_code": 400, "description": result})
+        status, payload = self._route(method, params)
+        self._send(handler, status, payload)
 
-    def _take_failure(self, method: str) -> Failure | None:
+    @staticmethod
+    def _params(content_type: str, raw: bytes, query: str) -> dict[str, Any]:
+        params: dict[str, Any] = {k: v[0] for k, v in parse_qs(query).items()}
+        if "json" in content_type and raw:
+            params.update(json.loads(raw))
+        elif raw:
+            params.update({k: v[0] for k, v in parse_qs(raw.decode()).items()})
+        return params
+
+    def _take_failure(self, method: str) -> TgFailure | None:
         with self._lock:
             for i, failure in enumerate(self.failures):
-                if failure.method == method or (failure.method is None and method != "getUpdates"):
+                if failure.method == method:
+                    if failure.skip > 0:
+                        failure.skip -= 1
+                        return None
                     return self.failures.pop(i)
         return None
 
-    def _route(self, method: str, params: dict[str, Any]) -> tuple[bool, Any]:
+    def _route(self, method: str, params: dict[str, Any]) -> tuple[int, dict[str, Any]]:
         if method == "getMe":
-            return True, {"id": BOT_ID, "is_bot": True, "first_name": "tapewatch", "username": "tapewatch_bot",
-                          "can_join_groups": True, "can_read_all_group_messages": False,
-                          "supports_inline_queries": False}
+            return 200, {"ok": True, "result": {"id": 123456, "is_bot": True, "first_name": "tapewatch",
+                                                "username": "tapewatch_bot", "can_join_groups": False,
+                                                "can_read_all_group_messages": False,
+                                                "supports_inline_queries": False}}
+        if method == "sendMessage":
+            return self._send_message(params)
         if method == "getUpdates":
-            return True, self._get_updates(params)
-        if method in ("deleteWebhook", "setWebhook", "close", "logOut"):
-            return True, True
+            return 200, {"ok": True, "result": self._get_updates(params)}
+        if method in ("deleteWebhook", "setWebhook"):
+            return 200, {"ok": True, "result": True}
         if method == "setMyCommands":
-            self.commands = list(params.get("commands") or [])
-            return True, True
-        if method == "getMyCommands":
-            return True, self.commands
+            self.commands = list(_decoded(params).get("commands") or [])
+            return 200, {"ok": True, "result": True}
         if method == "answerCallbackQuery":
             self.answered.append(params)
-            return True, True
-        if method == "sendMessage":
-            if not str(params.get("text", "")).strip():
-                return False, "Bad Request: message text is empty"
-            if len(str(params["text"])) > 4096:
-                return False, "Bad Request: message is too long"
-            message = SentMessage(next(self._message_ids), params["chat_id"], str(params["text"]), params)
-            self.sent.append(message)
-            return True, self._message_json(message)
-        if method in ("editMessageText", "editMessageReplyMarkup"):
-            target = self.message(int(params.get("message_id", 0)))
-            if target is None:
-                return False, "Bad Request: message to edit not found"
-            if method == "editMessageText":
-                target.edits.append(target.text)
-                target.text = str(params.get("text", ""))
-            target.params = {**target.params, **params}
-            return True, self._message_json(target)
-        return False, f"Bad Request: method {method} not supported by the fake"
+            return 200, {"ok": True, "result": True}
+        if method == "editMessageText":
+            return self._edit_message(params)
+        return 404, {"ok": False, "error_code": 404, "description": "Not Found"}
 
     def _get_updates(self, params: dict[str, Any]) -> list[dict[str, Any]]:
         offset = int(params.get("offset") or 0)
-        timeout = min(float(params.get("timeout") or 0), 0.5)  # long polling, short for tests
-        deadline = time.monotonic() + timeout
+        deadline = time.monotonic() + min(float(params.get("timeout") or 0), 0.5)  # long polling, short for tests
         with self._lock:
-            # Telegram forgets updates below the offset: they were confirmed.
-            self._updates = [u for u in self._updates if u["update_id"] >= offset]
+            self._updates = [u for u in self._updates if u["update_id"] >= offset]  # below the offset: confirmed
             while not self._updates and time.monotonic() < deadline:
                 self._lock.wait(max(0.0, deadline - time.monotonic()))
             return list(self._updates[: int(params.get("limit") or 100)])
 
-    @staticmethod
-    def _message_json(message: SentMessage) -> dict[str, Any]:
-        chat_id = message.chat_id
-        chat: dict[str, Any] = {"id": chat_id, "type": "channel" if str(chat_id).startswith("@") else "group"}
-        if str(chat_id).startswith("@"):
-            chat = {"id": -1001000000000, "type": "channel", "username": str(chat_id)[1:]}
-        return {"message_id": message.message_id, "date": int(time.time()), "chat": chat,
-                "from": {"id": BOT_ID, "is_bot": True, "first_name": "tapewatch"}, "text": message.text}
+    def _edit_message(self, params: dict[str, Any]) -> tuple[int, dict[str, Any]]:
+        target = self.message(int(params.get("message_id") or 0))
+        if target is None:
+            return 400, {"ok": False, "error_code": 400, "description": "Bad Request: message to edit not found"}
+        text = str(params.get("text") or "")
+        if text == target.text and _decoded(params).get("reply_markup") == target.params.get("reply_markup"):
+            return 400, {"ok": False, "error_code": 400, "description": "Bad Request: message is not modified"}
+        target.edits.append(target.text)
+        target.text = text
+        target.params = {**target.params, **_decoded(params)}
+        return 200, {"ok": True, "result": self._message_json(target)}
 
     @staticmethod
-    def _send(handler: BaseHTTPRequestHandler, status: int, body: dict[str, Any]) -> None:
-        data = json.dumps(body).encode()
+    def _message_json(message: FakeMessage) -> dict[str, Any]:
+        return {"message_id": message.message_id, "date": int(message.date.timestamp()), "text": message.text,
+                "chat": _chat_json(message.chat_id), "from": _BOT_USER}
+
+    def _send_message(self, params: dict[str, Any]) -> tuple[int, dict[str, Any]]:
+        chat = self.chats.get(str(params.get("chat_id")))
+        if chat is None:
+            return 400, {"ok": False, "error_code": 400, "description": "Bad Request: chat not found"}
+        text = str(params.get("text") or "")
+        if not text.strip():
+            return 400, {"ok": False, "error_code": 400, "description": "Bad Request: message text is empty"}
+        plain = text
+        if params.get("parse_mode") == "HTML":
+            check = _TagCheck()
+            check.feed(text)
+            check.close()
+            if check.error or check.stack:
+                error = check.error or f"Can't find end tag corresponding to start tag \"{check.stack[-1]}\""
+                return 400, {"ok": False, "error_code": 400,
+                             "description": f"Bad Request: can't parse entities: {error}"}
+            plain = "".join(check.text)
+        if len(plain) > 4096:
+            return 400, {"ok": False, "error_code": 400, "description": "Bad Request: message is too long"}
+        preview = params.get("link_preview_options")
+        preview_opts = json.loads(preview) if isinstance(preview, str) else (preview or {})
+        with self._lock:
+            self._next_id += 1
+            message = FakeMessage(self._next_id, chat, text, params.get("parse_mode"),
+                                  bool(preview_opts.get("is_disabled")), datetime.now(UTC), _decoded(params))
+            self.messages.append(message)
+        if chat != CHANNEL_ID:  # a private chat or a group
+            return 200, {"ok": True, "result": {**self._message_json(message), "text": plain}}
+        return 200, {"ok": True, "result": {
+            "message_id": message.message_id, "date": int(message.date.timestamp()), "text": plain,
+            "chat": {"id": chat, "type": "channel", "title": "tapewatch test", "username": CHANNEL[1:]},
+            "sender_chat": {"id": chat, "type": "channel", "title": "tapewatch test", "username": CHANNEL[1:]},
+        }}
+
+    def _send(self, handler: BaseHTTPRequestHandler, status: int, payload: dict[str, Any]) -> None:
+        self._send_raw(handler, status, json.dumps(payload).encode())
+
+    @staticmethod
+    def _send_raw(handler: BaseHTTPRequestHandler, status: int, data: bytes) -> None:
         try:
             handler.send_response(status)
             handler.send_header("Content-Type", "application/json")
@@ -279,8 +340,8 @@ class FakeTelegram:
         except (BrokenPipeError, ConnectionResetError):
             pass
 
-    # -- lifecycle -------------------------------------------------------------------------------
-    def start(self) -> FakeTelegram:
+    # -- lifecycle ------------------------------------------------------------------------------
+    def start(self) -> FakeTelegramAPI:
         self._thread.start()
         return self
 
@@ -291,10 +352,36 @@ class FakeTelegram:
         self._httpd.server_close()
 
 
+_BOT_USER = {"id": 123456, "is_bot": True, "first_name": "tapewatch", "username": "tapewatch_bot"}
+
+
+def _user_json(user_id: int) -> dict[str, Any]:
+    return {"id": user_id, "is_bot": False, "first_name": f"user{user_id}", "username": f"user{user_id}"}
+
+
+def _chat_json(chat_id: int) -> dict[str, Any]:
+    if chat_id > 0:
+        return {"id": chat_id, "type": "private", "first_name": f"user{chat_id}"}
+    return {"id": chat_id, "type": "supergroup", "title": f"group {chat_id}"}
+
+
+def _decoded(params: dict[str, Any]) -> dict[str, Any]:
+    """Form values PTB JSON-encodes (markup, command lists, options) turned back into objects."""
+    out = dict(params)
+    for key in ("reply_markup", "commands", "link_preview_options", "entities"):
+        value = out.get(key)
+        if isinstance(value, str):
+            try:
+                out[key] = json.loads(value)
+            except ValueError:
+                pass
+    return out
+
+
 @contextmanager
-def serving_telegram() -> Iterator[FakeTelegram]:
-    """A started ``FakeTelegram`` for the duration of a ``with`` block."""
-    server = FakeTelegram().start()
+def serving_telegram(token: str = TOKEN) -> Iterator[FakeTelegramAPI]:
+    """A started ``FakeTelegramAPI`` for the duration of a ``with`` block."""
+    server = FakeTelegramAPI(token).start()
     try:
         yield server
     finally:

@@ -77,6 +77,7 @@ class Failure:
     delay_s: float = 0.0  # sleep before answering (longer than the client timeout → a client-side timeout)
     method: str | None = None
     after_effect: bool = False  # perform the request's effect (e.g. create the tweet) before failing
+    skip: int = 0  # let this many matching requests through before failing
 
 
 @dataclass
@@ -189,6 +190,9 @@ class FakeXAPI:
         with self._lock:
             for i, failure in enumerate(self.failures):
                 if path.startswith(failure.prefix) and failure.method in (None, method):
+                    if failure.skip > 0:
+                        failure.skip -= 1
+                        return None
                     return self.failures.pop(i)
         return None
 
@@ -263,6 +267,9 @@ class FakeXAPI:
         until = int(query["until_id"][0]) if "until_id" in query else None
         pool = sorted((t for t in pool if int(t.id) > since and (until is None or int(t.id) < until)),
                       key=lambda t: int(t.id), reverse=True)
+        if "start_time" in query:  # like X: only posts created at or after it
+            start = datetime.fromisoformat(query["start_time"][0].replace("Z", "+00:00"))
+            pool = [t for t in pool if t.created_at >= start]
         size = max(5, min(100, int(query.get("max_results", ["10"])[0])))
         offset = int(query.get(token_param, ["0"])[0] or 0)
         page = pool[offset : offset + size]
