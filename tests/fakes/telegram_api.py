@@ -11,6 +11,7 @@ Delivered messages are in ``messages``; every request in ``requests``.
 
 from __future__ import annotations
 
+import contextlib
 import itertools
 import json
 import threading
@@ -371,10 +372,8 @@ def _decoded(params: dict[str, Any]) -> dict[str, Any]:
     for key in ("reply_markup", "commands", "link_preview_options", "entities"):
         value = out.get(key)
         if isinstance(value, str):
-            try:
+            with contextlib.suppress(ValueError):
                 out[key] = json.loads(value)
-            except ValueError:
-                pass
     return out
 
 
