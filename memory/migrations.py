@@ -63,6 +63,7 @@ MIGRATIONS: tuple[Migration, ...] = (
               _steps(_add_columns("items", "text", "cluster", "engagement"), _create("drafts"))),
     Migration(4, "draft versions, provenance and validation report",
               _add_columns("drafts", "version", "parent_id", "meta", "validation")),
+    Migration(6, "cost ledger of crew runs", _create("cost_ledger")),
 )
 
 
