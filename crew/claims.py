@@ -30,7 +30,8 @@ _MONEY = re.compile(rf"(?<![\w.])(?:US)?\$\s?(?P<num>{_NUM})\s?(?P<suffix>{_SUFF
 _MONEY_WORD = re.compile(rf"(?<![\w.,$])(?P<num>{_NUM})\s?(?P<suffix>{_SUFFIX})?\s?(?:USD|US dollars|dollars)\b",
                          re.IGNORECASE)
 _PERCENT = re.compile(rf"(?<![\w.,])(?P<sign>[+\-−])?(?P<num>{_NUM})\s?(?:%|percent\b|per cent\b)", re.IGNORECASE)
-_SENTENCE_END = re.compile(r"(?<!\d)[.!?;](?!\d)|\n")
+# Semicolons do not end a claim: data-brief lines use them between the fields about one ticker.
+_SENTENCE_END = re.compile(r"(?<!\d)[.!?](?!\d)|\n")
 _MULTIPLIER = {"k": 1e3, "thousand": 1e3, "m": 1e6, "mn": 1e6, "mm": 1e6, "million": 1e6, "b": 1e9,
                "bn": 1e9, "billion": 1e9, "t": 1e12, "tn": 1e12, "trillion": 1e12}
 

@@ -186,7 +186,7 @@ def _kickoff(setup: CrewSetup, lookup: Lookup, checks: RunChecks, inputs: dict[s
     guardrails = {"researcher": checks.researcher, "analyst": checks.analyst, "writer": checks.writer}
     instance = AnalystCrew(setup.llms, research_tools(lookup), guardrails, setup.limits)
     try:
-        with _only_client_retries():
+        with _only_client_retries(), _quiet_event_bookkeeping():
             instance.crew().kickoff(inputs=inputs)
     finally:
         _forget(instance)
@@ -211,6 +211,22 @@ def _only_client_retries() -> Iterator[None]:
         yield
     finally:
         nested.reset(token)
+
+
+@contextmanager
+def _quiet_event_bookkeeping() -> Iterator[None]:
+    """Stop crewAI printing its event-pairing warnings to stdout when a call fails (we raise one LLMError)."""
+    try:
+        from crewai.events.event_context import EventContextConfig, MismatchBehavior, _event_context_config
+    except ImportError:
+        yield
+        return
+    silent = MismatchBehavior.SILENT
+    token = _event_context_config.set(EventContextConfig(mismatch_behavior=silent, empty_pop_behavior=silent))
+    try:
+        yield
+    finally:
+        _event_context_config.reset(token)
 
 
 def _forget(instance: Any) -> None:

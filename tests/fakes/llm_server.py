@@ -91,6 +91,7 @@ class LLMServer:
         self.default: deque[Reply] = deque()
         self.responder: Callable[[dict[str, Any]], Reply] | None = None
         self.requests: list[Request] = []
+        self.errors: list[str] = []  # exceptions raised by scripted responders
         self.served_s = 0.0  # wall time spent inside the handler (what "the LLM" cost)
         self._lock = threading.Lock()
         server = self
@@ -112,7 +113,11 @@ class LLMServer:
                 if not self.path.rstrip("/").endswith("/chat/completions"):
                     self._send(404, {"error": {"message": f"no route {self.path}", "type": "not_found"}})
                     return
-                reply, matched = server._pick(body)
+                try:
+                    reply, matched = server._pick(body)
+                except Exception as exc:  # a broken script must fail loudly, not look like a network error
+                    server.errors.append(f"{type(exc).__name__}: {exc}")
+                    reply, matched = Reply.fail(500, f"fake LLM responder raised {type(exc).__name__}: {exc}"), None
                 server.requests.append(Request(self.path, {k.lower(): v for k, v in self.headers.items()},
                                                body, matched))
                 if reply.delay_s:
