@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from collections.abc import Iterator
 
 from sources.errors import LLMError
@@ -40,13 +41,18 @@ def llm_error(exc: BaseException, where: str, timeout_s: float, last_error: str 
             return LLMError(f"cannot reach the model server{server}: {_short(str(cause))}")
         if isinstance(cause, TimeoutError):
             return LLMError(f"an agent ran past llm.agent_timeout: {_short(str(cause))}")
+        if isinstance(cause, json.JSONDecodeError):
+            return LLMError(f"the model server{server} sent a reply that is not JSON; is llm.base_url an "
+                            "OpenAI-compatible endpoint (usually ending in /v1)?")
     text = str(exc)
     if "guardrail validation" in text:
         detail = last_error or text
         return LLMError(f"a reply was not the expected shape after every allowed retry ({_short(detail)})")
     if "not found" in text.lower() and "model" in text.lower():
         return LLMError(f"the model server{server} does not know the model: {_short(text)}")
-    return LLMError(f"the crew run failed: {type(exc).__name__}: {_short(text)}")
+    # crewAI wraps an agent's failure as RuntimeError("Task execution failed: …"); the inner cause says more.
+    inner = list(_chain(exc))[-1]
+    return LLMError(f"the crew run failed: {type(inner).__name__}: {_short(str(inner) or text)}")
 
 
 def _short(text: str, limit: int = 300) -> str:

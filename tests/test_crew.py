@@ -188,3 +188,28 @@ def test_cli_brief_runs_the_crew_and_reports_its_cost(llm_server: LLMServer, sam
     assert draft_id is not None
     shown = CliRunner().invoke(app, ["drafts", "show", draft_id.group(1)])
     assert shown.exit_code == 0 and "prompt version" in shown.output and "crew" in shown.output
+
+
+def test_a_ticker_or_topic_focus_narrows_what_the_researcher_sees(
+        llm_server: LLMServer, sample_memory: Any, monkeypatch: pytest.MonkeyPatch) -> None:
+    settings = crew_settings(monkeypatch, llm_server)
+    llm_server.responder = crew_replies.well_behaved
+    outcome = run_brief(settings, sample_memory, ticker="sol")
+    first = llm_server.requests[0].text
+    assert "Focus: $SOL." in first
+    shown = crew_replies.blocks(first)
+    assert shown and all("SOL" in tickers for _, tickers, _ in shown)
+    assert "$BTC:" not in first  # the signals block keeps to the focus too
+    assert outcome.draft is not None and outcome.draft.topic == "$SOL"
+
+    llm_server.requests.clear()
+    outcome = run_brief(settings, sample_memory, topic="spot bitcoin ETF inflows record")
+    first = llm_server.requests[0].text
+    assert "Focus: spot bitcoin ETF inflows record." in first
+    assert any("ETF" in title for _, _, title in crew_replies.blocks(first))
+    assert outcome.draft is not None and outcome.draft.topic == "spot bitcoin ETF inflows record"
+
+    # Nothing stored about the focus: nothing to report, and not a single LLM call spent on it.
+    llm_server.requests.clear()
+    outcome = run_brief(settings, sample_memory, ticker="NOPE")
+    assert outcome.draft is None and llm_server.requests == []

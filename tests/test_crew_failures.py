@@ -220,3 +220,17 @@ def _ledger_rows(memory: Any) -> list[CostEntry]:
     return [CostEntry(at=r.at, run_id=r.run_id, agent=r.agent, model=r.model, calls=r.calls,
                       prompt_tokens=r.prompt_tokens, completion_tokens=r.completion_tokens, cost_usd=r.cost_usd,
                       status=r.status, draft_id=r.draft_id) for r in rows]
+
+
+@pytest.mark.parametrize(("body", "expected"), [(b"<html>502 Bad Gateway</html>", "not JSON"),
+                                               (b'{"id": "x", "choices": []}', "no choices"), (b"", "not JSON")])
+def test_a_malformed_http_body_from_the_server_is_a_clear_error(
+        llm_server: LLMServer, sample_memory: Any, monkeypatch: pytest.MonkeyPatch, body: bytes,
+        expected: str) -> None:
+    settings = crew_settings(monkeypatch, llm_server, max_retries="0")
+    llm_server.script("Market Researcher", Reply(raw_body=body))
+    llm_server.responder = crew_replies.well_behaved
+    with pytest.raises(LLMError, match=expected) as caught:
+        run_brief(settings, sample_memory)
+    assert "Traceback" not in str(caught.value) and len(str(caught.value)) < 500
+    assert len(llm_server.requests) == 1 and DraftStore(sample_memory.state).list() == []
