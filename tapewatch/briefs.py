@@ -51,7 +51,7 @@ def write_brief(settings: Settings, memory: Memory, *, now: datetime, window: ti
     state = memory.state
     drafts = DraftStore(state)
     prices = price_history(settings, state)
-    note = f"This is a data brief built from signals alone: {NO_MODEL}."
+    note = f"This is a data brief built from signals alone, because {NO_MODEL}."
     if crew_enabled(settings):
         from crew.crewbrief import run_crew_brief
         from memory.costs import CostLedger

@@ -72,7 +72,13 @@ def crew_settings(monkeypatch: pytest.MonkeyPatch, server: LLMServer, **llm: str
     for key, value in values.items():
         monkeypatch.setenv(f"TAPEWATCH_LLM__{key.upper()}", value)
     monkeypatch.setenv("TAPEWATCH_LLM__PRICES", '{"openai/fake-model": {"prompt": 1.0, "completion": 2.0}}')
-    return load_settings(None)
+    settings = load_settings(None)
+    # ``crewai_environment`` sets these for the process; recording them here restores them after the test.
+    for key, value in (("CREWAI_DISABLE_TELEMETRY", "true"), ("CREWAI_DISABLE_TRACKING", "true"),
+                       ("OTEL_SDK_DISABLED", "true"), ("CREWAI_TRACING_ENABLED", "false"),
+                       ("CREWAI_STORAGE_DIR", str(settings.data_dir / "crewai"))):
+        monkeypatch.setenv(key, value)
+    return settings
 
 
 def run_brief(settings: Settings, memory: Any, prices: Prices | None = None, **kwargs: Any) -> CrewOutcome:
