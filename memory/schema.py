@@ -145,6 +145,27 @@ item_tickers = Table(
     Index("ix_item_tickers_ticker_published", "ticker", "published_at"),
 )
 
+# --- issue 5: the analyst crew ------------------------------------------------------------------
+
+# What each crew run cost: one row per agent and run (failed runs too: their tokens were paid for).
+cost_ledger = Table(
+    "cost_ledger",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("at", UTCDateTime(), nullable=False),
+    Column("run_id", String(32), nullable=False),
+    Column("draft_id", String(32)),
+    Column("agent", String(20), nullable=False),
+    Column("model", String(200), nullable=False),
+    Column("calls", Integer, nullable=False, server_default="0"),
+    Column("prompt_tokens", Integer, nullable=False, server_default="0"),
+    Column("completion_tokens", Integer, nullable=False, server_default="0"),
+    Column("cost_usd", Float, nullable=False, server_default="0"),
+    Column("status", String(20), nullable=False),  # ok | failed
+    Index("ix_cost_ledger_at", "at"),
+)
+
+
 # --- issue 6: review queue and exactly-once publishing (schema version 7) ---------------------------------
 
 # Append-only: every draft transition and every publishing step, with who did it and through what.

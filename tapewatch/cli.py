@@ -293,5 +293,6 @@ def main() -> None:
 # Registers the analysis commands on ``app`` (kept in their own module for size).
 from tapewatch import cli_analysis  # noqa: E402, F401
 
+from tapewatch import cli_costs  # noqa: E402, F401  # isort: skip
 # Review queue and publishing (issue 6).
 from tapewatch import cli_publish, cli_review  # noqa: E402, F401  # isort: skip
