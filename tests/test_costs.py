@@ -75,7 +75,7 @@ def test_migration_6_adds_the_ledger_to_an_existing_database(tmp_path: Path) -> 
 
     engine = make_engine(f"sqlite:///{tmp_path / 'old.db'}")
     assert migrate(engine, tuple(m for m in MIGRATIONS if m.version <= 4)) == [1, 2, 3, 4]
-    assert migrate(engine) == [6] and current_version(engine) == 6
+    assert 6 in migrate(engine) and current_version(engine) == MIGRATIONS[-1].version
     CostLedger(StateDB(f"sqlite:///{tmp_path / 'old.db'}")).record([entry(NOW, 0.01)])
 
 
