@@ -38,10 +38,12 @@ def signals(window: WindowOpt = "24h",
             limit: Annotated[int, typer.Option("--limit", "-n", min=1, max=200)] = 15) -> None:
     """Per-ticker attention: stories, breadth across groups, growth, sentiment, price move."""
     from crew.signals import compute_signals
+    from memory.prices import PriceStore
 
     span = _window(window)
     memory = _memory()
-    result = compute_signals(memory.state, memory.vectors, now=datetime.now(UTC), window=span, narratives=False)
+    result = compute_signals(memory.state, memory.vectors, now=datetime.now(UTC), window=span, narratives=False,
+                             prices=PriceStore(memory.state))
     if result.items == 0:
         _nothing(span)
         return
@@ -93,6 +95,7 @@ def brief(
     """Write a brief for the window and save it as a pending draft."""
     from crew.databrief import build
     from memory.drafts import DraftStore
+    from memory.prices import PriceStore
 
     if fmt not in ("x", "telegram", "markdown", "all"):
         raise typer.BadParameter("must be x, telegram, markdown or all", param_hint="--format")
@@ -100,7 +103,7 @@ def brief(
     memory = _memory()
     out.print(f"[yellow]{NO_LLM}[/yellow]")
     result, draft = build(memory, DraftStore(memory.state), now=datetime.now(UTC), window=span,
-                          ticker=ticker, topic=topic)
+                          ticker=ticker, topic=topic, prices=PriceStore(memory.state))
     if draft is None:
         if result.items == 0:
             _nothing(span)

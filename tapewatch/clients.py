@@ -70,12 +70,13 @@ def open_state(settings: Settings) -> StateDB:
     return StateDB(settings.state_url)
 
 
-def open_memory(settings: Settings, embed: Embedder | None = None, client: Any = None) -> Memory:
+def open_memory(settings: Settings, embed: Embedder | None = None, client: Any = None,
+                state: StateDB | None = None) -> Memory:
     """Memory wired to the configured vector store, state DB and embedder."""
     from memory.chroma import ChromaVectors
 
     embed = embed or embedder(settings)
-    state = open_state(settings)
+    state = state or open_state(settings)
     vectors = ChromaVectors(client or chroma_client(settings), settings.memory.collection, embed.name, embed.dimension)
     policy = NearDuplicatePolicy(
         threshold=settings.memory.near_duplicate_threshold,
@@ -100,3 +101,43 @@ def feed_specs(settings: Settings, only: list[str] | None = None) -> list[FeedSp
             raise ConfigError(f"no feed named {', '.join(unknown)}; known: {', '.join(sorted(known)) or 'none'}")
         feeds = [f for f in settings.feeds if f.name in only]
     return [FeedSpec(name=f.name, url=f.url, kind=f.kind) for f in feeds]
+
+
+def x_client(settings: Settings) -> Any:
+    """A tweepy ``Client`` on the bearer token (raw JSON answers, bounded timeouts), or None without a token."""
+    if settings.x_bearer_token is None:
+        return None
+    import tweepy
+
+    from sources.x_transport import mount_transport
+
+    # tweepy logs request headers (the bearer token) at DEBUG: keep its client logger above that.
+    logging.getLogger("tweepy.client").setLevel(max(logging.INFO, logging.getLogger().level))
+    client = tweepy.Client(bearer_token=settings.x_bearer_token.get_secret_value(), return_type=dict,
+                           wait_on_rate_limit=False)
+    # tweepy's own User-Agent names tweepy; X only needs some UA, ours says who we are too.
+    client.user_agent = f"{settings.fetch.user_agent} {client.user_agent}"
+    x = settings.x
+    mount_transport(client.session, (x.connect_timeout.total_seconds(), x.timeout.total_seconds()), x.api_base_url)
+    return client
+
+
+def x_reader(settings: Settings, client: Any) -> Any:
+    """An ``XReader`` over ``client`` with the configured retries."""
+    from sources.x import XReader
+
+    x = settings.x
+    return XReader(client, attempts=x.attempts, backoff_s=x.backoff.total_seconds(), exclude=x.exclude)
+
+
+def coingecko_client(settings: Settings) -> httpx.Client:
+    """An httpx client for CoinGecko's API: base URL, timeouts, and the API key header when a key is set."""
+    market = settings.market
+    headers = {"User-Agent": settings.fetch.user_agent}
+    if settings.coingecko_api_key is not None:
+        headers[market.api_key_header] = settings.coingecko_api_key.get_secret_value()
+    timeout = market.timeout.total_seconds()
+    return httpx.Client(
+        base_url=market.base_url + "/", headers=headers, follow_redirects=False,
+        timeout=httpx.Timeout(timeout, connect=min(timeout, settings.fetch.connect_timeout.total_seconds())),
+    )
