@@ -77,6 +77,7 @@ class Failure:
     delay_s: float = 0.0  # sleep before answering (longer than the client timeout → a client-side timeout)
     method: str | None = None
     after_effect: bool = False  # perform the request's effect (e.g. create the tweet) before failing
+    raw: bytes | None = None  # send these bytes as the body instead of JSON (a malformed answer)
 
 
 @dataclass
@@ -180,7 +181,7 @@ class FakeXAPI:
                 time.sleep(failure.delay_s)
             payload = failure.body or {"title": "Error", "detail": f"scripted {failure.status}",
                                        "type": "about:blank", "status": failure.status}
-            self._send(handler, failure.status, payload, failure.headers)
+            self._send(handler, failure.status, payload, failure.headers, raw=failure.raw)
             return
         status, payload = self._route(method, parts.path, query, body)
         self._send(handler, status, payload, {})
@@ -192,8 +193,9 @@ class FakeXAPI:
                     return self.failures.pop(i)
         return None
 
-    def _send(self, handler: BaseHTTPRequestHandler, status: int, payload: Any, headers: dict[str, str]) -> None:
-        data = json.dumps(payload).encode()
+    def _send(self, handler: BaseHTTPRequestHandler, status: int, payload: Any, headers: dict[str, str],
+              raw: bytes | None = None) -> None:
+        data = raw if raw is not None else json.dumps(payload).encode()
         reset = str(int(time.time()) + 900)
         try:
             handler.send_response(status)
@@ -224,7 +226,14 @@ class FakeXAPI:
         if method == "GET" and path == "/2/users/by":
             names = ",".join(query.get("usernames", [""])).split(",")
             found = [u for n in names if (u := self._by_username(n))]
-            return 200, {"data": [self._user_json(u) for u in found]}
+            answer: dict[str, Any] = {"data": [self._user_json(u) for u in found]}
+            unknown = [n for n in names if self._by_username(n) is None]
+            if unknown:  # X answers 200 with an error per unknown name
+                answer["errors"] = [{"value": n, "detail": f"Could not find user with usernames: [{n}].",
+                                     "title": "Not Found Error", "resource_type": "user", "parameter": "usernames",
+                                     "type": "https://api.twitter.com/2/problems/resource-not-found"}
+                                    for n in unknown]
+            return 200, answer
         if method == "GET" and len(segments) == 4 and segments[1] == "users" and segments[3] == "tweets":
             if segments[2] not in self.users:
                 return 404, {"title": "Not Found Error", "detail": "user not found", "status": 404}
