@@ -372,7 +372,10 @@ def make_engine(url: str) -> Engine:
 
         @event.listens_for(engine, "begin")
         def _begin(conn: Any) -> None:
-            conn.exec_driver_sql("BEGIN")
+            # IMMEDIATE takes the write lock up front (waiting up to busy_timeout). A plain deferred BEGIN
+            # that reads and then writes fails at once with "database is locked" when another writer
+            # (a daemon job, the job store, the CLI) committed in between, which the busy timeout can't fix.
+            conn.exec_driver_sql("BEGIN IMMEDIATE")
 
         return engine
     return create_engine(url, pool_pre_ping=True)

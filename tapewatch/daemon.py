@@ -92,7 +92,7 @@ class Daemon:
         self.fired: Counter[str] = Counter()  # finished runs per job kind
         self.last: dict[str, str] = {}  # the last summary per job kind
         self._inflight: set[asyncio.Task[Any]] = set()
-        self._stop: asyncio.Event | None = None
+        self._stop = asyncio.Event()  # binds to the loop on first use, so stop() may come before serve()
         self._loop: asyncio.AbstractEventLoop | None = None
         self._work: dict[str, Callable[[], str]] = {
             "feeds": lambda: summarise(runtime.ingest_feeds()),
@@ -109,8 +109,6 @@ class Daemon:
             raise TapewatchError("another daemon is already running in this process")
         _current = self
         self._loop = asyncio.get_running_loop()
-        self._stop = asyncio.Event()
-        self.runtime.stopping.clear()
         self.scheduler.start(paused=True)
         self._schedule(datetime.now(UTC))
         self.scheduler.resume()
@@ -123,7 +121,6 @@ class Daemon:
         for sig in signals:
             loop.add_signal_handler(sig, self.stop)
         try:
-            assert self._stop is not None
             if duration is None:
                 await self._stop.wait()
             else:
@@ -137,8 +134,10 @@ class Daemon:
     def stop(self) -> None:
         """Ask ``serve()`` to return; safe from signal handlers and other threads."""
         self.runtime.stopping.set()
-        if self._loop is not None and self._stop is not None:
+        if self._loop is not None and not self._loop.is_closed():
             self._loop.call_soon_threadsafe(self._stop.set)
+        else:
+            self._stop.set()
 
     async def shutdown(self) -> None:
         """No new runs; let running batches finish (up to ``daemon.shutdown_grace``), then stop the scheduler."""

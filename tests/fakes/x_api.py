@@ -78,6 +78,7 @@ class Failure:
     method: str | None = None
     after_effect: bool = False  # perform the request's effect (e.g. create the tweet) before failing
     raw: bytes | None = None  # send these bytes as the body instead of JSON (a malformed answer)
+    pass_through: bool = False  # after the delay, answer normally (a slow but good answer)
 
 
 @dataclass
@@ -179,6 +180,10 @@ class FakeXAPI:
                 self._route(method, parts.path, query, body)
             if failure.delay_s:
                 time.sleep(failure.delay_s)
+            if failure.pass_through:
+                status, payload = self._route(method, parts.path, query, body)
+                self._send(handler, status, payload, failure.headers)
+                return
             payload = failure.body or {"title": "Error", "detail": f"scripted {failure.status}",
                                        "type": "about:blank", "status": failure.status}
             self._send(handler, failure.status, payload, failure.headers, raw=failure.raw)
