@@ -86,6 +86,15 @@ class PriceStore:
             raise StoreError(f"could not store price snapshots: {exc}") from exc
         return len(rows)
 
+    def count(self, source: str | None = None) -> int:
+        """How many snapshots are stored (from one source, if named)."""
+        t = schema.price_snapshots
+        q = select(func.count()).select_from(t)
+        if source is not None:
+            q = q.where(t.c.source == source)
+        with self.engine.connect() as conn:
+            return int(conn.execute(q).scalar() or 0)
+
     def latest(self, ticker: str, at: datetime | None = None) -> PriceSnapshot | None:
         """The newest snapshot of ``ticker`` at or before ``at`` (default: now), or None."""
         t = schema.price_snapshots

@@ -132,7 +132,9 @@ class Ingestor:
         spec = FeedSpec(SAMPLE_PRICES_SOURCE, "https://api.coingecko.example/api/v3/simple/price", "market")
         try:
             snapshots = [snapshot_of(q, SAMPLE_PRICES_SOURCE) for q in sample_quotes(started)]
-            new = PriceStore(self.memory.state).add(snapshots, started)
+            store = PriceStore(self.memory.state)
+            # Like the sample items, the sample day is placed once: a re-run would re-date it and double it.
+            new = 0 if store.count(SAMPLE_PRICES_SOURCE) else store.add(snapshots, started)
             self.memory.record(FetchRecord(source=spec.name, kind=spec.kind, url=spec.url, started_at=started,
                                            finished_at=self.clock(), status="ok", new=new,
                                            duplicate=len(snapshots) - new))

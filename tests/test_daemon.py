@@ -66,7 +66,8 @@ def make_runtime(settings: Settings, tmp_path: Path, embedder: Any) -> Runtime:
     import chromadb
     from chromadb.config import Settings as ChromaSettings
 
-    chroma = chromadb.PersistentClient(path=str(tmp_path / "chroma"), settings=ChromaSettings(anonymized_telemetry=False))
+    chroma = chromadb.PersistentClient(path=str(tmp_path / "chroma"),
+                                       settings=ChromaSettings(anonymized_telemetry=False))
     return Runtime(settings, embed=embedder, chroma=chroma)
 
 

@@ -292,6 +292,9 @@ def test_samples_stand_in_when_every_feed_is_unreachable(ingestor: Ingestor, mem
     prices = PriceStore(memory.state)
     assert prices.change_pct("SOL", datetime.now(UTC) - timedelta(hours=24), datetime.now(UTC)) == pytest.approx(
         3.5957, abs=0.01)
+    again = {o.name: o for o in ingest(ingestor, offline_feeds(), samples="auto").outcomes}
+    assert (again[SAMPLE_PRICES_SOURCE].new, again[SAMPLE_PRICES_SOURCE].duplicate) == (0, 350)
+    assert prices.count() == 350
 
 
 def test_samples_never_means_never(ingestor: Ingestor, memory: Any) -> None:
