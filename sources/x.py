@@ -154,6 +154,19 @@ def headline(text: str, limit: int = 120) -> str:
     return text[: limit - 1].rsplit(" ", 1)[0].rstrip(" ,;:") + "…"
 
 
+# X's post ids are snowflakes: milliseconds since this epoch, shifted left by 22 bits.
+_SNOWFLAKE_EPOCH_MS = 1_288_834_974_657
+# Recent search only covers the last 7 days and refuses a since_id older than that.
+SEARCH_WINDOW = timedelta(days=7)
+
+
+def post_time(post_id: str) -> datetime | None:
+    """When an X post was created, read from its (snowflake) id; None for an id that isn't one."""
+    if not post_id.isdigit() or int(post_id) < (1 << 22):
+        return None
+    return datetime.fromtimestamp(((int(post_id) >> 22) + _SNOWFLAKE_EPOCH_MS) / 1000, tz=UTC)
+
+
 class XRateLimited(FetchError):
     """X answered 429; nothing more should be asked of that endpoint until ``reset_at``."""
 

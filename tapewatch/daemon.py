@@ -15,7 +15,7 @@ import gc
 import logging
 import signal
 from collections import Counter
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -30,6 +30,7 @@ from tapewatch.jobs import Runtime, market_coins, summarise, x_specs
 log = logging.getLogger(__name__)
 
 JOBSTORE_TABLE = "apscheduler_jobs"
+Hook = Callable[[], Awaitable[None]]
 
 
 @dataclass(frozen=True)
@@ -108,6 +109,8 @@ class Daemon:
         self._inflight: set[asyncio.Task[Any]] = set()
         self._stop = asyncio.Event()  # binds to the loop on first use, so stop() may come before serve()
         self._loop: asyncio.AbstractEventLoop | None = None
+        self._services: list[tuple[Hook, Hook]] = []
+        self._started: list[Hook] = []
         self._work: dict[str, Callable[[], str]] = {
             "feeds": lambda: summarise(runtime.ingest_feeds()),
             "x": self._x,
@@ -116,6 +119,10 @@ class Daemon:
         }
 
     # -- lifecycle -------------------------------------------------------------------------------
+    def add_service(self, start: Hook, stop: Hook) -> None:
+        """Run ``start()`` once the scheduler runs and ``stop()`` first on shutdown (e.g. a Telegram bot)."""
+        self._services.append((start, stop))
+
     async def start(self) -> None:
         """Start the scheduler with this module's jobs (stored ones keep their next run time)."""
         global _current
@@ -126,15 +133,18 @@ class Daemon:
         self.scheduler.start(paused=True)
         self._schedule(datetime.now(UTC))
         self.scheduler.resume()
+        for start, stop in self._services:
+            await start()
+            self._started.append(stop)
 
     async def serve(self, *, duration: float | None = None, handle_signals: bool = True) -> None:
         """Run until ``stop()``, a signal or ``duration`` seconds, then stop gracefully."""
-        await self.start()
         loop = asyncio.get_running_loop()
         signals = (signal.SIGINT, signal.SIGTERM) if handle_signals else ()
         for sig in signals:
             loop.add_signal_handler(sig, self.stop)
         try:
+            await self.start()
             if duration is None:
                 await self._stop.wait()
             else:
@@ -157,6 +167,12 @@ class Daemon:
         """No new runs; let running batches finish (up to ``daemon.shutdown_grace``), then stop the scheduler."""
         global _current
         self.runtime.stopping.set()
+        while self._started:  # services stop first (a bot stops taking commands), newest first
+            stop = self._started.pop()
+            try:
+                await stop()
+            except Exception:
+                log.exception("a service failed to stop")
         if self.scheduler.running:
             self.scheduler.pause()
         if self._inflight:

@@ -14,7 +14,7 @@ import logging
 import threading
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 
 from memory.quotas import Quotas, month_of, next_month
 from memory.state import FetchRecord
@@ -22,7 +22,16 @@ from memory.store import Memory
 from sources.errors import IngestError, StoreError
 from sources.item import Item
 from sources.tickers import Watchlist
-from sources.x import MIN_RESULTS, XAccessError, XRateLimited, XReader, XSourceSpec, parse_posts
+from sources.x import (
+    MIN_RESULTS,
+    SEARCH_WINDOW,
+    XAccessError,
+    XRateLimited,
+    XReader,
+    XSourceSpec,
+    parse_posts,
+    post_time,
+)
 from tapewatch.ingest import SourceOutcome
 from tapewatch.settings import XSettings
 
@@ -62,6 +71,7 @@ class XIngestor:
         self.clock = clock or (lambda: datetime.now(UTC))
         self.stopping = stopping or threading.Event()
         self.clusters = {a.handle.lower(): a.cluster for a in settings.accounts}
+        self._lookup_problem: str | None = None  # why handles could not be resolved in this pass
 
     def run(self, specs: Sequence[XSourceSpec],
             on_done: Callable[[SourceOutcome], None] | None = None) -> XRunReport:
@@ -69,10 +79,15 @@ class XIngestor:
         report = XRunReport(budget=self.settings.monthly_read_budget)
         stop: _Stop | None = None
         ids: dict[str, str] = {}
+        self._lookup_problem = None
         try:
             ids = self._user_ids([s.target for s in specs if s.endpoint == "timeline"], report)
         except _Stop as exc:
-            stop = exc
+            if exc.fatal:
+                stop = exc
+            else:  # the lookup is paused or rate limited: timelines wait, searches go on
+                self._lookup_problem = str(exc)
+                report.notes.append(str(exc))
         for spec in specs:
             if stop is None and self.stopping.is_set():
                 stop = _Stop("not read: the daemon is stopping")
@@ -123,6 +138,8 @@ class XIngestor:
         started = self.clock()
         user_id = ids.get(spec.target.lower()) if spec.endpoint == "timeline" else None
         if spec.endpoint == "timeline" and user_id is None:
+            if self._lookup_problem:
+                return self._skipped(spec, f"handle not resolved yet: {self._lookup_problem}"), None
             return self._failed(spec, started, f"X has no account @{spec.target} (or it could not be looked up)"), None
         pause = self._pause(f"x:{spec.endpoint}")
         if pause:
@@ -161,6 +178,12 @@ class XIngestor:
         pages = s.max_pages if cursor else s.first_run_pages
         items: list[Item] = []
         warnings: list[str] = []
+        created = post_time(cursor) if cursor and spec.endpoint == "search" else None
+        if created is not None and created < self.clock() - SEARCH_WINDOW + timedelta(minutes=10):
+            # X refuses a since_id older than search's 7-day window; every post it can return is newer anyway.
+            warnings.append(f"cursor from {created:%Y-%m-%d} is older than recent search's 7 days; reading the "
+                            "newest posts instead")
+            cursor = None
         newest: str | None = None
         token: str | None = None
         for _ in range(pages):

@@ -179,6 +179,35 @@ def test_stop_lets_the_running_batch_finish(x: FakeXAPI, cg: FakeCoinGecko, tmp_
     runtime.close()
 
 
+def test_services_share_the_loop_and_the_scheduler(cg: FakeCoinGecko, x: FakeXAPI, tmp_path: Path,
+                                                  hash_embedder: Any) -> None:
+    """What a bot needs: start and stop with the daemon, add its own jobs to the same scheduler."""
+    events: list[str] = []
+    daemon = Daemon(make_runtime(settings_for(None, x, cg, every="1h", x={"accounts": []}), tmp_path, hash_embedder))
+
+    async def start() -> None:
+        events.append("start")
+        daemon.scheduler.add_job(tick, "interval", seconds=0.1, id="bot-tick", replace_existing=True,
+                                 jobstore="volatile")
+
+    async def stop() -> None:
+        events.append(f"stop (scheduler running: {daemon.scheduler.running})")
+
+    daemon.scheduler.add_jobstore("memory", "volatile")
+    daemon.add_service(start, stop)
+    serve_until(daemon, lambda: TICKS.count("tick") >= 2)
+    assert events == ["start", "stop (scheduler running: True)"]
+    assert JOB_IDS["prices"] in next_runs(daemon.runtime.state.engine)
+    daemon.runtime.close()
+
+
+TICKS: list[str] = []
+
+
+async def tick() -> None:
+    TICKS.append("tick")
+
+
 def test_sources_shows_next_runs_and_x_budget(x: FakeXAPI, cg: FakeCoinGecko, tmp_path: Path,
                                               hash_embedder: Any) -> None:
     alice = x.add_user("alice")

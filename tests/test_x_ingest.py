@@ -20,7 +20,7 @@ from memory.state import FetchRecord, Link, StateDB
 from sources.errors import StoreError
 from sources.item import Item, item_id_for_post
 from sources.tickers import Watchlist
-from sources.x import XReader, account_source, query_source
+from sources.x import XReader, account_source, post_time, query_source
 from tapewatch.clients import x_client
 from tapewatch.ingest_x import XIngestor, XRunReport
 from tapewatch.jobs import x_specs
@@ -143,12 +143,13 @@ def test_429_pauses_the_endpoint_until_the_reset_time(memory: Any, x: FakeXAPI) 
     x.fail_next("/2/users/", 429, headers={"x-rate-limit-reset": str(reset)}, method="GET")
     now = [datetime.now(UTC)]
     ing = make(memory, x, clock=lambda: now[0], accounts=[{"handle": "alice"}, {"handle": "bob"}], queries=["b"])
-    # The 429 lands on the handle lookup; the resolved ids are cached, nothing was read.
+    # The 429 lands on the handle lookup: timelines wait for it, search (no lookup needed) goes on.
     report = run(ing)
-    assert {o.status for o in report.outcomes} == {"skipped"} and "429" in report.notes[0]
+    assert [o.status for o in report.outcomes] == ["skipped", "skipped", "ok"] and "429" in report.notes[0]
     x.requests.clear()
     report = run(ing)
-    assert not x.requests and "paused until" in report.outcomes[0].error
+    assert not x.calls("/2/users/") and len(x.calls("/2/tweets/search/recent")) == 1
+    assert "paused until" in (report.outcomes[0].error or "")
     now[0] = datetime.fromtimestamp(reset + 1, tz=UTC)
     report = run(ing)
     assert [o.status for o in report.outcomes] == ["ok", "ok", "ok"]
@@ -162,6 +163,20 @@ def test_429_pauses_the_endpoint_until_the_reset_time(memory: Any, x: FakeXAPI) 
     assert len(x.calls(f"/2/users/{bob.id}/tweets")) == 1  # only the earlier successful pass
     health = {h.name: h for h in memory.state.source_health()}
     assert health["x:@alice"].consecutive_errors == 0  # a rate limit is not the source's fault
+
+
+def test_search_cursor_older_than_seven_days_is_not_sent(memory: Any, x: FakeXAPI) -> None:
+    x.post(x.add_user("alice"), "quiet $TON niche")
+    now = [datetime.now(UTC)]
+    ing = make(memory, x, clock=lambda: now[0], queries=["$TON niche"])
+    run(ing)
+    cursor = memory.state.cursor("x:search:$TON niche")
+    assert post_time(cursor) is not None and abs(post_time(cursor) - now[0]) < timedelta(minutes=1)  # type: ignore[operator]
+    x.requests.clear()
+    now[0] += timedelta(days=8)  # a week with no new match: X would refuse this since_id
+    report = run(ing)
+    assert "since_id" not in x.calls("/2/tweets/search/recent")[0].query
+    assert "older than recent search's 7 days" in report.outcomes[0].warnings[0]
 
 
 def test_500_then_success_stores_normally(memory: Any, x: FakeXAPI) -> None:

@@ -100,7 +100,8 @@ class FakeXAPI:
         self.requests: list[Request] = []
         self.omit_includes = False
         self.rate_limit_remaining = 900
-        self._next_id = 1_900_000_000_000_000_000
+        # Ids are snowflakes like X's (milliseconds since X's epoch << 22), so they encode a recent time.
+        self._next_id = (int(time.time() * 1000) - 1_288_834_974_657) << 22
         self._lock = threading.Lock()
         server = self
 
