@@ -204,7 +204,7 @@ def report(f: dict[str, float], args: argparse.Namespace) -> None:
     idle_ok = f["idle"] <= IDLE_TARGET_MB
     print(f"  idle RSS (model loaded, between cycles, max over {args.idle:.0f} s): {f['idle']:.0f} MB; "
           f"target ≤ {IDLE_TARGET_MB:.0f} MB → {'PASS' if idle_ok else 'FAIL'}")
-    print(f"  idle RSS after the 1,000-post cycle: {f['idle_after']:.0f} MB "
+    print(f"  idle RSS after the {f['posts']:,.0f}-post cycle: {f['idle_after']:.0f} MB "
           f"({'within' if f['idle_after'] <= IDLE_TARGET_MB else 'above'} the idle target; native memory that "
           "torch/tokenizers and Chroma keep after a large batch)")
     print(f"  of which after the cycle:       {f['anon']:.0f} MB anonymous (heap, model weights), "
