@@ -34,10 +34,12 @@ def signals(window: WindowOpt = "24h",
             limit: Annotated[int, typer.Option("--limit", "-n", min=1, max=200)] = 15) -> None:
     """Per-ticker attention: stories, breadth across groups, growth, sentiment, price move."""
     from crew.signals import compute_signals
+    from memory.prices import PriceStore
 
     span = _window(window)
     memory = _memory()
-    result = compute_signals(memory.state, memory.vectors, now=datetime.now(UTC), window=span, narratives=False)
+    result = compute_signals(memory.state, memory.vectors, now=datetime.now(UTC), window=span, narratives=False,
+                             prices=PriceStore(memory.state))
     if result.items == 0:
         _nothing(span)
         return

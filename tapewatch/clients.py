@@ -81,12 +81,13 @@ def open_state(settings: Settings) -> StateDB:
     return StateDB(settings.state_url)
 
 
-def open_memory(settings: Settings, embed: Embedder | None = None, client: Any = None) -> Memory:
+def open_memory(settings: Settings, embed: Embedder | None = None, client: Any = None,
+                state: StateDB | None = None) -> Memory:
     """Memory wired to the configured vector store, state DB and embedder."""
     from memory.chroma import ChromaVectors
 
     embed = embed or embedder(settings)
-    state = open_state(settings)
+    state = state or open_state(settings)
     vectors = ChromaVectors(client or chroma_client(settings), settings.memory.collection, embed.name, embed.dimension)
     policy = NearDuplicatePolicy(
         threshold=settings.memory.near_duplicate_threshold,
@@ -190,12 +191,10 @@ def _first_line(exc: BaseException) -> str:
 
 
 def price_history(settings: Settings, state: StateDB) -> PriceHistory | None:
-    """Stored price snapshots for signals and grounding.
+    """Stored price snapshots (CoinGecko, or the bundled samples) for signals, tools and grounding."""
+    from memory.prices import PriceStore
 
-    WIRING POINT (issue 3): returns None until ``memory.prices.PriceStore`` lands; then
-    ``return PriceStore(state)``. Everything downstream already takes ``PriceHistory | None``.
-    """
-    return None
+    return PriceStore(state)
 
 
 def grounding_context(settings: Settings, state: StateDB, prices: PriceHistory | None = None) -> GroundingContext:
@@ -242,7 +241,7 @@ def _secret(settings: Settings, name: str) -> str | None:
     return value.get_secret_value() if value is not None else None
 
 
-def x_client(settings: Settings) -> Any:
+def x_poster(settings: Settings) -> Any:
     """A tweepy Client with OAuth 1.0a user context, bounded by the X transport (timeout, base URL)."""
     import tweepy
 
@@ -288,7 +287,7 @@ def publish_channels(settings: Settings) -> dict[str, Channel]:
     pub = settings.publish
     channels: dict[str, Channel] = {}
     if "x" in pub.channels:
-        channels["x"] = XPublisher(x_client(settings), pages=pub.reconcile_pages)
+        channels["x"] = XPublisher(x_poster(settings), pages=pub.reconcile_pages)
     if "telegram" in pub.channels:
         if not pub.telegram_chat_id:
             raise ConfigError("publishing to Telegram needs publish.telegram_chat_id (\"@channel\" or -100…)")
@@ -320,3 +319,45 @@ def delivery(settings: Settings, state: StateDB, channels: dict[str, Channel], v
     limits = Limits(max_attempts=pub.max_attempts, max_wait=pub.max_wait, reconcile_settle=pub.reconcile_settle)
     return Delivery(review_queue(settings, state, via), Outbox(state.engine, via=via), channels, policy,
                     limits=limits, lease=Lease(state.engine, pub.lease))
+
+
+# --- X and market sources (issue 3) ---------------------------------------------------------------------
+
+def x_client(settings: Settings) -> Any:
+    """A tweepy ``Client`` on the bearer token (raw JSON answers, bounded timeouts), or None without a token."""
+    if settings.x_bearer_token is None:
+        return None
+    import tweepy
+
+    from sources.x_transport import mount_transport
+
+    # tweepy logs request headers (the bearer token) at DEBUG: keep its client logger above that.
+    logging.getLogger("tweepy.client").setLevel(max(logging.INFO, logging.getLogger().level))
+    client = tweepy.Client(bearer_token=settings.x_bearer_token.get_secret_value(), return_type=dict,
+                           wait_on_rate_limit=False)
+    # tweepy's own User-Agent names tweepy; X only needs some UA, ours says who we are too.
+    client.user_agent = f"{settings.fetch.user_agent} {client.user_agent}"
+    x = settings.x
+    mount_transport(client.session, (x.connect_timeout.total_seconds(), x.timeout.total_seconds()), x.api_base_url)
+    return client
+
+
+def x_reader(settings: Settings, client: Any) -> Any:
+    """An ``XReader`` over ``client`` with the configured retries."""
+    from sources.x import XReader
+
+    x = settings.x
+    return XReader(client, attempts=x.attempts, backoff_s=x.backoff.total_seconds(), exclude=x.exclude)
+
+
+def coingecko_client(settings: Settings) -> httpx.Client:
+    """An httpx client for CoinGecko's API: base URL, timeouts, and the API key header when a key is set."""
+    market = settings.market
+    headers = {"User-Agent": settings.fetch.user_agent}
+    if settings.coingecko_api_key is not None:
+        headers[market.api_key_header] = settings.coingecko_api_key.get_secret_value()
+    timeout = market.timeout.total_seconds()
+    return httpx.Client(
+        base_url=market.base_url + "/", headers=headers, follow_redirects=False,
+        timeout=httpx.Timeout(timeout, connect=min(timeout, settings.fetch.connect_timeout.total_seconds())),
+    )

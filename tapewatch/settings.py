@@ -64,6 +64,13 @@ DEFAULT_FEEDS: list[dict[str, str]] = [
     {"name": "r-cryptocurrency", "url": "https://www.reddit.com/r/CryptoCurrency/.rss", "kind": "forum"},
 ]
 
+# CoinGecko's ids for the default watchlist (https://api.coingecko.com/api/v3/coins/list).
+DEFAULT_COINS: dict[str, str] = {
+    "BTC": "bitcoin", "ETH": "ethereum", "SOL": "solana", "XRP": "ripple", "DOGE": "dogecoin",
+    "LINK": "chainlink", "AVAX": "avalanche-2", "ARB": "arbitrum", "TON": "the-open-network", "SUI": "sui",
+    "ADA": "cardano", "BNB": "binancecoin", "USDT": "tether", "USDC": "usd-coin",
+}
+
 SECRET_FIELDS = ("chroma_token", "x_bearer_token", "telegram_bot_token", "llm_api_key", "coingecko_api_key",
                  "x_consumer_key", "x_consumer_secret", "x_access_token", "x_access_token_secret")
 
@@ -84,6 +91,12 @@ class FeedSettings(BaseModel):
         return value
 
 
+def _positive(value: timedelta) -> timedelta:
+    if value <= timedelta(0):
+        raise ValueError("must be a positive duration")
+    return value
+
+
 class FetchSettings(BaseModel):
     """How feeds are fetched."""
 
@@ -94,6 +107,10 @@ class FetchSettings(BaseModel):
     max_redirects: int = Field(default=5, ge=0, le=20)
     concurrency: int = Field(default=4, ge=1, le=32)
     user_agent: str = "tapewatch/0.1 (+self-hosted market research bot)"
+    # How often the daemon (`tapewatch run`) fetches the feeds.
+    interval: Duration = timedelta(minutes=15)
+
+    _check_interval = field_validator("interval")(_positive)
 
 
 class MemorySettings(BaseModel):
@@ -108,6 +125,94 @@ class MemorySettings(BaseModel):
     near_duplicate_window: Duration = timedelta(hours=36)
     near_duplicate_kinds: list[Literal["news", "forum", "social"]] = ["news", "forum"]
     retention: Duration = timedelta(days=90)
+
+
+class XAccountSettings(BaseModel):
+    """One X account to follow, with the group of accounts (cluster) it belongs to."""
+
+    handle: str = Field(pattern=r"^@?[A-Za-z0-9_]{1,15}$")
+    cluster: str = Field(default="", max_length=50, pattern=r"^[a-z0-9_\-]*$")
+
+    @field_validator("handle")
+    @classmethod
+    def _bare(cls, value: str) -> str:
+        return value.lstrip("@")
+
+
+class XSettings(BaseModel):
+    """The X API v2 source (bearer token): account timelines, recent searches, the monthly read budget."""
+
+    accounts: list[XAccountSettings] = []
+    queries: list[Annotated[str, Field(min_length=1, max_length=512)]] = []
+    interval: Duration = timedelta(minutes=30)
+    max_results: int = Field(default=100, ge=5, le=100)  # posts per request (X allows 5-100; search 10-100)
+    max_pages: int = Field(default=3, ge=1, le=50)  # per account or query per run
+    first_run_pages: int = Field(default=1, ge=1, le=50)  # with no cursor yet: newest posts only, no history
+    monthly_read_budget: int = Field(default=10_000, ge=0)  # posts read per UTC month; X bills reads per post
+    exclude: list[Literal["retweets", "replies"]] = ["retweets"]
+    api_base_url: str | None = None  # a proxy or compatible server instead of https://api.twitter.com
+    timeout: Duration = timedelta(seconds=20)
+    connect_timeout: Duration = timedelta(seconds=5)
+    attempts: int = Field(default=3, ge=1, le=10)  # per request, on 5xx and timeouts
+    backoff: Duration = timedelta(seconds=2)  # first retry delay, doubling
+
+    _check_interval = field_validator("interval")(_positive)
+
+    @field_validator("accounts")
+    @classmethod
+    def _unique_handles(cls, value: list[XAccountSettings]) -> list[XAccountSettings]:
+        names = [a.handle.lower() for a in value]
+        dupes = sorted({n for n in names if names.count(n) > 1})
+        if dupes:
+            raise ValueError(f"X handles must be unique; repeated: {', '.join(dupes)}")
+        return value
+
+    @field_validator("api_base_url")
+    @classmethod
+    def _http_base(cls, value: str | None) -> str | None:
+        if value is not None and not value.startswith(("http://", "https://")):
+            raise ValueError("api_base_url must start with http:// or https://")
+        return value
+
+
+class MarketSettings(BaseModel):
+    """Market data (price, 24h change, volume, market cap) from CoinGecko's public HTTP API."""
+
+    enabled: bool = True
+    base_url: str = "https://api.coingecko.com/api/v3"
+    # Demo keys go in x-cg-demo-api-key; paid keys use https://pro-api.coingecko.com/api/v3 and x-cg-pro-api-key.
+    api_key_header: Literal["x-cg-demo-api-key", "x-cg-pro-api-key"] = "x-cg-demo-api-key"
+    interval: Duration = timedelta(minutes=5)
+    timeout: Duration = timedelta(seconds=15)
+    coins: dict[str, str] = Field(default_factory=lambda: dict(DEFAULT_COINS))
+
+    _check_interval = field_validator("interval")(_positive)
+
+    @field_validator("base_url")
+    @classmethod
+    def _http_base(cls, value: str) -> str:
+        if not value.startswith(("http://", "https://")):
+            raise ValueError("base_url must start with http:// or https://")
+        return value.rstrip("/")
+
+    @field_validator("coins")
+    @classmethod
+    def _coin_ids(cls, value: dict[str, str]) -> dict[str, str]:
+        for ticker, coin in value.items():
+            if not re.fullmatch(r"[a-z0-9][a-z0-9\-.]{0,99}", coin):
+                raise ValueError(f"CoinGecko id {coin!r} for {ticker} must be lowercase letters, digits and dashes")
+        return {t.upper(): c for t, c in value.items()}
+
+
+class DaemonSettings(BaseModel):
+    """The scheduler daemon (`tapewatch run`); source intervals live with each source."""
+
+    retention_interval: Duration = timedelta(hours=6)
+    jitter: Duration = timedelta(seconds=30)  # random delay added to each run (at most 10% of its interval)
+    misfire_grace: Duration = timedelta(minutes=10)  # a run late by more than this is skipped, not run
+    shutdown_grace: Duration = timedelta(seconds=30)  # how long a stop waits for the running batch
+
+    _check_interval = field_validator("retention_interval")(_positive)
 
 
 class ModelPrice(BaseModel):
@@ -283,6 +388,9 @@ class Settings(BaseSettings):
     )
     fetch: FetchSettings = FetchSettings()
     memory: MemorySettings = MemorySettings()
+    x: XSettings = XSettings()
+    market: MarketSettings = MarketSettings()
+    daemon: DaemonSettings = DaemonSettings()
     llm: LLMSettings = LLMSettings()
     compliance: ComplianceSettings = ComplianceSettings()
     grounding: GroundingSettings = GroundingSettings()
