@@ -3,6 +3,7 @@
 # tapewatch on CPU. Build and run:
 #   docker build -t tapewatch .
 #   docker run --rm -v tapewatch-data:/data tapewatch ingest     # CMD default
+#   docker run -d -v tapewatch-data:/data tapewatch run           # the daemon (as compose.yaml does)
 #   docker run --rm -v tapewatch-data:/data tapewatch search "bitcoin ETF inflows"
 # With a Chroma server next to it, use compose.yaml instead.
 

@@ -31,6 +31,8 @@ lint: install
 bench: install
 	$(BIN)/python bench/ingest.py
 	$(BIN)/python bench/signals.py
+	$(BIN)/python bench/daemon.py
+	$(BIN)/python bench/brief.py
 	$(BIN)/python bench/publish.py
 
 clean:

@@ -1,1 +1,1 @@
-"""Analyse: deterministic signals, narratives and the data brief (the agent crew comes later)."""
+"""Analyse: deterministic signals, narratives and the data brief; the analyst crew and its grounding checks."""

@@ -2,12 +2,21 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import replace
 from datetime import datetime, timedelta
 from typing import Any
 
-from crew.model import BriefLine, BriefSection, DataBrief, Narrative, Signals, SourceRef, TickerSignal
+from crew.model import (
+    BriefLine,
+    BriefSection,
+    DataBrief,
+    Narrative,
+    Signals,
+    SourceRef,
+    TickerSignal,
+    ValidationReport,
+)
 from crew.render import render_markdown, render_telegram, render_x_thread
 from memory.drafts import Draft
 
@@ -140,8 +149,12 @@ def signals_summary(signals: Signals) -> dict[str, Any]:
 
 
 def build(memory: Any, drafts: Any, *, now: datetime, window: timedelta = timedelta(hours=24),
-          ticker: str | None = None, topic: str | None = None, prices: Any = None) -> tuple[Signals, Draft | None]:
-    """Compute signals for the window and, if there is anything to report, save a data-brief draft."""
+          ticker: str | None = None, topic: str | None = None, prices: Any = None,
+          validate: Callable[[Draft], ValidationReport] | None = None) -> tuple[Signals, Draft | None]:
+    """Compute signals for the window and, if there is anything to report, save a data-brief draft.
+
+    With ``validate`` (the grounding validator) the draft carries its report and is flagged if it fails.
+    """
     from crew.signals import compute_signals
 
     recent = drafts.recent(now - timedelta(days=2))
@@ -158,4 +171,8 @@ def build(memory: Any, drafts: Any, *, now: datetime, window: timedelta = timede
     if not brief.sections:
         return signals, None
     label = topic or (f"${ticker.upper()}" if ticker else "")
-    return signals, drafts.save(to_draft(brief, signals, topic=label))
+    draft = to_draft(brief, signals, topic=label)
+    if validate is not None:
+        report = validate(draft)
+        draft = replace(draft, validation=report.to_dict(), status="pending" if report.ok else "flagged")
+    return signals, drafts.save(draft)

@@ -63,7 +63,9 @@ MIGRATIONS: tuple[Migration, ...] = (
               _steps(_add_columns("items", "text", "cluster", "engagement"), _create("drafts"))),
     Migration(4, "draft versions, provenance and validation report",
               _add_columns("drafts", "version", "parent_id", "meta", "validation")),
-    # 5 and 6 belong to other stages; a database without them skips straight to 7.
+    Migration(5, "X cursors, user ids and read ledger; rate limits; price snapshots",
+              _create("source_cursors", "x_users", "x_reads", "rate_limits", "price_snapshots")),
+    Migration(6, "cost ledger of crew runs", _create("cost_ledger")),
     Migration(7, "review audit log, publishing outbox, schedules, publish lease",
               _create("audit_log", "outbox", "draft_schedule", "publish_lease")),
     Migration(8, "run-time switches and review cards", _create("switches", "review_cards")),

@@ -146,6 +146,86 @@ item_tickers = Table(
     Index("ix_item_tickers_ticker_published", "ticker", "published_at"),
 )
 
+# --- issue 3: X and market sources, the scheduler daemon (schema version 5) ---------------------------
+
+# Where an incremental source resumes (X: the newest post id stored, used as since_id). Written in the
+# same transaction as the items it follows, so it never runs ahead of what is stored.
+source_cursors = Table(
+    "source_cursors",
+    metadata,
+    Column("source", String(200), primary_key=True),
+    Column("cursor", String(100), nullable=False),
+    Column("updated_at", UTCDateTime(), nullable=False),
+)
+
+# X handles resolved to user ids once (a handle lookup is a request; the id never changes).
+x_users = Table(
+    "x_users",
+    metadata,
+    Column("handle", String(20), primary_key=True),  # lower case, no @
+    Column("user_id", String(32), nullable=False),
+    Column("resolved_at", UTCDateTime(), nullable=False),
+)
+
+# Posts read from X per UTC month ("2026-11"): X bills reads per post returned, against a monthly cap.
+x_reads = Table(
+    "x_reads",
+    metadata,
+    Column("month", String(7), primary_key=True),
+    Column("posts", Integer, nullable=False, server_default="0"),
+    Column("requests", Integer, nullable=False, server_default="0"),
+    Column("updated_at", UTCDateTime(), nullable=False),
+)
+
+# An API that said "not before": X endpoints after a 429 (x-rate-limit-reset), CoinGecko (Retry-After).
+rate_limits = Table(
+    "rate_limits",
+    metadata,
+    Column("name", String(100), primary_key=True),  # "x:timeline", "x:search", "x:users", "coingecko"
+    Column("until", UTCDateTime(), nullable=False),
+    Column("reason", Text, nullable=False, server_default=""),
+)
+
+# Market snapshots (not vector items): one row per ticker per observation time and source.
+price_snapshots = Table(
+    "price_snapshots",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("ticker", String(20), nullable=False),
+    Column("observed_at", UTCDateTime(), nullable=False),
+    Column("price_usd", Float, nullable=False),
+    Column("change_24h_pct", Float),
+    Column("volume_24h_usd", Float),
+    Column("market_cap_usd", Float),
+    Column("source", String(50), nullable=False),
+    Column("source_id", String(100), nullable=False, server_default=""),
+    Column("fetched_at", UTCDateTime(), nullable=False),
+    UniqueConstraint("ticker", "source", "observed_at", name="uq_price_snapshots_observation"),
+    Index("ix_price_snapshots_ticker_observed", "ticker", "observed_at"),
+)
+
+
+# --- issue 5: the analyst crew ------------------------------------------------------------------
+
+# What each crew run cost: one row per agent and run (failed runs too: their tokens were paid for).
+cost_ledger = Table(
+    "cost_ledger",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("at", UTCDateTime(), nullable=False),
+    Column("run_id", String(32), nullable=False),
+    Column("draft_id", String(32)),
+    Column("agent", String(20), nullable=False),
+    Column("model", String(200), nullable=False),
+    Column("calls", Integer, nullable=False, server_default="0"),
+    Column("prompt_tokens", Integer, nullable=False, server_default="0"),
+    Column("completion_tokens", Integer, nullable=False, server_default="0"),
+    Column("cost_usd", Float, nullable=False, server_default="0"),
+    Column("status", String(20), nullable=False),  # ok | failed
+    Index("ix_cost_ledger_at", "at"),
+)
+
+
 # --- issue 6: review queue and exactly-once publishing (schema version 7) ---------------------------------
 
 # Append-only: every draft transition and every publishing step, with who did it and through what.

@@ -36,6 +36,8 @@ class FetchRecord:
     warnings: tuple[str, ...] = ()
     error: str | None = None
     validators: Validators | None = None
+    # Where an incremental source resumes next time (X: newest stored post id); stored with the items.
+    cursor: str | None = None
 
 
 @dataclass(frozen=True)
@@ -102,6 +104,13 @@ class StateDB:
                 select(schema.sources.c.etag, schema.sources.c.last_modified).where(schema.sources.c.name == source)
             ).first()
         return Validators(etag=row.etag, last_modified=row.last_modified) if row else Validators()
+
+    def cursor(self, source: str) -> str | None:
+        """Where an incremental source resumes (committed together with the items it follows)."""
+        table = schema.source_cursors
+        with self.engine.connect() as conn:
+            value = conn.execute(select(table.c.cursor).where(table.c.source == source)).scalar()
+        return str(value) if value is not None else None
 
     def existing_ids(self, ids: Iterable[str]) -> set[str]:
         """Which of ``ids`` are already stored."""
@@ -172,6 +181,8 @@ class StateDB:
             if fetch.validators is not None and fetch.status == "ok":
                 values["etag"] = fetch.validators.etag
                 values["last_modified"] = fetch.validators.last_modified
+            if fetch.cursor is not None and fetch.status == "ok":
+                self._store_cursor(conn, fetch.source, fetch.cursor, fetch.finished_at)
         exists = conn.execute(select(src.c.name).where(src.c.name == fetch.source)).first()
         if exists:
             if fetch.status == "error":
@@ -194,6 +205,13 @@ class StateDB:
                 error=fetch.error,
             )
         )
+
+    @staticmethod
+    def _store_cursor(conn: Connection, source: str, cursor: str, when: datetime) -> None:
+        table = schema.source_cursors
+        done = conn.execute(update(table).where(table.c.source == source).values(cursor=cursor, updated_at=when))
+        if not done.rowcount:
+            conn.execute(insert(table).values(source=source, cursor=cursor, updated_at=when))
 
     def source_health(self) -> list[SourceHealth]:
         """Health of every source that has been fetched at least once."""
@@ -354,7 +372,10 @@ def make_engine(url: str) -> Engine:
 
         @event.listens_for(engine, "begin")
         def _begin(conn: Any) -> None:
-            conn.exec_driver_sql("BEGIN")
+            # IMMEDIATE takes the write lock up front (waiting up to busy_timeout). A plain deferred BEGIN
+            # that reads and then writes fails at once with "database is locked" when another writer
+            # (a daemon job, the job store, the CLI) committed in between, which the busy timeout can't fix.
+            conn.exec_driver_sql("BEGIN IMMEDIATE")
 
         return engine
     return create_engine(url, pool_pre_ping=True)

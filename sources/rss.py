@@ -6,6 +6,7 @@ Fetching and parsing are separate: ``parse_feed`` is pure and tested on files.
 from __future__ import annotations
 
 import calendar
+import re
 import time
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
@@ -15,7 +16,7 @@ import feedparser
 import httpx
 
 from sources.errors import FeedParseError, FetchError
-from sources.item import Item, canonical_url, item_id_for_guid, item_id_for_url
+from sources.item import Item, canonical_url, item_id_for_guid, item_id_for_post, item_id_for_url
 from sources.plaintext import clean_text, html_to_text
 from sources.tickers import Watchlist
 
@@ -25,6 +26,7 @@ ACCEPT = (
 )
 # A publisher's clock may run a little fast; beyond this a date is treated as wrong.
 FUTURE_TOLERANCE = timedelta(minutes=15)
+_X_STATUS = re.compile(r"^https://(?:www\.|mobile\.)?(?:x|twitter)\.com/(?:[A-Za-z0-9_]{1,15}|i/web)/status/(\d{1,25})(?:[/?]|$)")
 
 
 @dataclass(frozen=True, slots=True)
@@ -184,6 +186,10 @@ def _entry_to_item(
             url, item_id = canonical_url(link), item_id_for_url(link)
         except ValueError:
             problems.append(f"unusable link {link[:200]!r}")
+        # An X post bridged by RSS (e.g. RSSHub) gets the id the X API source gives it, so the two never
+        # store the same post twice.
+        if post := _X_STATUS.match(url):
+            item_id = item_id_for_post("x", post.group(1))
     if not item_id:
         if not guid:
             return None, [*problems, "skipped: no usable link and no id"]

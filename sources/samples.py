@@ -1,4 +1,4 @@
-"""Sample feeds we wrote ourselves, bundled so the main job works with no network.
+"""Sample feeds, posts and prices we wrote ourselves, bundled so the main job works with no network.
 
 They describe one day (2026-11-25 UTC). When ingested, their dates are moved forward so
 that the day ends now, so time-window features see fresh data.
@@ -10,15 +10,19 @@ import json
 from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from importlib import resources
+from typing import Any
 
+from sources.coingecko import Quote, parse_simple_price
 from sources.errors import FeedParseError
-from sources.item import Item, item_id_for_post
-from sources.plaintext import clean_text
+from sources.item import Item
 from sources.rss import FeedSpec
 from sources.tickers import Watchlist
+from sources.x import parse_posts
 
 SAMPLE_POSTS = "kol_posts.json"
 SAMPLE_POSTS_SOURCE = "sample-x-kols"
+SAMPLE_PRICES = "prices.json"
+SAMPLE_PRICES_SOURCE = "sample-prices"
 
 SAMPLE_DAY_END = datetime(2026, 11, 26, 0, 0, tzinfo=UTC)
 
@@ -38,37 +42,55 @@ def sample_body(filename: str) -> bytes:
 
 def rebase(items: tuple[Item, ...], now: datetime) -> tuple[Item, ...]:
     """Shift sample items so the sample day ends at ``now`` (whole minutes, never into the future)."""
-    shift = now - SAMPLE_DAY_END
-    shift -= timedelta(seconds=shift.total_seconds() % 60)
+    shift = _shift(now)
     return tuple(replace(i, published_at=min(i.published_at + shift, now)) for i in items)
 
 
-def sample_posts(watchlist: Watchlist, fetched_at: datetime) -> tuple[Item, ...]:
-    """Key-opinion-leader posts of the sample day, each with its account's cluster and metrics."""
+def _shift(now: datetime) -> timedelta:
+    shift = now - SAMPLE_DAY_END
+    return shift - timedelta(seconds=shift.total_seconds() % 60)
+
+
+def sample_accounts() -> dict[str, str]:
+    """The sample day's accounts: handle → cluster (what ``x.accounts`` would hold)."""
+    data = _sample_json(SAMPLE_POSTS)
     try:
-        data = json.loads(sample_body(SAMPLE_POSTS))
-        posts = data["posts"]
-    except (ValueError, KeyError, TypeError) as exc:
+        return {str(a["handle"]): str(a.get("cluster", "")) for a in data["accounts"]}
+    except (KeyError, TypeError) as exc:
         raise FeedParseError(f"bundled {SAMPLE_POSTS} is malformed: {exc}") from exc
-    items = []
-    for post in posts:
-        text = clean_text(str(post["text"]), 1000)
-        handle = str(post["handle"])
-        items.append(
-            Item(
-                id=item_id_for_post("x", str(post["id"])), kind="social", source=SAMPLE_POSTS_SOURCE,
-                url=f"https://x.com/{handle}/status/{post['id']}", title=_headline(text), text=text,
-                published_at=datetime.fromisoformat(str(post["created_at"]).replace("Z", "+00:00")),
-                fetched_at=fetched_at, author=f"@{handle}", tickers=watchlist.extract(text),
-                cluster=str(post.get("cluster", "")),
-                metrics={k: int(v) for k, v in (post.get("metrics") or {}).items()},
-            )
-        )
-    return tuple(items)
 
 
-def _headline(text: str, limit: int = 120) -> str:
-    """A post's first words as its title, cut at a word boundary."""
-    if len(text) <= limit:
-        return text
-    return text[: limit - 1].rsplit(" ", 1)[0].rstrip(" ,;:") + "…"
+def sample_posts(watchlist: Watchlist, fetched_at: datetime) -> tuple[Item, ...]:
+    """Key-opinion-leader posts of the sample day, parsed from X API v2 JSON like live posts."""
+    page = parse_posts(_sample_json(SAMPLE_POSTS).get("response"), source=SAMPLE_POSTS_SOURCE,
+                       watchlist=watchlist, fetched_at=fetched_at, clusters=sample_accounts())
+    if page.warnings:
+        raise FeedParseError(f"bundled {SAMPLE_POSTS} is malformed: {page.warnings[0]}")
+    return page.items
+
+
+def sample_quotes(now: datetime) -> tuple[Quote, ...]:
+    """Hourly market snapshots of the sample day (CoinGecko answers), moved so the day ends at ``now``."""
+    data = _sample_json(SAMPLE_PRICES)
+    try:
+        coins, responses = dict(data["coins"]), list(data["responses"])
+    except (KeyError, TypeError) as exc:
+        raise FeedParseError(f"bundled {SAMPLE_PRICES} is malformed: {exc}") from exc
+    shift = _shift(now)
+    quotes: list[Quote] = []
+    for response in responses:
+        parsed, warnings = parse_simple_price(response, coins, fetched_at=SAMPLE_DAY_END)
+        if warnings:
+            raise FeedParseError(f"bundled {SAMPLE_PRICES} is malformed: {warnings[0]}")
+        quotes += [replace(q, observed_at=min(q.observed_at + shift, now)) for q in parsed]
+    return tuple(quotes)
+
+
+def _sample_json(filename: str) -> dict[str, Any]:
+    try:
+        data = json.loads(sample_body(filename))
+    except ValueError as exc:
+        raise FeedParseError(f"bundled {filename} is not JSON: {exc}") from exc
+    if not isinstance(data, dict):
+        raise FeedParseError(f"bundled {filename} is malformed: not a JSON object")
+    return data

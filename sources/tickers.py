@@ -31,6 +31,13 @@ class Watchlist:
         """The watched tickers, sorted."""
         return tuple(sorted(self.aliases))
 
+    def mentions(self, text: str) -> list[tuple[int, str]]:
+        """Every (position, ticker) mention in ``text`` by cashtag or alias, in order of position."""
+        found = [(m.start(), m.group(1).upper()) for m in _CASHTAG.finditer(text)]
+        for ticker, pattern in self._patterns.items():
+            found.extend((m.start(), ticker) for m in pattern.finditer(text))
+        return sorted(found)
+
     def extract(self, text: str) -> tuple[str, ...]:
         """Sorted unique tickers mentioned in ``text`` by cashtag or by alias."""
         found = {match.upper() for match in _CASHTAG.findall(text)}

@@ -191,7 +191,8 @@ def sources() -> None:
     from tapewatch.clients import open_state
 
     s = settings()
-    health = {h.name: h for h in open_state(s).source_health()}
+    state = open_state(s)
+    health = {h.name: h for h in state.source_health()}
     table = Table(header_style="bold")
     for col in ("source", "kind", "last fetch", "status", "items", "errors in a row", "last error"):
         table.add_column(col, overflow="fold")
@@ -209,6 +210,9 @@ def sources() -> None:
         table.add_row(name, kind, _ago(h.last_fetch_at), f"[{colour}]{h.last_status}[/{colour}]", str(h.items),
                       str(h.consecutive_errors or ""), (h.last_error or "")[:200])
     out.print(table)
+    from tapewatch.cli_daemon import print_schedule
+
+    print_schedule(s, state)
 
 
 @app.command("memory")
@@ -293,5 +297,8 @@ def main() -> None:
 # Registers the analysis commands on ``app`` (kept in their own module for size).
 from tapewatch import cli_analysis  # noqa: E402, F401
 
+# The daemon (`run`), market data (`prices`) commands; `sources` calls cli_daemon.print_schedule.
+from tapewatch import cli_daemon, cli_market  # noqa: E402, F401 # isort: skip
+from tapewatch import cli_costs  # noqa: E402, F401  # isort: skip
 # Review queue and publishing (issue 6).
 from tapewatch import cli_publish, cli_review  # noqa: E402, F401  # isort: skip

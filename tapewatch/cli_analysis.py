@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING, Annotated, Optional
 
@@ -11,10 +12,8 @@ from rich.table import Table
 if TYPE_CHECKING:
     from memory.drafts import Draft
 
-from tapewatch.cli import _ago, _duration, _memory, app, out
+from tapewatch.cli import _ago, _duration, _memory, app, out, settings
 
-NO_LLM = ("No language model is configured, so this is a data brief built from signals alone "
-          "(the analyst crew that writes prose briefs comes with a later tapewatch version).")
 WindowOpt = Annotated[str, typer.Option("--window", "-w", help="Time window: 24h, 6h, 7d, …")]
 
 
@@ -35,10 +34,12 @@ def signals(window: WindowOpt = "24h",
             limit: Annotated[int, typer.Option("--limit", "-n", min=1, max=200)] = 15) -> None:
     """Per-ticker attention: stories, breadth across groups, growth, sentiment, price move."""
     from crew.signals import compute_signals
+    from memory.prices import PriceStore
 
     span = _window(window)
     memory = _memory()
-    result = compute_signals(memory.state, memory.vectors, now=datetime.now(UTC), window=span, narratives=False)
+    result = compute_signals(memory.state, memory.vectors, now=datetime.now(UTC), window=span, narratives=False,
+                             prices=PriceStore(memory.state))
     if result.items == 0:
         _nothing(span)
         return
@@ -87,27 +88,49 @@ def brief(
     window: WindowOpt = "24h",
     fmt: Annotated[str, typer.Option("--format", "-f", help="x, telegram, markdown or all.")] = "markdown",
 ) -> None:
-    """Write a brief for the window and save it as a pending draft."""
-    from crew.databrief import build
-    from memory.drafts import DraftStore
+    """Write a brief for the window (the analyst crew, or a data brief without a model); save it as a draft."""
+    from tapewatch.briefs import write_brief
 
     if fmt not in ("x", "telegram", "markdown", "all"):
         raise typer.BadParameter("must be x, telegram, markdown or all", param_hint="--format")
+    if topic and ticker:
+        raise typer.BadParameter("give --topic or --ticker, not both", param_hint="--topic")
+    if ticker is not None and not re.fullmatch(r"\$?[A-Za-z][A-Za-z0-9]{0,9}", ticker):
+        raise typer.BadParameter("a ticker is 1-10 letters/digits, e.g. SOL", param_hint="--ticker")
     span = _window(window)
     memory = _memory()
-    out.print(f"[yellow]{NO_LLM}[/yellow]")
-    result, draft = build(memory, DraftStore(memory.state), now=datetime.now(UTC), window=span,
-                          ticker=ticker, topic=topic)
+    result = write_brief(settings(), memory, now=datetime.now(UTC), window=span,
+                         ticker=ticker.lstrip("$") if ticker else None, topic=topic)
+    if result.note:
+        out.print(f"[yellow]{result.note}[/yellow]", highlight=False)
+    draft = result.draft
     if draft is None:
-        if result.items == 0:
+        if result.signals.items == 0:
             _nothing(span)
         else:
             focus = f" about {topic or ticker}" if (topic or ticker) else ""
-            out.print(f"Nothing to report{focus} in the last {window} ({result.items} items looked at).")
+            out.print(f"Nothing to report{focus} in the last {window} ({result.signals.items} items looked at).")
         return
     _print_draft(draft, fmt)
-    out.print(f"\nSaved as draft [bold]{draft.id[:12]}[/bold] (pending review): "
+    if result.crew is not None:
+        c = result.crew
+        models = ", ".join(sorted(set(draft.meta["models"].values())))
+        out.print(f"\nWritten by the analyst crew ({models}): {c.llm_calls} LLM calls, "
+                  f"{sum(u.prompt_tokens for u in c.usage):,} prompt + {sum(u.completion_tokens for u in c.usage):,} "
+                  f"completion tokens, ${c.cost_usd:.4f}.", highlight=False)
+    _print_problems(draft)
+    out.print(f"\nSaved as draft [bold]{draft.id[:12]}[/bold] ({draft.status}): "
               f"`tapewatch drafts show {draft.id[:12]}`")
+
+
+def _print_problems(draft: Draft) -> None:
+    problems = draft.validation.get("problems") or []
+    if not problems:
+        return
+    out.print(f"\n[red]Flagged: {len(problems)} grounding problem(s); this draft will not be published as is.[/red]")
+    for p in problems:
+        where = f" ({p.get('where')})" if p.get("where") else ""
+        out.print(f"  [red]{p.get('code')}[/red] {p.get('message')}{where}", highlight=False)
 
 
 def _print_draft(draft: Draft, fmt: str) -> None:

@@ -79,6 +79,11 @@ def drafts_show(
               f"{len(draft.item_ids)} cited items", highlight=False)
     if draft.parent_id:
         out.print(f"edited from {draft.parent_id}", highlight=False)
+    if draft.meta.get("models"):
+        meta = draft.meta
+        out.print(f"crew: models {meta['models']}, prompt version {meta.get('prompt_version')}, "
+                  f"{meta.get('llm_calls')} LLM calls, ${float(meta.get('cost_usd') or 0):.4f}, "
+                  f"attempts {meta.get('attempts')}", highlight=False)
     when = queue.scheduled([draft.id]).get(draft.id)
     if when:
         out.print(f"scheduled for {when:%Y-%m-%d %H:%M} UTC", highlight=False)

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable
-from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit
 
@@ -16,11 +15,14 @@ from memory.store import Memory, NearDuplicatePolicy
 from sources.errors import ConfigError, StoreError
 from sources.rss import FeedSpec
 from sources.tickers import Watchlist
-from tapewatch.settings import Settings
+from tapewatch.settings import AGENTS, Settings
 
 if TYPE_CHECKING:
+    from crew.crewbrief import CrewSetup
+    from crew.grounding import GroundingContext
     from crew.model import ValidationReport
     from memory.drafts import Draft
+    from memory.prices import PriceHistory
     from publish.channel import Channel
     from publish.delivery import Delivery
     from publish.review import ReviewQueue
@@ -79,12 +81,13 @@ def open_state(settings: Settings) -> StateDB:
     return StateDB(settings.state_url)
 
 
-def open_memory(settings: Settings, embed: Embedder | None = None, client: Any = None) -> Memory:
+def open_memory(settings: Settings, embed: Embedder | None = None, client: Any = None,
+                state: StateDB | None = None) -> Memory:
     """Memory wired to the configured vector store, state DB and embedder."""
     from memory.chroma import ChromaVectors
 
     embed = embed or embedder(settings)
-    state = open_state(settings)
+    state = state or open_state(settings)
     vectors = ChromaVectors(client or chroma_client(settings), settings.memory.collection, embed.name, embed.dimension)
     policy = NearDuplicatePolicy(
         threshold=settings.memory.near_duplicate_threshold,
@@ -111,6 +114,126 @@ def feed_specs(settings: Settings, only: list[str] | None = None) -> list[FeedSp
     return [FeedSpec(name=f.name, url=f.url, kind=f.kind) for f in feeds]
 
 
+# --- issue 5: the analyst crew ------------------------------------------------------------------
+
+NO_MODEL = ("no language model is configured: set llm.model in tapewatch.toml (or TAPEWATCH_LLM__MODEL), e.g. "
+            '"openai/gpt-4o-mini" with TAPEWATCH_LLM_API_KEY, "ollama/llama3.1" for a local Ollama, or '
+            '"openai/NAME" with llm.base_url for any OpenAI-compatible server')
+
+
+def crew_enabled(settings: Settings) -> bool:
+    """Whether a model is configured for every agent of the crew."""
+    return all(settings.llm.model_for(agent) for agent in AGENTS)
+
+
+def crewai_environment(settings: Settings) -> None:
+    """crewAI's environment, set in this one place before crewAI is imported: no telemetry, no tracing."""
+    import os
+
+    # crewAI reads these at run time; the bot never phones home.
+    os.environ["CREWAI_DISABLE_TELEMETRY"] = "true"
+    os.environ["CREWAI_DISABLE_TRACKING"] = "true"
+    os.environ["OTEL_SDK_DISABLED"] = "true"
+    os.environ["CREWAI_TRACING_ENABLED"] = "false"
+    # crewAI keeps a SQLite log of task outputs under ~/.local/share/<cwd name>; an absolute path puts it here.
+    storage = settings.data_dir / "crewai"
+    storage.mkdir(parents=True, exist_ok=True)
+    os.environ["CREWAI_STORAGE_DIR"] = str(storage)
+
+
+def crew_llms(settings: Settings) -> dict[str, Any]:
+    """One fresh crewAI LLM client per agent (usage is counted per client), from ``[llm]`` settings."""
+    if not crew_enabled(settings):
+        raise ConfigError(NO_MODEL)
+    crewai_environment(settings)
+    from crewai import LLM
+
+    from crew.outputs import Analysis, WrittenBrief
+
+    llm = settings.llm
+    schemas: dict[str, type[Any]] = {"analyst": Analysis, "writer": WrittenBrief}
+    out: dict[str, Any] = {}
+    for agent in AGENTS:
+        model = str(llm.model_for(agent))
+        provider = model.split("/", 1)[0].lower() if "/" in model else "openai"
+        kwargs: dict[str, Any] = {
+            "model": model, "temperature": llm.temperature, "timeout": llm.timeout.total_seconds(),
+            "max_retries": llm.max_retries, "max_tokens": llm.max_tokens,
+        }
+        if llm.base_url:
+            kwargs["base_url"] = llm.base_url
+        elif provider == "openai":
+            kwargs["base_url"] = "https://api.openai.com/v1"  # pinned: never redirected by OPENAI_BASE_URL
+        if settings.llm_api_key is not None:
+            kwargs["api_key"] = settings.llm_api_key.get_secret_value()
+        elif provider == "openai":
+            if not llm.base_url:
+                raise ConfigError(f"model {model} needs an API key: set TAPEWATCH_LLM_API_KEY")
+            kwargs["api_key"] = "no-key"  # the openai SDK insists on one; local servers ignore it
+        if llm.json_schema and agent in schemas:
+            kwargs["response_format"] = schemas[agent]
+        try:
+            out[agent] = LLM(**kwargs)
+        except ImportError as exc:
+            raise ConfigError(
+                f"model {model!r} needs a crewAI provider that is not installed here ({_first_line(exc)}). "
+                "Installed: openai/… (any OpenAI-compatible server with llm.base_url), ollama/…, hosted_vllm/…, "
+                "openrouter/…, deepseek/…. For anthropic/… pip install 'crewai[anthropic]', for gemini/… "
+                "'crewai[google-genai]', for other prefixes pip install litellm."
+            ) from exc
+        except ValueError as exc:
+            raise ConfigError(f"cannot use model {model!r}: {_first_line(exc)}") from exc
+    return out
+
+
+def _first_line(exc: BaseException) -> str:
+    return str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+
+
+def price_history(settings: Settings, state: StateDB) -> PriceHistory | None:
+    """Stored price snapshots (CoinGecko, or the bundled samples) for signals, tools and grounding."""
+    from memory.prices import PriceStore
+
+    return PriceStore(state)
+
+
+def grounding_context(settings: Settings, state: StateDB, prices: PriceHistory | None = None) -> GroundingContext:
+    """What drafts are checked against: stored items, the watchlist, price snapshots, compliance rules."""
+    from crew.grounding import GroundingContext
+
+    return GroundingContext(
+        lookup=state.items_by_ids, watchlist=watchlist(settings), prices=prices,
+        disclaimer=settings.compliance.disclaimer, require_disclaimer=settings.compliance.require_disclaimer,
+        banned_phrases=tuple(settings.compliance.banned_phrases),
+        price_tolerance_pct=settings.grounding.price_tolerance_pct,
+        percent_tolerance_pp=settings.grounding.percent_tolerance_pp, max_x_posts=settings.grounding.max_x_posts,
+    )
+
+
+def draft_validator(settings: Settings, state: StateDB) -> Callable[[Draft], ValidationReport]:
+    """The grounding validator bound to this installation's state DB, prices and settings (for any draft)."""
+    from crew.grounding import validate_draft
+
+    context = grounding_context(settings, state, price_history(settings, state))
+    return lambda draft: validate_draft(draft, context)
+
+
+def crew_setup(settings: Settings, llms: dict[str, Any]) -> CrewSetup:
+    """A crew run's models, prices, budget and limits from settings, around the LLM clients given."""
+    from crew.costs import Budget, Price
+    from crew.crewbrief import CrewSetup, Limits
+
+    llm = settings.llm
+    models = {agent: str(llm.model_for(agent)) for agent in AGENTS}
+    prices = {agent: Price(p.prompt, p.completion) for agent, p in
+              ((agent, llm.price_of(model)) for agent, model in models.items())}
+    return CrewSetup(
+        llms=llms, models=models, prices=prices, budget=Budget(llm.daily_budget_usd, llm.monthly_budget_usd),
+        limits=Limits(max_iter=llm.max_iter, max_execution_time_s=max(1, int(llm.agent_timeout.total_seconds())),
+                      writer_retries=llm.guardrail_retries),
+        context_items=llm.context_items, disclaimer=settings.compliance.disclaimer,
+        where=llm.base_url or "", timeout_s=llm.timeout.total_seconds(),
+    )
 # --- review and publishing (issue 6) -----------------------------------------------------------------------
 
 def _secret(settings: Settings, name: str) -> str | None:
@@ -118,7 +241,7 @@ def _secret(settings: Settings, name: str) -> str | None:
     return value.get_secret_value() if value is not None else None
 
 
-def x_client(settings: Settings) -> Any:
+def x_poster(settings: Settings) -> Any:
     """A tweepy Client with OAuth 1.0a user context, bounded by the X transport (timeout, base URL)."""
     import tweepy
 
@@ -164,42 +287,12 @@ def publish_channels(settings: Settings) -> dict[str, Channel]:
     pub = settings.publish
     channels: dict[str, Channel] = {}
     if "x" in pub.channels:
-        channels["x"] = XPublisher(x_client(settings), pages=pub.reconcile_pages)
+        channels["x"] = XPublisher(x_poster(settings), pages=pub.reconcile_pages)
     if "telegram" in pub.channels:
         if not pub.telegram_chat_id:
             raise ConfigError("publishing to Telegram needs publish.telegram_chat_id (\"@channel\" or -100…)")
         channels["telegram"] = TelegramPublisher(telegram_bot(settings), pub.telegram_chat_id)
     return channels
-
-
-def draft_validator(settings: Settings, state: StateDB) -> Callable[[Draft], ValidationReport]:
-    """A grounding validator for drafts (a limited one: format limits and cited items that exist).
-
-    Issue 5's ``crew.grounding.validate_draft`` replaces this at merge; the signature stays.
-    """
-    from crew.model import Problem, ValidationReport
-    from crew.render import X_LIMIT, weighted_length
-
-    def validate(draft: Draft) -> ValidationReport:
-        problems: list[Problem] = []
-        if not [p for p in draft.x_thread if p.strip()]:
-            problems.append(Problem("empty", "the X thread has no posts", "x"))
-        for i, post in enumerate(draft.x_thread, 1):
-            if weighted_length(post) > X_LIMIT:
-                problems.append(Problem("too_long", f"post {i} is {weighted_length(post)} of {X_LIMIT} "
-                                        "weighted characters", f"x:{i}"))
-        if not draft.telegram_html.strip():
-            problems.append(Problem("empty", "the Telegram message is empty", "telegram"))
-        elif len(draft.telegram_html) > 4096:
-            problems.append(Problem("too_long", f"the Telegram message is {len(draft.telegram_html)} of 4096 "
-                                    "characters", "telegram"))
-        known = state.items_by_ids(draft.item_ids)
-        for item_id in draft.item_ids:
-            if item_id not in known:
-                problems.append(Problem("unknown_source", f"cited item {item_id} is not in memory", ""))
-        return ValidationReport(tuple(problems), checked_at=datetime.now(UTC))
-
-    return validate
 
 
 def review_queue(settings: Settings, state: StateDB, via: str = "cli") -> ReviewQueue:
@@ -226,3 +319,45 @@ def delivery(settings: Settings, state: StateDB, channels: dict[str, Channel], v
     limits = Limits(max_attempts=pub.max_attempts, max_wait=pub.max_wait, reconcile_settle=pub.reconcile_settle)
     return Delivery(review_queue(settings, state, via), Outbox(state.engine, via=via), channels, policy,
                     limits=limits, lease=Lease(state.engine, pub.lease))
+
+
+# --- X and market sources (issue 3) ---------------------------------------------------------------------
+
+def x_client(settings: Settings) -> Any:
+    """A tweepy ``Client`` on the bearer token (raw JSON answers, bounded timeouts), or None without a token."""
+    if settings.x_bearer_token is None:
+        return None
+    import tweepy
+
+    from sources.x_transport import mount_transport
+
+    # tweepy logs request headers (the bearer token) at DEBUG: keep its client logger above that.
+    logging.getLogger("tweepy.client").setLevel(max(logging.INFO, logging.getLogger().level))
+    client = tweepy.Client(bearer_token=settings.x_bearer_token.get_secret_value(), return_type=dict,
+                           wait_on_rate_limit=False)
+    # tweepy's own User-Agent names tweepy; X only needs some UA, ours says who we are too.
+    client.user_agent = f"{settings.fetch.user_agent} {client.user_agent}"
+    x = settings.x
+    mount_transport(client.session, (x.connect_timeout.total_seconds(), x.timeout.total_seconds()), x.api_base_url)
+    return client
+
+
+def x_reader(settings: Settings, client: Any) -> Any:
+    """An ``XReader`` over ``client`` with the configured retries."""
+    from sources.x import XReader
+
+    x = settings.x
+    return XReader(client, attempts=x.attempts, backoff_s=x.backoff.total_seconds(), exclude=x.exclude)
+
+
+def coingecko_client(settings: Settings) -> httpx.Client:
+    """An httpx client for CoinGecko's API: base URL, timeouts, and the API key header when a key is set."""
+    market = settings.market
+    headers = {"User-Agent": settings.fetch.user_agent}
+    if settings.coingecko_api_key is not None:
+        headers[market.api_key_header] = settings.coingecko_api_key.get_secret_value()
+    timeout = market.timeout.total_seconds()
+    return httpx.Client(
+        base_url=market.base_url + "/", headers=headers, follow_redirects=False,
+        timeout=httpx.Timeout(timeout, connect=min(timeout, settings.fetch.connect_timeout.total_seconds())),
+    )

@@ -10,12 +10,21 @@ from datetime import UTC, datetime
 
 import httpx
 
+from memory.prices import PriceStore, snapshot_of
 from memory.state import FetchRecord
 from memory.store import Memory
 from sources.errors import FetchError, IngestError, StoreError
 from sources.item import Item
 from sources.rss import FeedSpec, FetchResult, Validators, fetch_feed, parse_feed
-from sources.samples import SAMPLE_FEEDS, SAMPLE_POSTS_SOURCE, rebase, sample_body, sample_posts
+from sources.samples import (
+    SAMPLE_FEEDS,
+    SAMPLE_POSTS_SOURCE,
+    SAMPLE_PRICES_SOURCE,
+    rebase,
+    sample_body,
+    sample_posts,
+    sample_quotes,
+)
 from sources.tickers import Watchlist
 
 log = logging.getLogger(__name__)
@@ -27,7 +36,7 @@ class SourceOutcome:
 
     name: str
     kind: str
-    status: str  # ok | not_modified | error
+    status: str  # ok | not_modified | error | skipped (a budget or a rate limit said not now)
     new: int = 0
     duplicate: int = 0
     near_duplicate: int = 0
@@ -88,7 +97,7 @@ class Ingestor:
         return outcomes
 
     def run_samples(self, on_done: Callable[[SourceOutcome], None] | None = None) -> list[SourceOutcome]:
-        """Ingest the bundled sample feeds and posts, dated so their day ends now."""
+        """Ingest the bundled sample feeds, posts and prices, dated so their day ends now."""
 
         def feed_loader(feed: FeedSpec, filename: str) -> SampleLoader:
             def load(started: datetime) -> tuple[Sequence[Item], Sequence[str]]:
@@ -112,7 +121,26 @@ class Ingestor:
             outcomes.append(outcome)
             if on_done:
                 on_done(outcome)
+        outcomes.append(self._sample_prices())
+        if on_done:
+            on_done(outcomes[-1])
         return outcomes
+
+    def _sample_prices(self) -> SourceOutcome:
+        """Store the sample day's market snapshots, so price moves show offline too."""
+        started = self.clock()
+        spec = FeedSpec(SAMPLE_PRICES_SOURCE, "https://api.coingecko.example/api/v3/simple/price", "market")
+        try:
+            snapshots = [snapshot_of(q, SAMPLE_PRICES_SOURCE) for q in sample_quotes(started)]
+            store = PriceStore(self.memory.state)
+            # Like the sample items, the sample day is placed once: a re-run would re-date it and double it.
+            new = 0 if store.count(SAMPLE_PRICES_SOURCE) else store.add(snapshots, started)
+            self.memory.record(FetchRecord(source=spec.name, kind=spec.kind, url=spec.url, started_at=started,
+                                           finished_at=self.clock(), status="ok", new=new,
+                                           duplicate=len(snapshots) - new))
+        except (IngestError, StoreError) as exc:
+            return self._failed(spec, started, exc, http_status=None)
+        return SourceOutcome(name=spec.name, kind=spec.kind, status="ok", new=new, duplicate=len(snapshots) - new)
 
     def _fetch(self, feed: FeedSpec) -> FetchResult:
         validators = self.memory.state.validators(feed.name)

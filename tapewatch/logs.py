@@ -22,9 +22,21 @@ class JsonFormatter(logging.Formatter):
         return json.dumps(payload, ensure_ascii=False)
 
 
+class _CrewAIRootRecords(logging.Filter):
+    """Drop what crewAI logs through the root logger (it has no logger of its own) unless debugging.
+
+    A failed LLM call is reported once, as an ``LLMError``; crewAI's own ERROR lines would repeat it.
+    """
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        return record.name != "root" or "/crewai/" not in record.pathname.replace("\\", "/")
+
+
 def configure(level: str = "WARNING", json_lines: bool = False) -> None:
     """Send tapewatch's logs to stderr at ``level``."""
     handler = logging.StreamHandler()
+    if level != "DEBUG":
+        handler.addFilter(_CrewAIRootRecords())
     handler.setFormatter(JsonFormatter() if json_lines else logging.Formatter("%(levelname)s %(name)s: %(message)s"))
     root = logging.getLogger()
     root.handlers[:] = [handler]

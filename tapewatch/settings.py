@@ -64,6 +64,13 @@ DEFAULT_FEEDS: list[dict[str, str]] = [
     {"name": "r-cryptocurrency", "url": "https://www.reddit.com/r/CryptoCurrency/.rss", "kind": "forum"},
 ]
 
+# CoinGecko's ids for the default watchlist (https://api.coingecko.com/api/v3/coins/list).
+DEFAULT_COINS: dict[str, str] = {
+    "BTC": "bitcoin", "ETH": "ethereum", "SOL": "solana", "XRP": "ripple", "DOGE": "dogecoin",
+    "LINK": "chainlink", "AVAX": "avalanche-2", "ARB": "arbitrum", "TON": "the-open-network", "SUI": "sui",
+    "ADA": "cardano", "BNB": "binancecoin", "USDT": "tether", "USDC": "usd-coin",
+}
+
 SECRET_FIELDS = ("chroma_token", "x_bearer_token", "telegram_bot_token", "llm_api_key", "coingecko_api_key",
                  "x_consumer_key", "x_consumer_secret", "x_access_token", "x_access_token_secret")
 
@@ -84,6 +91,12 @@ class FeedSettings(BaseModel):
         return value
 
 
+def _positive(value: timedelta) -> timedelta:
+    if value <= timedelta(0):
+        raise ValueError("must be a positive duration")
+    return value
+
+
 class FetchSettings(BaseModel):
     """How feeds are fetched."""
 
@@ -94,6 +107,10 @@ class FetchSettings(BaseModel):
     max_redirects: int = Field(default=5, ge=0, le=20)
     concurrency: int = Field(default=4, ge=1, le=32)
     user_agent: str = "tapewatch/0.1 (+self-hosted market research bot)"
+    # How often the daemon (`tapewatch run`) fetches the feeds.
+    interval: Duration = timedelta(minutes=15)
+
+    _check_interval = field_validator("interval")(_positive)
 
 
 class MemorySettings(BaseModel):
@@ -108,6 +125,188 @@ class MemorySettings(BaseModel):
     near_duplicate_window: Duration = timedelta(hours=36)
     near_duplicate_kinds: list[Literal["news", "forum", "social"]] = ["news", "forum"]
     retention: Duration = timedelta(days=90)
+
+
+class XAccountSettings(BaseModel):
+    """One X account to follow, with the group of accounts (cluster) it belongs to."""
+
+    handle: str = Field(pattern=r"^@?[A-Za-z0-9_]{1,15}$")
+    cluster: str = Field(default="", max_length=50, pattern=r"^[a-z0-9_\-]*$")
+
+    @field_validator("handle")
+    @classmethod
+    def _bare(cls, value: str) -> str:
+        return value.lstrip("@")
+
+
+class XSettings(BaseModel):
+    """The X API v2 source (bearer token): account timelines, recent searches, the monthly read budget."""
+
+    accounts: list[XAccountSettings] = []
+    queries: list[Annotated[str, Field(min_length=1, max_length=512)]] = []
+    interval: Duration = timedelta(minutes=30)
+    max_results: int = Field(default=100, ge=5, le=100)  # posts per request (X allows 5-100; search 10-100)
+    max_pages: int = Field(default=3, ge=1, le=50)  # per account or query per run
+    first_run_pages: int = Field(default=1, ge=1, le=50)  # with no cursor yet: newest posts only, no history
+    monthly_read_budget: int = Field(default=10_000, ge=0)  # posts read per UTC month; X bills reads per post
+    exclude: list[Literal["retweets", "replies"]] = ["retweets"]
+    api_base_url: str | None = None  # a proxy or compatible server instead of https://api.twitter.com
+    timeout: Duration = timedelta(seconds=20)
+    connect_timeout: Duration = timedelta(seconds=5)
+    attempts: int = Field(default=3, ge=1, le=10)  # per request, on 5xx and timeouts
+    backoff: Duration = timedelta(seconds=2)  # first retry delay, doubling
+
+    _check_interval = field_validator("interval")(_positive)
+
+    @field_validator("accounts")
+    @classmethod
+    def _unique_handles(cls, value: list[XAccountSettings]) -> list[XAccountSettings]:
+        names = [a.handle.lower() for a in value]
+        dupes = sorted({n for n in names if names.count(n) > 1})
+        if dupes:
+            raise ValueError(f"X handles must be unique; repeated: {', '.join(dupes)}")
+        return value
+
+    @field_validator("api_base_url")
+    @classmethod
+    def _http_base(cls, value: str | None) -> str | None:
+        if value is not None and not value.startswith(("http://", "https://")):
+            raise ValueError("api_base_url must start with http:// or https://")
+        return value
+
+
+class MarketSettings(BaseModel):
+    """Market data (price, 24h change, volume, market cap) from CoinGecko's public HTTP API."""
+
+    enabled: bool = True
+    base_url: str = "https://api.coingecko.com/api/v3"
+    # Demo keys go in x-cg-demo-api-key; paid keys use https://pro-api.coingecko.com/api/v3 and x-cg-pro-api-key.
+    api_key_header: Literal["x-cg-demo-api-key", "x-cg-pro-api-key"] = "x-cg-demo-api-key"
+    interval: Duration = timedelta(minutes=5)
+    timeout: Duration = timedelta(seconds=15)
+    coins: dict[str, str] = Field(default_factory=lambda: dict(DEFAULT_COINS))
+
+    _check_interval = field_validator("interval")(_positive)
+
+    @field_validator("base_url")
+    @classmethod
+    def _http_base(cls, value: str) -> str:
+        if not value.startswith(("http://", "https://")):
+            raise ValueError("base_url must start with http:// or https://")
+        return value.rstrip("/")
+
+    @field_validator("coins")
+    @classmethod
+    def _coin_ids(cls, value: dict[str, str]) -> dict[str, str]:
+        for ticker, coin in value.items():
+            if not re.fullmatch(r"[a-z0-9][a-z0-9\-.]{0,99}", coin):
+                raise ValueError(f"CoinGecko id {coin!r} for {ticker} must be lowercase letters, digits and dashes")
+        return {t.upper(): c for t, c in value.items()}
+
+
+class DaemonSettings(BaseModel):
+    """The scheduler daemon (`tapewatch run`); source intervals live with each source."""
+
+    retention_interval: Duration = timedelta(hours=6)
+    jitter: Duration = timedelta(seconds=30)  # random delay added to each run (at most 10% of its interval)
+    misfire_grace: Duration = timedelta(minutes=10)  # a run late by more than this is skipped, not run
+    shutdown_grace: Duration = timedelta(seconds=30)  # how long a stop waits for the running batch
+
+    _check_interval = field_validator("retention_interval")(_positive)
+
+
+class ModelPrice(BaseModel):
+    """What a model costs, in USD per million tokens."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    prompt: float = Field(ge=0)
+    completion: float = Field(ge=0)
+
+
+AGENTS = ("researcher", "analyst", "writer")
+# Servers that run on your own machine cost nothing unless the price table says otherwise.
+FREE_MODEL_PREFIXES = ("ollama/", "ollama_chat/", "hosted_vllm/")
+
+
+class LLMSettings(BaseModel):
+    """The language model behind the analyst crew, its limits and its budget (issue 5)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    # A crewAI model string: "openai/gpt-4o-mini", "ollama/llama3.1", or "openai/NAME" with base_url for
+    # any OpenAI-compatible server. None: no LLM, `tapewatch brief` writes the deterministic data brief.
+    model: str | None = None
+    researcher_model: str | None = None  # per-agent overrides of `model`
+    analyst_model: str | None = None
+    writer_model: str | None = None
+    base_url: str | None = None
+    temperature: float = Field(default=0.2, ge=0.0, le=2.0)
+    timeout: Duration = timedelta(seconds=60)  # per HTTP request
+    max_retries: int = Field(default=2, ge=0, le=10)  # per request, on 408/409/429/5xx/timeouts, with backoff
+    max_tokens: int = Field(default=2000, ge=64, le=32000)  # completion tokens per call
+    max_iter: int = Field(default=3, ge=1, le=10)  # reasoning/tool steps per agent and task
+    agent_timeout: Duration = timedelta(seconds=300)  # wall time per agent and task
+    guardrail_retries: int = Field(default=2, ge=0, le=5)  # writer revisions after failed grounding checks
+    json_schema: bool = True  # send the output's JSON schema as response_format (structured outputs)
+    context_items: int = Field(default=12, ge=1, le=50)  # stored items shown to the researcher
+    prices: dict[str, ModelPrice] = Field(default_factory=dict)
+    # Unlisted models are charged at this (deliberately high) rate so budgets still bind.
+    default_price: ModelPrice = ModelPrice(prompt=5.0, completion=15.0)
+    daily_budget_usd: float | None = Field(default=1.0, ge=0.0)  # UTC days; None: no limit
+    monthly_budget_usd: float | None = Field(default=20.0, ge=0.0)
+
+    @field_validator("model", "researcher_model", "analyst_model", "writer_model")
+    @classmethod
+    def _model_string(cls, value: str | None) -> str | None:
+        if value is None:
+            return None
+        value = value.strip()
+        if not value or any(c.isspace() for c in value):
+            raise ValueError("a model is a string like openai/gpt-4o-mini or ollama/llama3.1")
+        return value
+
+    @field_validator("base_url")
+    @classmethod
+    def _http_url(cls, value: str | None) -> str | None:
+        if value is not None and not value.startswith(("http://", "https://")):
+            raise ValueError("base_url must start with http:// or https://")
+        return value
+
+    def model_for(self, agent: str) -> str | None:
+        """The model one agent uses: its override, else the default."""
+        override: str | None = getattr(self, f"{agent}_model")
+        return override or self.model
+
+    def price_of(self, model: str) -> ModelPrice:
+        """The price table entry for a model (local servers are free unless listed)."""
+        if model in self.prices:
+            return self.prices[model]
+        if model.startswith(FREE_MODEL_PREFIXES):
+            return ModelPrice(prompt=0.0, completion=0.0)
+        return self.default_price
+
+
+class ComplianceSettings(BaseModel):
+    """Rules every brief must follow before it can be published."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    disclaimer: str = Field(default="Not financial advice.", max_length=300)
+    require_disclaimer: bool = True
+    banned_phrases: list[str] = Field(default_factory=lambda: [
+        "guaranteed", "guarantee", "price target", "risk-free", "risk free", "can't lose", "cannot lose",
+    ])
+
+
+class GroundingSettings(BaseModel):
+    """How close a number in a brief must be to what tapewatch stored."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    price_tolerance_pct: float = Field(default=2.0, ge=0.0, le=50.0)  # relative, against a price snapshot
+    percent_tolerance_pp: float = Field(default=0.5, ge=0.0, le=20.0)  # percentage points, against a change
+    max_x_posts: int = Field(default=12, ge=2, le=25)
 
 
 class ReviewSettings(BaseModel):
@@ -221,6 +420,12 @@ class Settings(BaseSettings):
     )
     fetch: FetchSettings = FetchSettings()
     memory: MemorySettings = MemorySettings()
+    x: XSettings = XSettings()
+    market: MarketSettings = MarketSettings()
+    daemon: DaemonSettings = DaemonSettings()
+    llm: LLMSettings = LLMSettings()
+    compliance: ComplianceSettings = ComplianceSettings()
+    grounding: GroundingSettings = GroundingSettings()
     review: ReviewSettings = ReviewSettings()
     publish: PublishSettings = PublishSettings()
     bot: BotSettings = BotSettings()

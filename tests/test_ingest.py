@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import socket
 from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -12,9 +13,10 @@ import pytest
 from sqlalchemy import select
 
 from memory import schema
+from memory.prices import PriceStore
 from sources.item import item_id_for_url
 from sources.rss import FeedSpec, Validators
-from sources.samples import SAMPLE_FEEDS, SAMPLE_POSTS_SOURCE
+from sources.samples import SAMPLE_FEEDS, SAMPLE_POSTS_SOURCE, SAMPLE_PRICES_SOURCE
 from sources.tickers import Watchlist
 from tapewatch import ingest as ingest_module
 from tapewatch.ingest import Ingestor, SourceOutcome, ingest
@@ -284,8 +286,15 @@ def test_samples_stand_in_when_every_feed_is_unreachable(ingestor: Ingestor, mem
     assert not report.failed
     errors = [o for o in report.outcomes if o.status == "error"]
     assert [o.unreachable for o in errors] == [True, True]
-    assert {o.name for o in report.outcomes if o.status == "ok"} == SAMPLE_NAMES
+    # Sample prices are snapshots in the state DB, not items.
+    assert {o.name for o in report.outcomes if o.status == "ok"} == SAMPLE_NAMES | {SAMPLE_PRICES_SOURCE}
     assert set(memory.state.stats().by_source) == SAMPLE_NAMES
+    prices = PriceStore(memory.state)
+    assert prices.change_pct("SOL", datetime.now(UTC) - timedelta(hours=24), datetime.now(UTC)) == pytest.approx(
+        3.5957, abs=0.01)
+    again = {o.name: o for o in ingest(ingestor, offline_feeds(), samples="auto").outcomes}
+    assert (again[SAMPLE_PRICES_SOURCE].new, again[SAMPLE_PRICES_SOURCE].duplicate) == (0, 350)
+    assert prices.count() == 350
 
 
 def test_samples_never_means_never(ingestor: Ingestor, memory: Any) -> None:
@@ -303,5 +312,5 @@ def test_samples_not_used_when_any_feed_is_reachable(
     feeds = offline_feeds()[:1] + serve(feed_server, {"reachable": route})
     report = ingest(ingestor, feeds, samples="auto")
     assert report.used_samples is False
-    assert not SAMPLE_NAMES & {o.name for o in report.outcomes}
+    assert not (SAMPLE_NAMES | {SAMPLE_PRICES_SOURCE}) & {o.name for o in report.outcomes}
     assert not SAMPLE_NAMES & set(memory.state.stats().by_source)

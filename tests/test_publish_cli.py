@@ -73,7 +73,8 @@ def test_review_commands(env: StateDB, tmp_path: Path, monkeypatch: pytest.Monke
     code, output = cli(["drafts", "approve", draft.id[:10], "--as", "mallory"], monkeypatch, capsys)
     assert code == 2 and "'mallory' is not a reviewer" in output
     monkeypatch.setenv("TAPEWATCH_REVIEW__REVIEWER", "bob")
-    code, output = cli(["drafts", "edit", draft.id[:10], "--text", "1/2 first\n---\n2/2 second"], monkeypatch, capsys)
+    text = "1/2 first\n---\n2/2 second. Not financial advice."
+    code, output = cli(["drafts", "edit", draft.id[:10], "--text", text], monkeypatch, capsys)
     assert code == 0 and "Saved version 2" in output, output
     new_id = output.split("draft ", 1)[1].split()[0]
     code, output = cli(["drafts", "show", new_id, "--format", "x"], monkeypatch, capsys)
@@ -87,7 +88,7 @@ def test_review_commands(env: StateDB, tmp_path: Path, monkeypatch: pytest.Monke
     code, output = cli(["drafts", "edit", new_id], monkeypatch, capsys)
     assert code == 0 and "Saved version 3" in output, output
     third = output.split("draft ", 1)[1].split()[0]
-    assert ReviewQueue(env).drafts.get(third).x_thread == ("1/2 first", "2/2 SECOND")
+    assert ReviewQueue(env).drafts.get(third).x_thread == ("1/2 first", "2/2 SECOND. Not financial advice.")
     code, output = cli(["drafts", "approve", third], monkeypatch, capsys)
     assert code == 0 and "Approved draft" in output
     code, output = cli(["drafts", "approve", third, "--as", "alice"], monkeypatch, capsys)

@@ -80,6 +80,11 @@ def test_defaults_work_without_a_file() -> None:
         ('unknown_key = 1', "unknown_key"),
         ('[memory]\nnear_duplicate_window = "soon"', "near_duplicate_window"),
         ('[watchlist]\n"$BTC" = ["btc"]', "ticker"),
+        ('[x]\naccounts = [{handle = "not a handle!"}]', "x.accounts.0.handle"),
+        ('[x]\naccounts = [{handle = "Alice"}, {handle = "@alice"}]', "unique"),
+        ('[x]\ninterval = "0s"', "positive duration"),
+        ('[market.coins]\nBTC = "Bit Coin"', "CoinGecko id"),
+        ('[daemon]\nretention_interval = "soon"', "daemon.retention_interval"),
         ('x_access_token_secret = "abc"', "contains secrets"),
         ('[publish]\nquiet_hours = "late"', "quiet_hours must look like 23:00-07:00"),
         ('[publish]\ntimezone = "Mars/Olympus"', "unknown time zone"),
@@ -181,4 +186,5 @@ def test_example_config_is_valid_and_matches_the_defaults() -> None:
     assert from_file.watchlist == defaults.watchlist
     assert [(f.name, f.url, f.kind) for f in from_file.feeds] == [(f.name, f.url, f.kind) for f in defaults.feeds]
     assert from_file.memory == defaults.memory and from_file.fetch == defaults.fetch
+    assert from_file.x == defaults.x and from_file.market == defaults.market and from_file.daemon == defaults.daemon
     assert from_file.review == defaults.review and from_file.publish == defaults.publish

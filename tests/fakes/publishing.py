@@ -11,10 +11,12 @@ from pydantic import SecretStr
 
 from memory.drafts import Draft, DraftStore
 from memory.state import StateDB
+from sources.item import Item, item_id_for_url
 from tapewatch.settings import PublishSettings, ReviewSettings, Settings
 from tests.fakes.telegram_api import CHANNEL, TOKEN
 
 REVIEWERS = ["alice", "bob"]
+DISCLAIMER = "Not financial advice."
 
 
 def make_settings(tmp_path: Path, x_url: str | None = None, tg_url: str | None = None,
@@ -34,15 +36,28 @@ def make_settings(tmp_path: Path, x_url: str | None = None, tg_url: str | None =
 def add_draft(state: StateDB, tag: str = "a", *, posts: int = 4, status: str = "pending",
               created_at: datetime | None = None, validation: dict[str, Any] | None = None,
               item_ids: tuple[str, ...] = ()) -> Draft:
-    """A stored draft whose texts are unique to ``tag`` (so the duplicate guard tells drafts apart)."""
+    """A stored draft whose texts are unique to ``tag`` (so the duplicate guard tells drafts apart).
+
+    Unless ``item_ids`` are given, it cites a stored news item of its own that names $SOL and carries its
+    link, and ends with the default disclaimer: it passes the grounding validator as it is.
+    """
     now = created_at or datetime.now(UTC)
     words = {"a": "solana validators ship a new client", "b": "ether staking queue empties overnight",
              "c": "dogecoin miners merge pools", "d": "chainlink oracles add rates feeds"}.get(tag, f"story {tag}")
+    url = f"https://news.example/{tag}"
+    if not item_ids:
+        item = Item(id=item_id_for_url(url), kind="news", source="wire", url=url, title=f"{words} ($SOL)",
+                    text=f"{words}; traders watch $SOL.", published_at=now - timedelta(hours=1),
+                    fetched_at=now - timedelta(hours=1), tickers=("SOL",))
+        if not state.existing_ids([item.id]):
+            state.commit_batch([item], [], None)
+        item_ids = (item.id,)
     thread = tuple(f"{i}/{posts} {words}: point {i} of the {tag} brief" for i in range(1, posts + 1))
+    thread = (*thread[:-1], f"{thread[-1]} {DISCLAIMER}")
     draft = Draft(
         created_at=now, mode="data", window_start=now - timedelta(hours=24), window_end=now, x_thread=thread,
-        telegram_html=f"<b>{tag.upper()} brief</b>\n{words} — <a href=\"https://news.example/{tag}\">source</a>",
-        markdown=f"# {tag}\n{words}", item_ids=item_ids, tickers=("SOL",), status=status,
+        telegram_html=f"<b>{tag.upper()} brief</b>\n{words} — <a href=\"{url}\">source</a>\n{DISCLAIMER}",
+        markdown=f"# {tag}\n{words}\n\n{DISCLAIMER}", item_ids=item_ids, tickers=("SOL",), status=status,
         validation=validation or {},
     )
     return DraftStore(state).save(draft)

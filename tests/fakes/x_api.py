@@ -77,6 +77,8 @@ class Failure:
     delay_s: float = 0.0  # sleep before answering (longer than the client timeout → a client-side timeout)
     method: str | None = None
     after_effect: bool = False  # perform the request's effect (e.g. create the tweet) before failing
+    raw: bytes | None = None  # send these bytes as the body instead of JSON (a malformed answer)
+    pass_through: bool = False  # after the delay, answer normally (a slow but good answer)
     skip: int = 0  # let this many matching requests through before failing
 
 
@@ -99,7 +101,8 @@ class FakeXAPI:
         self.requests: list[Request] = []
         self.omit_includes = False
         self.rate_limit_remaining = 900
-        self._next_id = 1_900_000_000_000_000_000
+        # Ids are snowflakes like X's (milliseconds since X's epoch << 22), so they encode a recent time.
+        self._next_id = (int(time.time() * 1000) - 1_288_834_974_657) << 22
         self._lock = threading.Lock()
         server = self
 
@@ -179,9 +182,13 @@ class FakeXAPI:
                 self._route(method, parts.path, query, body)
             if failure.delay_s:
                 time.sleep(failure.delay_s)
+            if failure.pass_through:
+                status, payload = self._route(method, parts.path, query, body)
+                self._send(handler, status, payload, failure.headers)
+                return
             payload = failure.body or {"title": "Error", "detail": f"scripted {failure.status}",
                                        "type": "about:blank", "status": failure.status}
-            self._send(handler, failure.status, payload, failure.headers)
+            self._send(handler, failure.status, payload, failure.headers, raw=failure.raw)
             return
         status, payload = self._route(method, parts.path, query, body)
         self._send(handler, status, payload, {})
@@ -196,8 +203,9 @@ class FakeXAPI:
                     return self.failures.pop(i)
         return None
 
-    def _send(self, handler: BaseHTTPRequestHandler, status: int, payload: Any, headers: dict[str, str]) -> None:
-        data = json.dumps(payload).encode()
+    def _send(self, handler: BaseHTTPRequestHandler, status: int, payload: Any, headers: dict[str, str],
+              raw: bytes | None = None) -> None:
+        data = raw if raw is not None else json.dumps(payload).encode()
         reset = str(int(time.time()) + 900)
         try:
             handler.send_response(status)
@@ -228,7 +236,14 @@ class FakeXAPI:
         if method == "GET" and path == "/2/users/by":
             names = ",".join(query.get("usernames", [""])).split(",")
             found = [u for n in names if (u := self._by_username(n))]
-            return 200, {"data": [self._user_json(u) for u in found]}
+            answer: dict[str, Any] = {"data": [self._user_json(u) for u in found]}
+            unknown = [n for n in names if self._by_username(n) is None]
+            if unknown:  # X answers 200 with an error per unknown name
+                answer["errors"] = [{"value": n, "detail": f"Could not find user with usernames: [{n}].",
+                                     "title": "Not Found Error", "resource_type": "user", "parameter": "usernames",
+                                     "type": "https://api.twitter.com/2/problems/resource-not-found"}
+                                    for n in unknown]
+            return 200, answer
         if method == "GET" and len(segments) == 4 and segments[1] == "users" and segments[3] == "tweets":
             if segments[2] not in self.users:
                 return 404, {"title": "Not Found Error", "detail": "user not found", "status": 404}

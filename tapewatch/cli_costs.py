@@ -1,0 +1,50 @@
+"""CLI: ``tapewatch costs``, what the analyst crew spent, by day and model, against the budgets."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+from typing import Annotated
+
+import typer
+from rich.table import Table
+
+from tapewatch.cli import app, out, settings
+
+
+@app.command()
+def costs(days: Annotated[int, typer.Option("--days", "-d", min=1, max=366, help="How many days back.")] = 30) -> None:
+    """LLM spend of the analyst crew by day and model, and what is left of the budgets."""
+    from crew.costs import day_start, month_start
+    from memory.costs import CostLedger
+    from tapewatch.clients import open_state
+
+    s = settings()
+    ledger = CostLedger(open_state(s))
+    now = datetime.now(UTC)
+    rows = ledger.by_day_and_model(day_start(now) - timedelta(days=days - 1))
+    today, month = ledger.spent(day_start(now)), ledger.spent(month_start(now))
+    if rows:
+        table = Table(title=f"LLM spend, last {days} days (UTC)", header_style="bold")
+        for col in ("day", "model", "runs", "calls", "prompt tokens", "completion tokens", "USD"):
+            table.add_column(col, justify="left" if col in ("day", "model") else "right")
+        for r in rows:
+            table.add_row(f"{r.day:%Y-%m-%d}", r.model, str(r.runs), str(r.calls), f"{r.prompt_tokens:,}",
+                          f"{r.completion_tokens:,}", f"{r.cost_usd:.4f}")
+        table.add_row("total", "", "", str(sum(r.calls for r in rows)), f"{sum(r.prompt_tokens for r in rows):,}",
+                      f"{sum(r.completion_tokens for r in rows):,}", f"{sum(r.cost_usd for r in rows):.4f}",
+                      style="bold")
+        out.print(table)
+    else:
+        out.print(f"No LLM spend in the last {days} days.")
+    llm = s.llm
+    out.print(f"Today ${today:.4f} of {_limit(llm.daily_budget_usd)} (llm.daily_budget_usd); "
+              f"this month ${month:.4f} of {_limit(llm.monthly_budget_usd)} (llm.monthly_budget_usd).",
+              highlight=False)
+    if not llm.prices and llm.model:
+        out.print(f"[dim]No llm.prices entry: unlisted models are charged at ${llm.default_price.prompt:g} / "
+                  f"${llm.default_price.completion:g} per million prompt / completion tokens "
+                  "(llm.default_price).[/dim]")
+
+
+def _limit(value: float | None) -> str:
+    return "no limit" if value is None else f"${value:.2f}"

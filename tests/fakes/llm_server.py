@@ -1,0 +1,250 @@
+"""A loopback OpenAI-compatible chat-completions server with scripted replies.
+
+Replies are queued per *matcher*: a request goes to the first matcher whose text occurs in its
+messages (e.g. an agent's role, which crewAI puts in the system prompt), else to the default
+queue, else to ``responder`` (a function of the request body), else it gets a loud 500. Each
+reply is content, tool calls, an HTTP error with headers, a delay (to outlast the client's
+timeout) or a raw malformed body. Every request is recorded with its JSON body; responses carry
+``usage`` counted by ``count_tokens`` (whitespace words unless a real tokenizer is passed in).
+"""
+
+from __future__ import annotations
+
+import json
+import threading
+import time
+import uuid
+from collections import deque
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import Any
+
+
+@dataclass
+class Reply:
+    """One scripted answer."""
+
+    content: str | None = None
+    tool_calls: list[dict[str, Any]] = field(default_factory=list)  # [{"name": ..., "arguments": {...}}]
+    status: int = 200
+    headers: dict[str, str] = field(default_factory=dict)
+    error: str = ""  # message of an error body for status >= 400
+    delay_s: float = 0.0  # sleep before answering
+    raw_body: bytes | None = None  # sent as-is (malformed responses)
+
+    @classmethod
+    def json(cls, data: Any) -> Reply:
+        """A reply whose content is ``data`` as JSON text."""
+        return cls(content=json.dumps(data))
+
+    @classmethod
+    def tool(cls, name: str, **arguments: Any) -> Reply:
+        """A reply asking to call one tool."""
+        return cls(tool_calls=[{"name": name, "arguments": arguments}])
+
+    @classmethod
+    def fail(cls, status: int, error: str = "scripted failure", **headers: str) -> Reply:
+        """An HTTP error; header names use underscores for dashes (retry_after_ms → retry-after-ms)."""
+        return cls(status=status, error=error, headers={k.replace("_", "-"): v for k, v in headers.items()})
+
+
+@dataclass
+class Request:
+    """One chat-completions request as the server saw it."""
+
+    path: str
+    headers: dict[str, str]
+    body: dict[str, Any]
+    matched: str | None  # the matcher that answered, "" for the default queue, None for the responder
+
+    @property
+    def text(self) -> str:
+        """All message contents joined (what the model was shown)."""
+        parts = []
+        for message in self.body.get("messages", []):
+            content = message.get("content")
+            if isinstance(content, str):
+                parts.append(content)
+            elif isinstance(content, list):
+                parts.extend(str(p.get("text", "")) for p in content if isinstance(p, dict))
+        return "\n".join(parts)
+
+    @property
+    def system(self) -> str:
+        """The system message, if any."""
+        return "\n".join(str(m.get("content", "")) for m in self.body.get("messages", []) if m.get("role") == "system")
+
+
+def words(text: str) -> int:
+    """The default token count: whitespace-separated words."""
+    return len(text.split())
+
+
+class _QuietServer(ThreadingHTTPServer):
+    """A client that gave up (a timeout test) resets its connection: expected, not worth a traceback."""
+
+    def handle_error(self, request: Any, client_address: Any) -> None:
+        import sys
+
+        if not isinstance(sys.exc_info()[1], ConnectionError):
+            super().handle_error(request, client_address)
+
+
+class LLMServer:
+    """Serve /v1/chat/completions on 127.0.0.1 with scripted replies; see ``requests`` afterwards."""
+
+    def __init__(self, count_tokens: Callable[[str], int] = words) -> None:
+        self.count_tokens = count_tokens
+        self.queues: dict[str, deque[Reply]] = {}
+        self.default: deque[Reply] = deque()
+        self.responder: Callable[[dict[str, Any]], Reply] | None = None
+        self.requests: list[Request] = []
+        self.errors: list[str] = []  # exceptions raised by scripted responders
+        self.served_s = 0.0  # wall time spent inside the handler (what "the LLM" cost)
+        self._lock = threading.Lock()
+        server = self
+
+        class Handler(BaseHTTPRequestHandler):
+            protocol_version = "HTTP/1.1"
+
+            def log_message(self, *args: object) -> None:
+                pass
+
+            def do_POST(self) -> None:
+                started = time.perf_counter()
+                length = int(self.headers.get("Content-Length") or 0)
+                raw = self.rfile.read(length)
+                try:
+                    body = json.loads(raw or b"{}")
+                except ValueError:
+                    body = {}
+                if not self.path.rstrip("/").endswith("/chat/completions"):
+                    self._send(404, {"error": {"message": f"no route {self.path}", "type": "not_found"}})
+                    return
+                try:
+                    reply, matched = server._pick(body)
+                except Exception as exc:  # a broken script must fail loudly, not look like a network error
+                    server.errors.append(f"{type(exc).__name__}: {exc}")
+                    reply, matched = Reply.fail(500, f"fake LLM responder raised {type(exc).__name__}: {exc}"), None
+                server.requests.append(Request(self.path, {k.lower(): v for k, v in self.headers.items()},
+                                               body, matched))
+                if reply.delay_s:
+                    time.sleep(reply.delay_s)
+                try:
+                    if reply.raw_body is not None:
+                        self._send_bytes(reply.status, reply.raw_body, reply.headers)
+                    elif reply.status >= 400:
+                        self._send(reply.status, {"error": {"message": reply.error, "type": "scripted",
+                                                            "code": str(reply.status)}}, reply.headers)
+                    else:
+                        self._send(200, server._completion(body, reply), reply.headers)
+                finally:
+                    with server._lock:
+                        server.served_s += time.perf_counter() - started
+
+            def _send(self, status: int, payload: dict[str, Any], headers: dict[str, str] | None = None) -> None:
+                self._send_bytes(status, json.dumps(payload).encode(), headers or {})
+
+            def _send_bytes(self, status: int, data: bytes, headers: dict[str, str]) -> None:
+                try:
+                    self.send_response(status)
+                    self.send_header("Content-Type", "application/json")
+                    for key, value in headers.items():
+                        self.send_header(key, value)
+                    self.send_header("Content-Length", str(len(data)))
+                    self.end_headers()
+                    self.wfile.write(data)
+                    self.wfile.flush()
+                except (BrokenPipeError, ConnectionResetError):
+                    pass  # the client gave up (timeout): nothing to answer
+
+        self._httpd = _QuietServer(("127.0.0.1", 0), Handler)
+        self._httpd.daemon_threads = True
+        self._thread = threading.Thread(target=self._httpd.serve_forever, kwargs={"poll_interval": 0.02},
+                                        daemon=True)
+
+    # --- scripting ---------------------------------------------------------------------------------
+
+    def script(self, match: str | None, *replies: Reply) -> LLMServer:
+        """Queue replies for requests whose messages contain ``match`` (None: the default queue)."""
+        with self._lock:
+            queue = self.default if match is None else self.queues.setdefault(match, deque())
+            queue.extend(replies)
+        return self
+
+    def pending(self) -> int:
+        """Replies scripted but not used yet."""
+        return len(self.default) + sum(len(q) for q in self.queues.values())
+
+    def _pick(self, body: dict[str, Any]) -> tuple[Reply, str | None]:
+        # Match on the system prompt first (where crewAI puts the role); the user message may quote
+        # other agents' outputs.
+        system = Request("", {}, body, None).system
+        text = Request("", {}, body, None).text
+        with self._lock:
+            for haystack in (system, text):
+                for key, queue in self.queues.items():
+                    if queue and key in haystack:
+                        return queue.popleft(), key
+            if self.default:
+                return self.default.popleft(), ""
+        if self.responder is not None:
+            return self.responder(body), None
+        return Reply.fail(500, "fake LLM server: no scripted reply left for this request"), None
+
+    def _completion(self, body: dict[str, Any], reply: Reply) -> dict[str, Any]:
+        prompt = Request("", {}, body, None).text
+        if body.get("tools"):
+            prompt += json.dumps(body["tools"])
+        message: dict[str, Any] = {"role": "assistant", "content": reply.content}
+        completion_text = reply.content or ""
+        finish = "stop"
+        if reply.tool_calls:
+            message["tool_calls"] = [
+                {"id": f"call_{uuid.uuid4().hex[:12]}", "type": "function",
+                 "function": {"name": call["name"], "arguments": json.dumps(call["arguments"])}}
+                for call in reply.tool_calls
+            ]
+            completion_text += json.dumps(message["tool_calls"])
+            finish = "tool_calls"
+        prompt_tokens = self.count_tokens(prompt)
+        completion_tokens = self.count_tokens(completion_text)
+        return {
+            "id": f"chatcmpl-{uuid.uuid4().hex[:16]}",
+            "object": "chat.completion",
+            "created": int(time.time()),
+            "model": body.get("model", "fake"),
+            "choices": [{"index": 0, "message": message, "finish_reason": finish, "logprobs": None}],
+            "usage": {"prompt_tokens": prompt_tokens, "completion_tokens": completion_tokens,
+                      "total_tokens": prompt_tokens + completion_tokens},
+        }
+
+    # --- lifecycle ---------------------------------------------------------------------------------
+
+    @property
+    def base_url(self) -> str:
+        """The OpenAI-style base URL, http://127.0.0.1:PORT/v1."""
+        host, port = self._httpd.server_address[:2]
+        return f"http://{host}:{port}/v1"
+
+    def start(self) -> LLMServer:
+        """Start serving in a background thread."""
+        self._thread.start()
+        return self
+
+    def stop(self) -> None:
+        """Stop serving and close the socket."""
+        self._httpd.shutdown()
+        self._httpd.server_close()
+
+
+@contextmanager
+def serving_llm(count_tokens: Callable[[str], int] = words) -> Iterator[LLMServer]:
+    """A started ``LLMServer`` for the duration of a ``with`` block."""
+    server = LLMServer(count_tokens).start()
+    try:
+        yield server
+    finally:
+        server.stop()

@@ -1,0 +1,190 @@
+"""The grounding validator on crew-written, data-brief and hand-edited drafts: every rule, both ways."""
+
+from __future__ import annotations
+
+from dataclasses import replace
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import pytest
+
+from crew.claims import canonical_link, numbers_in, tickers_in
+from crew.databrief import build, to_draft
+from crew.grounding import GroundingContext, validate_draft
+from crew.model import BriefLine, BriefSection, DataBrief, Signals, SourceRef
+from memory.drafts import Draft, DraftStore
+from sources.item import Item, item_id_for_url
+from sources.tickers import Watchlist
+from tapewatch.settings import DEFAULT_WATCHLIST, ComplianceSettings
+from tests.crew_support import Prices, fill_with_samples
+
+NOW = datetime.now(UTC).replace(microsecond=0)
+WATCH = Watchlist(DEFAULT_WATCHLIST)
+DISCLAIMER = "Not financial advice."
+
+
+def news(n: int, title: str, text: str, tickers: tuple[str, ...], url: str | None = None) -> Item:
+    url = url or f"https://wire.example/story/{n}?utm_source=feed"
+    return Item(id=item_id_for_url(url), kind="news", source="wire", url=url, title=title, text=text,
+                published_at=NOW - timedelta(hours=n), fetched_at=NOW, tickers=tickers)
+
+
+@pytest.fixture
+def stored(memory: Any) -> dict[str, Item]:
+    items = {
+        "etf": news(1, "Spot bitcoin ETFs took in a net $1.38B on Tuesday", "The largest fund alone took $612M.",
+                    ("BTC",)),
+        "eth": news(2, "ETH holds near $3,300 before the vote", "ETH/BTC is down 4.2% on the week.", ("ETH",)),
+        "sol": news(3, "Solana validators finish the Halcyon upgrade", "Failed transactions fell to 12%.", ("SOL",),
+                    url="https://wire.example/solana-news/halcyon"),
+    }
+    memory.add(list(items.values()))
+    return items
+
+
+def context(memory: Any, prices: Prices | None = None, **overrides: Any) -> GroundingContext:
+    compliance = ComplianceSettings()
+    values: dict[str, Any] = {"lookup": memory.state.items_by_ids, "watchlist": WATCH, "prices": prices,
+                              "disclaimer": DISCLAIMER, "banned_phrases": tuple(compliance.banned_phrases),
+                              "clock": lambda: NOW}
+    values.update(overrides)
+    return GroundingContext(**values)
+
+
+def signals() -> Signals:
+    return Signals(window_start=NOW - timedelta(hours=24), window_end=NOW, baseline_start=NOW - timedelta(days=8),
+                   items=3, stories=3, tickers=(), narratives=())
+
+
+def draft_of(lines: list[tuple[str, list[Item]]], footer: str = f"AI-written from stored sources. {DISCLAIMER}",
+             extra_ids: tuple[str, ...] = ()) -> Draft:
+    brief = DataBrief(title="Brief", window_label="last 24h", generated_at=NOW, footer=footer, sections=(
+        BriefSection("What happened", tuple(
+            BriefLine(text, tuple(SourceRef(i.id, i.title, i.url, i.source) for i in items)) for text, items in lines
+        )),))
+    draft = to_draft(brief, signals())
+    return replace(draft, mode="crew", item_ids=(*draft.item_ids, *extra_ids))
+
+
+def codes(draft: Draft, ctx: GroundingContext) -> dict[str, str]:
+    return {p.code: p.message for p in validate_draft(draft, ctx).problems}
+
+
+def test_a_grounded_draft_passes(memory: Any, stored: dict[str, Item]) -> None:
+    draft = draft_of([
+        ("Spot bitcoin ETFs took in a net $1.38B on Tuesday, $612M of it in one fund.", [stored["etf"]]),
+        ("ETH held near $3.3K; ETH/BTC fell 4.2% on the week.", [stored["eth"]]),
+        ("$SOL validators finished Halcyon; failed transactions fell to 12%.", [stored["sol"]]),
+    ])
+    report = validate_draft(draft, context(memory))
+    assert report.ok, report.problems
+    assert report.checked_at == NOW and report.to_dict()["ok"] is True
+
+
+@pytest.mark.parametrize(("text", "source", "code", "message"), [
+    ("$FROG is the next big thing.", "etf", "unknown_ticker", "$FROG is in no cited item and not on the watchlist"),
+    ("Cardano is quiet.", "etf", "uncited_ticker", "$ADA is on the watchlist but no cited item"),
+    ("Inflows reached $2.5B this week.", "etf", "unverified_number", "$2.5B is in no cited item"),
+    ("ETH jumped 9% today.", "eth", "unverified_number", "9% about $ETH"),
+    ("Read more at https://evil.example/eth", "eth", "foreign_link", "https://evil.example/eth"),
+    ("Read more at wire.example.com/other", "eth", "foreign_link", "wire.example.com/other"),
+    ("ETF flows are a guaranteed tailwind.", "etf", "banned_phrase", "'guaranteed'"),
+    ("Our price target for ETH is higher.", "eth", "banned_phrase", "'price target'"),
+])
+def test_each_ungrounded_claim_is_a_named_problem(memory: Any, stored: dict[str, Item], text: str, source: str,
+                                                  code: str, message: str) -> None:
+    found = codes(draft_of([(text, [stored[source]])]), context(memory))
+    assert code in found and message in found[code]
+
+
+def test_prices_are_checked_against_snapshots_within_tolerance(memory: Any, stored: dict[str, Item]) -> None:
+    prices = Prices()
+    prices.add("ETH", 3_250.0, NOW - timedelta(hours=25))
+    prices.add("ETH", 3_300.0, NOW - timedelta(minutes=3), change_24h_pct=1.54)
+    prices.add("ADA", 0.41, NOW - timedelta(minutes=3))
+    ctx = context(memory, prices)
+    eth = stored["eth"]
+    assert codes(draft_of([("ETH trades at $3,340.", [eth])]), ctx) == {}  # 1.2% off: within 2%
+    assert codes(draft_of([("ETH is up 1.2% on the day.", [eth])]), ctx) == {}  # 0.34 pp off the snapshot
+    assert codes(draft_of([("ETH is up 1.5% since yesterday.", [eth])]), ctx) == {}  # the window's change
+    wrong = codes(draft_of([("ETH at $33K after the vote.", [eth])]), ctx)
+    assert wrong == {"price_mismatch": wrong["price_mismatch"]}
+    assert "$ETH quoted at $33K but the stored price is $3,300.00" in wrong["price_mismatch"]
+    moved = codes(draft_of([("ETH rallied 6% on the vote.", [eth])]), ctx)
+    assert "stored changes are +1.54% or +1.54%" in moved["price_mismatch"]
+    # A watchlist ticker with a stored snapshot is grounded even if no cited item names it.
+    assert codes(draft_of([("Cardano sits at $0.41.", [eth])]), ctx) == {}
+
+
+def test_sources_must_exist_and_the_disclaimer_must_be_everywhere(memory: Any, stored: dict[str, Item]) -> None:
+    ctx = context(memory)
+    unknown = codes(draft_of([("ETH held near $3,300.", [stored["eth"]])], extra_ids=("f" * 32,)), ctx)
+    assert unknown == {"unknown_source": f"cited item {'f' * 32} is not in memory"}
+    bare = replace(draft_of([("ETH held near $3,300.", [stored["eth"]])]), item_ids=())
+    assert "no_sources" in codes(bare, ctx)
+    report = validate_draft(draft_of([("ETH held near $3,300.", [stored["eth"]])], footer="AI-written."), ctx)
+    assert [(p.code, p.where) for p in report.problems] == [("missing_disclaimer", "x, telegram, markdown")]
+    no_rule = context(memory, require_disclaimer=False)
+    assert validate_draft(draft_of([("x", [stored["eth"]])], footer="AI."), no_rule).ok
+
+
+def test_format_limits_and_telegram_markup(memory: Any, stored: dict[str, Item]) -> None:
+    ctx = context(memory)
+    good = draft_of([("ETH held near $3,300.", [stored["eth"]])])
+    long_post = replace(good, x_thread=(good.x_thread[0] + " " + "word " * 60,))
+    assert "too_long" in codes(long_post, ctx)
+    many = replace(good, x_thread=good.x_thread * 13)
+    assert codes(many, ctx)["too_many_posts"] == "the X thread has 13 posts (at most 12)"
+    script = replace(good, telegram_html=good.telegram_html + "<script>alert(1)</script>")
+    assert codes(script, ctx)["bad_html"] == "<script> is not a Telegram tag"
+    unclosed = replace(good, telegram_html=good.telegram_html + "<b>oops")
+    assert codes(unclosed, ctx)["bad_html"] == "<b> is never closed"
+    huge = replace(good, telegram_html=good.telegram_html + "x" * 4100)
+    assert "too_long" in codes(huge, ctx)
+
+
+def test_a_hand_edited_format_is_checked_on_its_own(memory: Any, stored: dict[str, Item]) -> None:
+    good = draft_of([("ETH held near $3,300.", [stored["eth"]])])
+    edited = replace(good, telegram_html=good.telegram_html.replace(
+        "</b>", '</b> <a href="https://evil.example/promo">promo</a>', 1), version=2, parent_id=good.id)
+    problems = validate_draft(edited, context(memory)).problems
+    assert [(p.code, p.where) for p in problems] == [("foreign_link", "telegram")]
+    # A cited item's own link is fine in any form: tracking parameters and all.
+    cited = replace(good, markdown=good.markdown + "\nSee https://wire.example/story/2?utm_source=x\n")
+    assert validate_draft(cited, context(memory)).ok
+
+
+def test_the_same_draft_always_gets_the_same_report(memory: Any, stored: dict[str, Item]) -> None:
+    draft = draft_of([("$FROG at $33K, guaranteed: https://evil.example", [stored["eth"]])])
+    first, second = validate_draft(draft, context(memory)), validate_draft(draft, context(memory))
+    assert first == second and len(first.problems) == 4
+
+
+def test_the_data_brief_of_the_sample_day_passes_with_and_without_prices(memory: Any) -> None:
+    fill_with_samples(memory)
+    drafts = DraftStore(memory.state)
+    prices = Prices()
+    for ticker, (old, new) in {"BTC": (95_000.0, 97_400.0), "ETH": (3_350.0, 3_300.0), "SOL": (180.0, 183.6)}.items():
+        prices.add(ticker, old, NOW - timedelta(hours=30))
+        prices.add(ticker, new, NOW - timedelta(minutes=1), change_24h_pct=(new - old) / old * 100)
+    for kwargs in ({}, {"ticker": "SOL"}, {"ticker": "BTC"}, {"ticker": "ETH"}):
+        for with_prices in (None, prices):
+            ctx = context(memory, with_prices)
+            _, draft = build(memory, drafts, now=NOW, prices=with_prices,
+                             validate=lambda d, c=ctx: validate_draft(d, c), **kwargs)
+            assert draft is not None
+            assert draft.status == "pending" and draft.validation["ok"], (kwargs, draft.validation)
+            if with_prices is not None and kwargs.get("ticker") == "SOL":
+                assert "price +2.0%" in draft.markdown
+
+
+def test_claims_read_numbers_tickers_and_links_as_a_reader_would() -> None:
+    found = numbers_in("BTC ~$97,400 while ETH fell 3.1% and $1.2B left.\n12 USD fees; see x.com/a?p=5%", WATCH)
+    assert [(n.kind, n.value, n.ticker) for n in found] == [
+        ("usd", 97_400.0, "BTC"), ("pct", 3.1, "ETH"), ("usd", 1.2e9, "ETH"), ("usd", 12.0, None)]
+    assert found[0].matches(97_420.0, 0) is False and found[0].matches(97_400.4, 0)
+    assert numbers_in("$64.3K", WATCH)[0].matches(64_260.0)  # rounding of the written digits
+    assert numbers_in("fell 2.5%", WATCH)[0].matches(-2.5)  # unsigned text covers a fall
+    assert numbers_in("+2.5%", WATCH)[0].matches(-2.5) is False
+    assert tickers_in("Read https://wire.example/solana-news and $DOGE", WATCH) == {"DOGE"}
+    assert canonical_link("wire.example/a?utm_source=x") == canonical_link("https://WIRE.example/a")
