@@ -263,6 +263,13 @@ class TelegramBot:
         where = "starting now" if ticket.position == 0 else f"{ticket.position} ahead of you"
         await self._reply(update, f"On it: a brief on {what} ({where}).")
 
+    async def notify(self, chat_id: int | str, text: str) -> None:
+        """Send a plain-text notice (job failures to the review chat); never raises."""
+        try:
+            await self.app.bot.send_message(chat_id, text[:TELEGRAM_LIMIT])
+        except Exception:  # a notice that cannot be sent is logged, not fatal
+            log.warning("could not send a notice to %s", chat_id, exc_info=True)
+
     async def _on_error(self, update: object, context: ContextTypes.DEFAULT_TYPE) -> None:
         """One place for handler failures: log with the traceback and tell the review chat briefly."""
         log.error("telegram handler failed", exc_info=context.error)
