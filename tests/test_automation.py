@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import itertools
 import time
 from collections.abc import Callable, Iterator
 from datetime import UTC, datetime
@@ -117,7 +118,7 @@ def test_scheduled_brief_is_reviewed_in_telegram_and_posted_exactly_once(
     assert draft.status == "published" and draft.meta["schedule"] == "morning" and draft.tickers[0] == "SOL"
     assert [p.text for p in x.posts_by(ME_ID)] == list(draft.x_thread)
     posts = x.posts_by(ME_ID)
-    assert all(p.in_reply_to == prev.id for prev, p in zip(posts, posts[1:], strict=False))
+    assert all(p.in_reply_to == prev.id for prev, p in itertools.pairwise(posts))
     assert len(tg.sent_to(CHANNEL_ID)) == 1
     assert [a["text"] for a in tg.answered][:3] == ["Sorry, only reviewers can act on drafts.", "Approved.",
                                                     "Publishing now."]
