@@ -104,8 +104,16 @@ def test_ollama_and_keyless_openai_compatible_servers_work(
     assert outcome.cost_usd == pytest.approx(expected) and expected > 0
 
 
-def test_the_price_wiring_point_is_empty_until_price_snapshots_land(tmp_path: Path) -> None:
+def test_the_crew_reads_prices_from_the_stored_snapshots(tmp_path: Path) -> None:
+    from datetime import UTC, datetime
+
+    from memory.prices import PriceSnapshot, PriceStore
     from memory.state import StateDB
 
-    settings = load_settings(None)
-    assert clients.price_history(settings, StateDB(f"sqlite:///{tmp_path / 's.db'}")) is None
+    state = StateDB(f"sqlite:///{tmp_path / 's.db'}")
+    prices = clients.price_history(load_settings(None), state)
+    assert isinstance(prices, PriceStore)
+    when = datetime(2026, 11, 26, 12, tzinfo=UTC)
+    prices.add([PriceSnapshot("SOL", when, 213.2, 3.6)], when)
+    latest = prices.latest("SOL", when)
+    assert latest is not None and latest.price_usd == 213.2

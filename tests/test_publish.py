@@ -150,7 +150,8 @@ def test_telegram_429_honours_retry_after_and_5xx_backs_off(
     draft_id = rig.approved()
     report = rig.run()
     assert report.published == [draft_id] and len(tg.messages) == 1
-    assert rig.sleeps.waits[0] == 7 and 0 < rig.sleeps.waits[1] <= 2
+    # 429: the server's retry_after; then a 5xx: backoff of 2 s for the second attempt, with ±20% jitter
+    assert rig.sleeps.waits[0] == 7 and 1.6 <= rig.sleeps.waits[1] <= 2.4
     assert len(tg.calls("sendMessage")) == 3
 
 
