@@ -73,11 +73,11 @@ def status() -> None:
 
     d, o = schema.drafts, schema.outbox
     with state.engine.connect() as conn:
-        by_status: dict[str, int] = dict(
-            conn.execute(select(d.c.status, func.count()).group_by(d.c.status)).tuples().all())
-        queue: dict[str, int] = dict(
-            conn.execute(select(o.c.state, func.count()).where(o.c.state.in_(UNSETTLED), o.c.dry_run == 0)
-                         .group_by(o.c.state)).tuples().all())
+        by_status = {str(r[0]): int(r[1]) for r in
+                     conn.execute(select(d.c.status, func.count()).group_by(d.c.status))}
+        queue = {str(r[0]): int(r[1]) for r in
+                 conn.execute(select(o.c.state, func.count()).where(o.c.state.in_(UNSETTLED), o.c.dry_run == 0)
+                              .group_by(o.c.state))}
         failed_parts = conn.execute(select(o.c.draft_id, o.c.channel, o.c.error).where(o.c.state == "failed")
                                     .order_by(o.c.updated_at.desc()).limit(3)).all()
     out.print("Drafts: " + (", ".join(f"{k} {v}" for k, v in sorted(by_status.items())) or "none"))
