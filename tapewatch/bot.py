@@ -244,7 +244,11 @@ class TelegramBot:
         topic, ticker = parse_brief_args(context.args or [])
         requested_by = f"telegram:{user.username or user.id}"
 
+        acknowledged = asyncio.Event()
+
         async def job() -> None:
+            # The acknowledgement goes out before any brief work starts competing for the interpreter.
+            await acknowledged.wait()
             try:
                 answer = await asyncio.to_thread(self.backend.brief, topic, ticker, requested_by)
             except TapewatchError as exc:
@@ -261,7 +265,10 @@ class TelegramBot:
             return
         what = f"${ticker}" if ticker else (f"“{html.escape(topic)}”" if topic else "the market")
         where = "starting now" if ticket.position == 0 else f"{ticket.position} ahead of you"
-        await self._reply(update, f"On it: a brief on {what} ({where}).")
+        try:
+            await self._reply(update, f"On it: a brief on {what} ({where}).")
+        finally:
+            acknowledged.set()
 
     async def notify(self, chat_id: int | str, text: str) -> None:
         """Send a plain-text notice (job failures to the review chat); never raises."""
@@ -342,8 +349,40 @@ def _updates_request_class() -> type:
     return SafeUpdatesRequest
 
 
+def _per_chat_processor(max_concurrent: int) -> Any:
+    """An update processor that runs different chats' updates concurrently and one chat's in order."""
+    from telegram.ext import BaseUpdateProcessor
+
+    class PerChatOrder(BaseUpdateProcessor):
+        def __init__(self) -> None:
+            super().__init__(max_concurrent)
+            self._locks: dict[object, tuple[asyncio.Lock, int]] = {}
+
+        async def do_process_update(self, update: object, coroutine: Any) -> None:
+            chat = getattr(getattr(update, "effective_chat", None), "id", None)
+            lock, users = self._locks.get(chat, (asyncio.Lock(), 0))
+            self._locks[chat] = (lock, users + 1)
+            try:
+                async with lock:
+                    await coroutine
+            finally:
+                lock, users = self._locks[chat]
+                if users <= 1:
+                    del self._locks[chat]  # keep no state for chats that went quiet
+                else:
+                    self._locks[chat] = (lock, users - 1)
+
+        async def initialize(self) -> None:
+            """Nothing to set up."""
+
+        async def shutdown(self) -> None:
+            """Nothing to release."""
+
+    return PerChatOrder()
+
+
 def build_application(token: str, *, base_url: str | None = None, connect_timeout: float = 5.0,
-                      read_timeout: float = 20.0) -> Application[Any, Any, Any, Any, Any, Any]:
+                      read_timeout: float = 20.0, concurrent: bool = True) -> Application[Any, Any, Any, Any, Any, Any]:
     """A PTB application with bounded HTTP timeouts and no JobQueue of its own (the daemon schedules)."""
     from telegram.ext import ApplicationBuilder
     from telegram.request import HTTPXRequest
@@ -352,8 +391,12 @@ def build_application(token: str, *, base_url: str | None = None, connect_timeou
         return cls(connect_timeout=connect_timeout, read_timeout=read_timeout,
                    write_timeout=read_timeout, pool_timeout=connect_timeout, connection_pool_size=16)
 
+    # Updates from different chats are handled concurrently (up to 64 at once), so fifty /brief requests
+    # arriving together are acknowledged within moments rather than queued behind each other's network round
+    # trips; one chat's updates keep their order (commands are answered in the order they were sent).
     builder = (ApplicationBuilder().token(token).job_queue(None).request(request())
-               .get_updates_request(request(_updates_request_class())))
+               .get_updates_request(request(_updates_request_class()))
+               .concurrent_updates(_per_chat_processor(64) if concurrent else False))
     if base_url:
         builder = builder.base_url(base_url.rstrip("/") + ("" if base_url.rstrip("/").endswith("/bot") else "/bot"))
     return builder.build()

@@ -42,6 +42,7 @@ class FakeMessage:
     date: datetime
     params: dict[str, Any] = field(default_factory=dict)  # as sent, JSON-valued fields decoded
     edits: list[str] = field(default_factory=list)  # earlier texts, when the bot edited the message
+    at: float = field(default_factory=time.monotonic)  # when the fake received it (for latency figures)
 
 
 @dataclass
