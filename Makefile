@@ -34,6 +34,7 @@ bench: install
 	$(BIN)/python bench/daemon.py
 	$(BIN)/python bench/brief.py
 	$(BIN)/python bench/publish.py
+	$(BIN)/python bench/bot.py
 
 clean:
 	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache

@@ -10,7 +10,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Connection, insert, select
+from sqlalchemy import Connection, insert, select, update
 
 from memory import schema
 from memory.state import StateDB
@@ -69,6 +69,17 @@ class DraftStore:
                 )
             )
         return draft
+
+    def update_meta(self, draft_id: str, **values: Any) -> None:
+        """Merge ``values`` into a stored draft's ``meta`` (provenance and routing, never its text)."""
+        d = schema.drafts
+        with self.state.engine.begin() as conn:
+            raw = conn.execute(select(d.c.meta).where(d.c.id == draft_id)).scalar()
+            if raw is None:
+                raise StoreError(f"no draft {draft_id!r}")
+            meta = {**json.loads(raw), **values}
+            conn.execute(update(d).where(d.c.id == draft_id)
+                         .values(meta=json.dumps(meta, ensure_ascii=False, default=str)))
 
     def get(self, draft_id: str) -> Draft:
         """The draft with this id, or the only one whose id starts with it."""

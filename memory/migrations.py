@@ -68,6 +68,7 @@ MIGRATIONS: tuple[Migration, ...] = (
     Migration(6, "cost ledger of crew runs", _create("cost_ledger")),
     Migration(7, "review audit log, publishing outbox, schedules, publish lease",
               _create("audit_log", "outbox", "draft_schedule", "publish_lease")),
+    Migration(8, "run-time switches and review cards", _create("switches", "review_cards")),
 )
 
 

@@ -6,6 +6,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from sqlalchemy import (
+    Boolean,
     Column,
     DateTime,
     Float,
@@ -289,4 +290,24 @@ publish_lease = Table(
     Column("name", String(50), primary_key=True),
     Column("owner", String(200), nullable=False),
     Column("expires_at", UTCDateTime(), nullable=False),
+)
+
+# Issue 7 (bot and schedule): named on/off switches that operators flip at run time (e.g. posting paused),
+# and which drafts were already put in front of reviewers in Telegram (so a restart doesn't repost cards).
+switches = Table(
+    "switches",
+    metadata,
+    Column("name", String(40), primary_key=True),
+    Column("on", Boolean, nullable=False),
+    Column("changed_at", UTCDateTime(), nullable=False),
+    Column("changed_by", String(100), nullable=False),
+)
+
+review_cards = Table(
+    "review_cards",
+    metadata,
+    Column("draft_id", String(32), primary_key=True),
+    Column("chat_id", String(40), nullable=False),
+    Column("message_id", Integer, nullable=False),
+    Column("posted_at", UTCDateTime(), nullable=False),
 )

@@ -158,7 +158,7 @@ class Delivery:
     # -- one draft -----------------------------------------------------------------------------------
     async def _publish(self, draft: Draft, dry_run: bool, report: RunReport) -> None:
         outcomes: dict[str, str] = {}
-        for name in self.policy.channels:
+        for name in self.channels_for(draft):
             texts = [t for t in (draft.x_thread if name == "x" else (draft.telegram_html,)) if t.strip()]
             if not texts:
                 outcomes[name] = "failed"  # nothing to post on this channel; the draft cannot be delivered whole
@@ -181,6 +181,13 @@ class Delivery:
             outcomes[name] = await self._deliver(self.channels[name], rows, report)
         if not dry_run:
             self._finish(draft, outcomes, report)
+
+    def channels_for(self, draft: Draft) -> list[str]:
+        """The enabled channels this draft goes to: those its ``meta["channels"]`` names, else all enabled."""
+        wanted = draft.meta.get("channels")
+        if not isinstance(wanted, list) or not wanted:
+            return list(self.policy.channels)
+        return [c for c in self.policy.channels if c in wanted]
 
     def _finish(self, draft: Draft, outcomes: dict[str, str], report: RunReport) -> None:
         if "waiting" in outcomes.values():

@@ -302,3 +302,5 @@ from tapewatch import cli_daemon, cli_market  # noqa: E402, F401 # isort: skip
 from tapewatch import cli_costs  # noqa: E402, F401  # isort: skip
 # Review queue and publishing (issue 6).
 from tapewatch import cli_publish, cli_review  # noqa: E402, F401  # isort: skip
+# Operations and the Telegram bot's schedule (issue 7).
+from tapewatch import cli_ops  # noqa: E402, F401  # isort: skip

@@ -40,6 +40,12 @@ def run(
         specs = job_specs(runtime)
         out.print("Jobs: " + ", ".join(f"{j.name} every {_every(j.interval.total_seconds())}" for j in specs),
                   highlight=False)
+        if not once:
+            from tapewatch.bot_service import attach
+
+            _automation, lines = attach(daemon, runtime)
+            for line in lines:
+                out.print(line, highlight=False)
         for note in _x_notes(s):
             out.print(f"[yellow]{note}[/yellow]", highlight=False)
         if once:

@@ -96,6 +96,7 @@ class Daemon:
     def __init__(self, runtime: Runtime, on_result: Callable[[str, str], None] | None = None) -> None:
         self.runtime = runtime
         self.on_result = on_result  # called with (job kind, one-line summary) after each run
+        self.on_failure: Callable[[str, str], None] | None = None  # after a run that failed (e.g. tell reviewers)
         d = runtime.settings.daemon
         self.scheduler = AsyncIOScheduler(
             timezone=UTC,
@@ -111,6 +112,7 @@ class Daemon:
         self._loop: asyncio.AbstractEventLoop | None = None
         self._services: list[tuple[Hook, Hook]] = []
         self._started: list[Hook] = []
+        self._async_work: dict[str, Callable[[], Awaitable[str]]] = {}
         self._work: dict[str, Callable[[], str]] = {
             "feeds": lambda: summarise(runtime.ingest_feeds()),
             "x": self._x,
@@ -122,6 +124,22 @@ class Daemon:
     def add_service(self, start: Hook, stop: Hook) -> None:
         """Run ``start()`` once the scheduler runs and ``stop()`` first on shutdown (e.g. a Telegram bot)."""
         self._services.append((start, stop))
+
+    @property
+    def loop(self) -> asyncio.AbstractEventLoop | None:
+        """The event loop the daemon runs on (None before it starts)."""
+        return self._loop
+
+    def add_work(self, kind: str, work: Callable[[], str] | None = None, *,
+                 coroutine: Callable[[], Awaitable[str]] | None = None) -> None:
+        """Make ``run_job(kind)`` run ``work`` in a worker thread (or ``coroutine`` on the loop)."""
+        if (work is None) == (coroutine is None):
+            raise ValueError("give exactly one of work and coroutine")
+        if coroutine is not None:
+            self._async_work[kind] = coroutine
+        else:
+            assert work is not None
+            self._work[kind] = work
 
     async def start(self) -> None:
         """Start the scheduler with this module's jobs (stored ones keep their next run time)."""
@@ -208,7 +226,10 @@ class Daemon:
         if task is not None:
             self._inflight.add(task)
         try:
-            summary = await asyncio.to_thread(self._work[kind])
+            if kind in self._async_work:
+                summary = await self._async_work[kind]()
+            else:
+                summary = await asyncio.to_thread(self._work[kind])
             log.info("%s: %s", kind, summary)
         except TapewatchError as exc:
             summary = f"failed: {exc}"
@@ -224,6 +245,8 @@ class Daemon:
         self.fired[kind] += 1
         if self.on_result is not None:
             self.on_result(kind, summary)
+        if self.on_failure is not None and summary.startswith("failed"):
+            self.on_failure(kind, summary)
 
     def _x(self) -> str:
         report = self.runtime.ingest_x()

@@ -15,7 +15,16 @@ from datetime import timedelta
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, SecretStr, ValidationError, field_validator
+from pydantic import (
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Field,
+    SecretStr,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
 from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
 
 from sources.errors import ConfigError
@@ -370,6 +379,80 @@ class PublishSettings(BaseModel):
         return value
 
 
+class ScheduledBrief(BaseModel):
+    """A brief written at fixed times (cron, in publish.timezone) on a topic or ticker, for some channels."""
+
+    model_config = ConfigDict(extra="forbid")
+    name: str = Field(pattern=r"^[A-Za-z0-9][A-Za-z0-9_\-]{0,39}$")
+    cron: str  # five fields: minute hour day month weekday, e.g. "0 8,20 * * *"
+    topic: str | None = Field(default=None, max_length=200)
+    ticker: str | None = Field(default=None, pattern=r"^[A-Za-z][A-Za-z0-9]{0,9}$")
+    window: Duration = timedelta(hours=24)
+    channels: list[Literal["x", "telegram"]] = []  # empty: every channel in publish.channels
+
+    @field_validator("cron")
+    @classmethod
+    def _cron(cls, value: str) -> str:
+        from apscheduler.triggers.cron import CronTrigger
+
+        try:
+            CronTrigger.from_crontab(value)
+        except ValueError as exc:
+            raise ValueError(f"cron {value!r} is not a 5-field crontab expression ({exc})") from exc
+        return value
+
+
+class ScheduleSettings(BaseModel):
+    """The automated posting schedule run by `tapewatch run`."""
+
+    model_config = ConfigDict(extra="forbid")
+    briefs: list[ScheduledBrief] = []
+    publish_every: Duration = timedelta(minutes=5)  # publish due drafts (approved, or validated under auto)
+    review_every: Duration = timedelta(minutes=1)  # post new drafts to the Telegram review chat
+
+    _check_every = field_validator("publish_every", "review_every")(_positive)
+
+    @field_validator("briefs")
+    @classmethod
+    def _unique(cls, value: list[ScheduledBrief]) -> list[ScheduledBrief]:
+        names = [b.name for b in value]
+        if len(set(names)) != len(names):
+            raise ValueError("scheduled brief names must be unique")
+        return value
+
+
+class ReviewerAccount(BaseModel):
+    """A Telegram account allowed to review, and the reviewer name it acts as."""
+
+    model_config = ConfigDict(extra="forbid")
+    telegram_id: int
+    name: str = Field(min_length=1, max_length=64)
+
+
+class BotSettings(BaseModel):
+    """The Telegram bot inside `tapewatch run` (runs when `TAPEWATCH_TELEGRAM_BOT_TOKEN` is set).
+
+    It talks to the Bot API at ``publish.telegram_base_url`` like the Telegram publisher does.
+    """
+
+    model_config = ConfigDict(extra="forbid")
+    enabled: bool = True
+    allowed_users: list[int] = []  # Telegram user ids that may use on-demand commands
+    allowed_chats: list[int] = []  # chats (groups) whose members may use them
+    reviewers: list[ReviewerAccount] = []
+    review_chat_id: int | None = None  # where new drafts and failures are posted for review
+    brief_limit: int = Field(default=3, ge=1, le=1000)  # /brief requests per user per brief_period
+    brief_period: Duration = timedelta(minutes=10)
+    max_concurrent_briefs: int = Field(default=2, ge=1, le=16)
+    max_queued_briefs: int = Field(default=20, ge=0, le=1000)
+    poll_timeout: Duration = timedelta(seconds=30)
+    connect_timeout: Duration = timedelta(seconds=5)
+    read_timeout: Duration = timedelta(seconds=20)
+    webhook_url: str | None = None  # public HTTPS URL; when set, a webhook replaces long polling
+    webhook_listen: str = "127.0.0.1"
+    webhook_port: int = Field(default=8443, ge=1, le=65535)
+
+
 class Settings(BaseSettings):
     """Everything tapewatch can be told, after file, environment and secrets are merged."""
 
@@ -396,6 +479,8 @@ class Settings(BaseSettings):
     grounding: GroundingSettings = GroundingSettings()
     review: ReviewSettings = ReviewSettings()
     publish: PublishSettings = PublishSettings()
+    bot: BotSettings = BotSettings()
+    schedule: ScheduleSettings = ScheduleSettings()
 
     chroma_token: SecretStr | None = None
     x_bearer_token: SecretStr | None = None
@@ -429,6 +514,13 @@ class Settings(BaseSettings):
         if dupes:
             raise ValueError(f"feed names must be unique; repeated: {', '.join(dupes)}")
         return value
+
+    @model_validator(mode="after")
+    def _bot_reviewers_are_reviewers(self) -> Settings:
+        unknown = sorted({r.name for r in self.bot.reviewers} - set(self.review.reviewers))
+        if unknown:
+            raise ValueError(f"bot.reviewers name(s) {', '.join(unknown)} are not in review.reviewers")
+        return self
 
     @property
     def state_url(self) -> str:

@@ -90,6 +90,11 @@ def test_defaults_work_without_a_file() -> None:
         ('[publish]\ntimezone = "Mars/Olympus"', "unknown time zone"),
         ('[publish]\nchannels = ["mastodon"]', "publish.channels"),
         ('[review]\nreviewers = ["bad name"]', "reviewer name"),
+        ('[[bot.reviewers]]\ntelegram_id = 1\nname = "eve"', "eve are not in review.reviewers"),
+        ('[[schedule.briefs]]\nname = "m"\ncron = "at eight"', "not a 5-field crontab"),
+        ('[[schedule.briefs]]\nname = "m"\ncron = "0 8 * * *"\n[[schedule.briefs]]\nname = "m"\ncron = "0 9 * * *"',
+         "names must be unique"),
+        ('[schedule]\npublish_every = "0s"', "positive duration"),
     ],
 )
 def test_invalid_files_give_readable_errors(tmp_path: Path, text: str, message: str) -> None:
@@ -188,3 +193,6 @@ def test_example_config_is_valid_and_matches_the_defaults() -> None:
     assert from_file.memory == defaults.memory and from_file.fetch == defaults.fetch
     assert from_file.x == defaults.x and from_file.market == defaults.market and from_file.daemon == defaults.daemon
     assert from_file.review == defaults.review and from_file.publish == defaults.publish
+    assert from_file.bot == defaults.bot and from_file.schedule == defaults.schedule
+    # And as a whole (secrets and data_dir come from the environment, not the file):
+    assert from_file.model_dump(exclude={"data_dir"}) == defaults.model_dump(exclude={"data_dir"})

@@ -1,6 +1,8 @@
 """A loopback fake of the Telegram Bot API methods tapewatch uses, in the real JSON shapes.
 
-``/bot<token>/getMe`` and ``/bot<token>/sendMessage`` (form-encoded like python-telegram-bot sends it, or JSON).
+``/bot<token>/getMe``, ``sendMessage``, ``editMessageText``, ``answerCallbackQuery``, ``setMyCommands`` and
+``getUpdates`` with long polling (form-encoded like python-telegram-bot sends it, or JSON). Tests act as users
+with ``user_message`` / ``user_callback`` (delivered to the bot through getUpdates in the real update shape).
 Answers are ``{"ok": true, "result": ...}``; errors ``{"ok": false, "error_code": n, "description": ...}`` with
 ``parameters.retry_after`` on a 429. Failures are scripted with ``fail_next`` (after ``skip`` matching calls,
 optionally after delivering the message, optionally after a delay, optionally with a raw malformed body).
@@ -9,6 +11,8 @@ Delivered messages are in ``messages``; every request in ``requests``.
 
 from __future__ import annotations
 
+import contextlib
+import itertools
 import json
 import threading
 import time
@@ -36,6 +40,9 @@ class FakeMessage:
     parse_mode: str | None
     link_preview_disabled: bool
     date: datetime
+    params: dict[str, Any] = field(default_factory=dict)  # as sent, JSON-valued fields decoded
+    edits: list[str] = field(default_factory=list)  # earlier texts, when the bot edited the message
+    at: float = field(default_factory=time.monotonic)  # when the fake received it (for latency figures)
 
 
 @dataclass
@@ -90,8 +97,12 @@ class FakeTelegramAPI:
         self.messages: list[FakeMessage] = []
         self.requests: list[TgRequest] = []
         self.failures: list[TgFailure] = []
+        self.commands: list[dict[str, Any]] = []
+        self.answered: list[dict[str, Any]] = []  # answerCallbackQuery calls
+        self._updates: list[dict[str, Any]] = []
+        self._update_ids = itertools.count(1)
         self._next_id = 100
-        self._lock = threading.Lock()
+        self._lock = threading.Condition()
         server = self
 
         class Handler(BaseHTTPRequestHandler):
@@ -126,6 +137,67 @@ class FakeTelegramAPI:
     def calls(self, method: str) -> list[TgRequest]:
         """Recorded requests of one method."""
         return [r for r in self.requests if r.method == method]
+
+    # -- acting as users ------------------------------------------------------------------------
+    def add_chat(self, chat_id: int) -> None:
+        """Make a chat (a user's private chat, a group) known, so the bot may send to it."""
+        with self._lock:
+            self.chats[str(chat_id)] = chat_id
+
+    def push_update(self, update: dict[str, Any]) -> int:
+        """Queue a raw update (any shape) for getUpdates; returns its update_id."""
+        with self._lock:
+            update_id = next(self._update_ids)
+            self._updates.append({"update_id": update_id, **update})
+            self._lock.notify_all()
+            return update_id
+
+    def _new_message_id(self) -> int:
+        with self._lock:
+            self._next_id += 1
+            return self._next_id
+
+    def user_message(self, user_id: int, text: str, *, chat_id: int | None = None,
+                     reply_to: int | None = None) -> int:
+        """User ``user_id`` writes ``text`` (commands carry a bot_command entity, as real clients send)."""
+        chat = chat_id if chat_id is not None else user_id
+        self.add_chat(chat)
+        message: dict[str, Any] = {
+            "message_id": self._new_message_id(), "date": int(time.time()), "chat": _chat_json(chat),
+            "from": _user_json(user_id), "text": text,
+        }
+        if text.startswith("/"):
+            message["entities"] = [{"type": "bot_command", "offset": 0, "length": len(text.split()[0])}]
+        if reply_to is not None:
+            original = self.message(reply_to)
+            message["reply_to_message"] = {
+                "message_id": reply_to, "date": int(time.time()), "chat": _chat_json(chat),
+                "from": _BOT_USER, "text": original.text if original else "",
+            }
+        return self.push_update({"message": message})
+
+    def user_callback(self, user_id: int, message_id: int, data: str) -> int:
+        """User ``user_id`` taps an inline button carrying ``data`` under the bot's message ``message_id``."""
+        original = self.message(message_id)
+        chat = original.chat_id if original else user_id
+        return self.push_update({"callback_query": {
+            "id": f"cb{next(self._update_ids)}", "chat_instance": "ci1", "data": data, "from": _user_json(user_id),
+            "message": {"message_id": message_id, "date": int(time.time()), "chat": _chat_json(chat),
+                        "from": _BOT_USER, "text": original.text if original else ""},
+        }})
+
+    def message(self, message_id: int) -> FakeMessage | None:
+        """A message the bot sent, by id."""
+        return next((m for m in self.messages if m.message_id == message_id), None)
+
+    def sent_to(self, chat_id: int) -> list[FakeMessage]:
+        """Messages the bot sent to one chat, oldest first."""
+        return [m for m in self.messages if m.chat_id == chat_id]
+
+    def pending_updates(self) -> int:
+        """Updates the bot has not confirmed yet."""
+        with self._lock:
+            return len(self._updates)
 
     # -- request handling -----------------------------------------------------------------------
     def _handle(self, handler: BaseHTTPRequestHandler) -> None:
@@ -182,7 +254,45 @@ class FakeTelegramAPI:
                                                 "supports_inline_queries": False}}
         if method == "sendMessage":
             return self._send_message(params)
+        if method == "getUpdates":
+            return 200, {"ok": True, "result": self._get_updates(params)}
+        if method in ("deleteWebhook", "setWebhook"):
+            return 200, {"ok": True, "result": True}
+        if method == "setMyCommands":
+            self.commands = list(_decoded(params).get("commands") or [])
+            return 200, {"ok": True, "result": True}
+        if method == "answerCallbackQuery":
+            self.answered.append(params)
+            return 200, {"ok": True, "result": True}
+        if method == "editMessageText":
+            return self._edit_message(params)
         return 404, {"ok": False, "error_code": 404, "description": "Not Found"}
+
+    def _get_updates(self, params: dict[str, Any]) -> list[dict[str, Any]]:
+        offset = int(params.get("offset") or 0)
+        deadline = time.monotonic() + min(float(params.get("timeout") or 0), 0.5)  # long polling, short for tests
+        with self._lock:
+            self._updates = [u for u in self._updates if u["update_id"] >= offset]  # below the offset: confirmed
+            while not self._updates and time.monotonic() < deadline:
+                self._lock.wait(max(0.0, deadline - time.monotonic()))
+            return list(self._updates[: int(params.get("limit") or 100)])
+
+    def _edit_message(self, params: dict[str, Any]) -> tuple[int, dict[str, Any]]:
+        target = self.message(int(params.get("message_id") or 0))
+        if target is None:
+            return 400, {"ok": False, "error_code": 400, "description": "Bad Request: message to edit not found"}
+        text = str(params.get("text") or "")
+        if text == target.text and _decoded(params).get("reply_markup") == target.params.get("reply_markup"):
+            return 400, {"ok": False, "error_code": 400, "description": "Bad Request: message is not modified"}
+        target.edits.append(target.text)
+        target.text = text
+        target.params = {**target.params, **_decoded(params)}
+        return 200, {"ok": True, "result": self._message_json(target)}
+
+    @staticmethod
+    def _message_json(message: FakeMessage) -> dict[str, Any]:
+        return {"message_id": message.message_id, "date": int(message.date.timestamp()), "text": message.text,
+                "chat": _chat_json(message.chat_id), "from": _BOT_USER}
 
     def _send_message(self, params: dict[str, Any]) -> tuple[int, dict[str, Any]]:
         chat = self.chats.get(str(params.get("chat_id")))
@@ -208,8 +318,10 @@ class FakeTelegramAPI:
         with self._lock:
             self._next_id += 1
             message = FakeMessage(self._next_id, chat, text, params.get("parse_mode"),
-                                  bool(preview_opts.get("is_disabled")), datetime.now(UTC))
+                                  bool(preview_opts.get("is_disabled")), datetime.now(UTC), _decoded(params))
             self.messages.append(message)
+        if chat != CHANNEL_ID:  # a private chat or a group
+            return 200, {"ok": True, "result": {**self._message_json(message), "text": plain}}
         return 200, {"ok": True, "result": {
             "message_id": message.message_id, "date": int(message.date.timestamp()), "text": plain,
             "chat": {"id": chat, "type": "channel", "title": "tapewatch test", "username": CHANNEL[1:]},
@@ -236,8 +348,34 @@ class FakeTelegramAPI:
         return self
 
     def stop(self) -> None:
+        with self._lock:
+            self._lock.notify_all()
         self._httpd.shutdown()
         self._httpd.server_close()
+
+
+_BOT_USER = {"id": 123456, "is_bot": True, "first_name": "tapewatch", "username": "tapewatch_bot"}
+
+
+def _user_json(user_id: int) -> dict[str, Any]:
+    return {"id": user_id, "is_bot": False, "first_name": f"user{user_id}", "username": f"user{user_id}"}
+
+
+def _chat_json(chat_id: int) -> dict[str, Any]:
+    if chat_id > 0:
+        return {"id": chat_id, "type": "private", "first_name": f"user{chat_id}"}
+    return {"id": chat_id, "type": "supergroup", "title": f"group {chat_id}"}
+
+
+def _decoded(params: dict[str, Any]) -> dict[str, Any]:
+    """Form values PTB JSON-encodes (markup, command lists, options) turned back into objects."""
+    out = dict(params)
+    for key in ("reply_markup", "commands", "link_preview_options", "entities"):
+        value = out.get(key)
+        if isinstance(value, str):
+            with contextlib.suppress(ValueError):
+                out[key] = json.loads(value)
+    return out
 
 
 @contextmanager

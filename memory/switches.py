@@ -1,0 +1,85 @@
+"""Run-time switches (e.g. scheduled posting paused) and the record of review cards posted to Telegram."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import UTC, datetime
+
+from sqlalchemy import insert, select, update
+from sqlalchemy.exc import IntegrityError
+
+from memory import schema
+from memory.state import StateDB
+
+POSTING_PAUSED = "posting_paused"
+
+
+@dataclass(frozen=True)
+class Switch:
+    """A switch's position and who moved it last."""
+
+    name: str
+    on: bool
+    changed_at: datetime | None
+    changed_by: str
+
+
+class Switches:
+    """Named on/off switches in the state database (off until set)."""
+
+    def __init__(self, state: StateDB) -> None:
+        self.state = state
+
+    def get(self, name: str) -> Switch:
+        """The switch ``name`` (off, never changed, when absent)."""
+        s = schema.switches
+        with self.state.engine.connect() as conn:
+            row = conn.execute(select(s).where(s.c.name == name)).first()
+        if row is None:
+            return Switch(name, False, None, "")
+        return Switch(row.name, bool(row.on), row.changed_at, row.changed_by)
+
+    def set(self, name: str, on: bool, by: str) -> bool:
+        """Move the switch; returns True when its position changed."""
+        s = schema.switches
+        now = datetime.now(UTC)
+        with self.state.engine.begin() as conn:
+            current = conn.execute(select(s.c.on).where(s.c.name == name)).scalar()
+            if current is None:
+                try:
+                    with conn.begin_nested():  # a savepoint, so a lost race doesn't poison the transaction
+                        conn.execute(insert(s).values(name=name, on=on, changed_at=now, changed_by=by))
+                except IntegrityError:  # inserted concurrently by another process: update instead
+                    pass
+                else:
+                    return on
+            if current is not None and bool(current) == on:
+                return False
+            conn.execute(update(s).where(s.c.name == name).values(on=on, changed_at=now, changed_by=by))
+            return True
+
+
+class ReviewCards:
+    """Which drafts have a review card in Telegram (posted once, even across restarts)."""
+
+    def __init__(self, state: StateDB) -> None:
+        self.state = state
+
+    def posted(self, draft_ids: list[str]) -> set[str]:
+        """The subset of ``draft_ids`` that already have a card."""
+        c = schema.review_cards
+        with self.state.engine.connect() as conn:
+            return set(conn.execute(select(c.c.draft_id).where(c.c.draft_id.in_(draft_ids))).scalars())
+
+    def record(self, draft_id: str, chat_id: int | str, message_id: int) -> None:
+        """Remember the card of ``draft_id``."""
+        with self.state.engine.begin() as conn:
+            conn.execute(insert(schema.review_cards).values(draft_id=draft_id, chat_id=str(chat_id),
+                                                            message_id=message_id, posted_at=datetime.now(UTC)))
+
+    def message_of(self, draft_id: str) -> tuple[str, int] | None:
+        """(chat id, message id) of the draft's card."""
+        c = schema.review_cards
+        with self.state.engine.connect() as conn:
+            row = conn.execute(select(c).where(c.c.draft_id == draft_id)).first()
+        return (row.chat_id, row.message_id) if row else None

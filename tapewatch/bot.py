@@ -1,0 +1,402 @@
+"""The Telegram bot: on-demand briefs and market commands, running inside the daemon's event loop.
+
+python-telegram-bot drives the conversation; everything it asks of tapewatch goes through a ``BotBackend``
+whose methods are blocking (state DB, Chroma, the crew) and therefore run in worker threads. Review buttons
+live in ``tapewatch.bot_review``. The bot never builds its own scheduler (``job_queue(None)``): the daemon's
+one APScheduler runs every timed job.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import html
+import json
+import logging
+import re
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import timedelta
+from typing import TYPE_CHECKING, Any, Protocol
+
+from sources.errors import TapewatchError
+from tapewatch.bot_limits import BriefQueue, RateLimiter
+
+if TYPE_CHECKING:
+    from telegram import Update
+    from telegram.ext import Application, ContextTypes
+
+log = logging.getLogger(__name__)
+
+TELEGRAM_LIMIT = 4096
+COMMANDS: tuple[tuple[str, str], ...] = (
+    ("brief", "A market brief now: /brief, /brief $SOL or /brief restaking"),
+    ("top", "Tickers ranked by today's signals"),
+    ("narratives", "Narratives forming across sources"),
+    ("price", "Latest price snapshot: /price $BTC"),
+    ("sources", "Health of the ingest sources"),
+    ("pause", "Reviewers: pause scheduled posting"),
+    ("resume", "Reviewers: resume scheduled posting"),
+    ("help", "What this bot can do"),
+)
+_TICKER = re.compile(r"^\$?([A-Za-z][A-Za-z0-9]{1,9})$")
+
+
+@dataclass(frozen=True)
+class BriefAnswer:
+    """What ``/brief`` sends back: Telegram HTML, the stored draft's id and how it was made."""
+
+    html: str
+    draft_id: str | None
+    mode: str  # "crew" or "data"
+    note: str = ""
+
+
+class BotBackend(Protocol):
+    """What the bot needs from tapewatch; all methods block and return Telegram HTML or raise TapewatchError."""
+
+    def brief(self, topic: str | None, ticker: str | None, requested_by: str) -> BriefAnswer:
+        """Write a brief (crew if configured and within budget, else data brief) and store it as a draft."""
+        ...
+
+    def top(self) -> str:
+        """Tickers ranked by signals."""
+        ...
+
+    def narratives(self) -> str:
+        """Narrative clusters of the window."""
+        ...
+
+    def price(self, ticker: str) -> str:
+        """The latest stored price snapshot of ``ticker`` and its age."""
+        ...
+
+    def sources(self) -> str:
+        """Ingest source health."""
+        ...
+
+    def set_paused(self, paused: bool, by: str) -> str:
+        """Pause or resume scheduled posting."""
+        ...
+
+
+@dataclass(frozen=True)
+class Access:
+    """Who may use the bot: on-demand users/chats, and reviewers (telegram user id → reviewer name)."""
+
+    users: frozenset[int]
+    chats: frozenset[int]
+    reviewers: dict[int, str]
+
+    def may_ask(self, user_id: int | None, chat_id: int | None) -> bool:
+        """On-demand commands: allowlisted users, allowlisted chats, and reviewers."""
+        return (user_id is not None and (user_id in self.users or user_id in self.reviewers)) or (
+            chat_id is not None and chat_id in self.chats)
+
+    def reviewer(self, user_id: int | None) -> str | None:
+        """The reviewer name of a Telegram user, or None."""
+        return self.reviewers.get(user_id) if user_id is not None else None
+
+
+def split_html(text: str, limit: int = TELEGRAM_LIMIT) -> list[str]:
+    """Split a Telegram HTML text into messages ≤ ``limit`` at line breaks (lines are self-contained)."""
+    parts: list[str] = []
+    current = ""
+    for line in text.split("\n"):
+        while len(line) > limit:  # a single overlong line: cut on a space, never inside a tag
+            cut = line.rfind(" ", 0, limit)
+            cut = cut if cut > 0 and line.rfind("<", 0, cut) <= line.rfind(">", 0, cut) else limit
+            parts.append(line[:cut])
+            line = line[cut:].lstrip()
+        candidate = f"{current}\n{line}" if current else line
+        if len(candidate) > limit:
+            parts.append(current)
+            current = line
+        else:
+            current = candidate
+    if current.strip():
+        parts.append(current)
+    return [p for p in parts if p.strip()]
+
+
+def parse_brief_args(args: Sequence[str]) -> tuple[str | None, str | None]:
+    """``/brief`` arguments → (topic, ticker): one $TICKER-looking word is a ticker, anything else a topic."""
+    words = [a for a in args if a.strip()]
+    if not words:
+        return None, None
+    if len(words) == 1 and words[0].startswith("$") and _TICKER.match(words[0]):
+        return None, words[0].lstrip("$").upper()
+    return " ".join(words)[:200], None
+
+
+class TelegramBot:
+    """Command handlers, access control, rate limits and the brief queue around a PTB ``Application``."""
+
+    def __init__(self, app: Application[Any, Any, Any, Any, Any, Any], backend: BotBackend, access: Access, *,
+                 limiter: RateLimiter, queue: BriefQueue, review_chat_id: int | str | None = None) -> None:
+        self.app = app
+        self.backend = backend
+        self.access = access
+        self.limiter = limiter
+        self.queue = queue
+        self.review_chat_id = review_chat_id
+        self.refused = 0
+        self.answered = 0
+        self._install()
+
+    def _install(self) -> None:
+        from telegram.ext import CommandHandler
+
+        for name, handler in (("brief", self._brief), ("top", self._top), ("narratives", self._narratives),
+                              ("price", self._price), ("sources", self._sources), ("help", self._help),
+                              ("start", self._help), ("pause", self._pause), ("resume", self._resume)):
+            self.app.add_handler(CommandHandler(name, handler))
+        self.app.add_error_handler(self._on_error)
+
+    async def set_commands(self) -> None:
+        """Publish the command menu (``set_my_commands``)."""
+        from telegram import BotCommand
+
+        await self.app.bot.set_my_commands([BotCommand(name, text[:256]) for name, text in COMMANDS])
+
+    # -- helpers -------------------------------------------------------------------------------------
+    async def _reply(self, update: Update, text: str) -> None:
+        from telegram.constants import ParseMode
+
+        if update.effective_chat is None:
+            return
+        for part in split_html(text):
+            await self.app.bot.send_message(update.effective_chat.id, part, parse_mode=ParseMode.HTML,
+                                            disable_web_page_preview=True)
+
+    def _allowed(self, update: Update) -> bool:
+        user = update.effective_user.id if update.effective_user else None
+        chat = update.effective_chat.id if update.effective_chat else None
+        return self.access.may_ask(user, chat)
+
+    async def _guard(self, update: Update) -> bool:
+        if self._allowed(update):
+            return True
+        self.refused += 1
+        await self._reply(update, "Sorry, this bot answers only its configured users and chats.")
+        return False
+
+    async def _blocking(self, update: Update, call: Any, *args: Any) -> None:
+        """Run a backend call in a thread and reply with its text or its error."""
+        try:
+            text = await asyncio.to_thread(call, *args)
+        except TapewatchError as exc:
+            text = f"⚠️ {html.escape(str(exc))}"
+        await self._reply(update, text)
+
+    # -- commands ------------------------------------------------------------------------------------
+    async def _help(self, update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
+        if not await self._guard(update):
+            return
+        lines = ["<b>tapewatch</b> — crypto market briefs that cite their sources.", ""]
+        lines += [f"/{name} — {html.escape(text)}" for name, text in COMMANDS]
+        await self._reply(update, "\n".join(lines))
+
+    async def _top(self, update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
+        if await self._guard(update):
+            await self._blocking(update, self.backend.top)
+
+    async def _narratives(self, update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
+        if await self._guard(update):
+            await self._blocking(update, self.backend.narratives)
+
+    async def _sources(self, update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
+        if await self._guard(update):
+            await self._blocking(update, self.backend.sources)
+
+    async def _price(self, update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
+        if not await self._guard(update):
+            return
+        args = context.args or []
+        match = _TICKER.match(args[0]) if len(args) == 1 else None
+        if match is None:
+            await self._reply(update, "Usage: /price $TICKER, e.g. /price $BTC")
+            return
+        await self._blocking(update, self.backend.price, match.group(1).upper())
+
+    async def _pause(self, update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
+        await self._switch(update, paused=True)
+
+    async def _resume(self, update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
+        await self._switch(update, paused=False)
+
+    async def _switch(self, update: Update, *, paused: bool) -> None:
+        reviewer = self.access.reviewer(update.effective_user.id if update.effective_user else None)
+        if reviewer is None:
+            self.refused += 1
+            await self._reply(update, "Only reviewers can pause or resume posting.")
+            return
+        await self._blocking(update, self.backend.set_paused, paused, f"telegram:{reviewer}")
+
+    async def _brief(self, update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
+        if not await self._guard(update) or update.effective_user is None:
+            return
+        user = update.effective_user
+        wait = self.limiter.try_acquire(user.id)
+        if wait > 0:
+            self.refused += 1
+            await self._reply(update, f"You have asked for several briefs recently; try again in {wait:.0f} s.")
+            return
+        topic, ticker = parse_brief_args(context.args or [])
+        requested_by = f"telegram:{user.username or user.id}"
+
+        acknowledged = asyncio.Event()
+
+        async def job() -> None:
+            # The acknowledgement goes out before any brief work starts competing for the interpreter.
+            await acknowledged.wait()
+            try:
+                answer = await asyncio.to_thread(self.backend.brief, topic, ticker, requested_by)
+            except TapewatchError as exc:
+                await self._reply(update, f"⚠️ {html.escape(str(exc))}")
+                return
+            text = answer.html + (f"\n\n<i>{html.escape(answer.note)}</i>" if answer.note else "")
+            await self._reply(update, text)
+            self.answered += 1
+
+        ticket = self.queue.submit(job)
+        if ticket is None:
+            self.refused += 1
+            await self._reply(update, "The brief queue is full right now; please try again in a few minutes.")
+            return
+        what = f"${ticker}" if ticker else (f"“{html.escape(topic)}”" if topic else "the market")
+        where = "starting now" if ticket.position == 0 else f"{ticket.position} ahead of you"
+        try:
+            await self._reply(update, f"On it: a brief on {what} ({where}).")
+        finally:
+            acknowledged.set()
+
+    async def notify(self, chat_id: int | str, text: str) -> None:
+        """Send a plain-text notice (job failures to the review chat); never raises."""
+        try:
+            await self.app.bot.send_message(chat_id, text[:TELEGRAM_LIMIT])
+        except Exception:  # a notice that cannot be sent is logged, not fatal
+            log.warning("could not send a notice to %s", chat_id, exc_info=True)
+
+    async def _on_error(self, update: object, context: ContextTypes.DEFAULT_TYPE) -> None:
+        """One place for handler failures: log with the traceback and tell the review chat briefly."""
+        log.error("telegram handler failed", exc_info=context.error)
+        if self.review_chat_id is None:
+            return
+        try:
+            await self.app.bot.send_message(
+                self.review_chat_id, f"⚠️ tapewatch bot error: {html.escape(type(context.error).__name__)}: "
+                f"{html.escape(str(context.error))[:500]}")
+        except Exception:  # the error report must never raise out of the error handler
+            log.warning("could not notify the review chat", exc_info=True)
+
+    # -- lifecycle -----------------------------------------------------------------------------------
+    async def start(self, *, poll_timeout: float = 10.0) -> None:
+        """Connect, publish the command menu and start long polling (returns once polling runs)."""
+        await self.app.initialize()
+        await self.set_commands()
+        assert self.app.updater is not None, "built with an updater"
+        await self.app.updater.start_polling(timeout=timedelta(seconds=poll_timeout),
+                                             allowed_updates=["message", "callback_query"])
+        await self.app.start()
+
+    async def stop(self, *, drain_s: float = 10.0) -> None:
+        """Stop polling, let running briefs finish for up to ``drain_s``, then shut the application down."""
+        if self.app.updater is not None and self.app.updater.running:
+            await self.app.updater.stop()
+        cancelled = await self.queue.drain(drain_s)
+        if cancelled:
+            log.warning("stopped with %d brief request(s) unanswered", cancelled)
+        if self.app.running:
+            await self.app.stop()
+        await self.app.shutdown()
+
+
+def _updates_request_class() -> type:
+    """An ``HTTPXRequest`` that defuses malformed updates in getUpdates answers.
+
+    PTB parses a getUpdates batch in one go: one update it cannot parse fails the whole batch, and as the
+    offset never advances, polling retries the same poison batch forever. Each update that fails to parse is
+    replaced by its bare ``update_id`` (which no handler matches), so it is skipped and confirmed.
+    """
+    from telegram import Update
+    from telegram.request import HTTPXRequest
+
+    class SafeUpdatesRequest(HTTPXRequest):
+        async def do_request(self, url: str, method: str, *args: Any, **kwargs: Any) -> tuple[int, bytes]:
+            status, payload = await super().do_request(url, method, *args, **kwargs)
+            if status != 200 or not url.endswith("/getUpdates"):
+                return status, payload
+            try:
+                body = json.loads(payload)
+            except ValueError:
+                return status, payload
+            result = body.get("result") if isinstance(body, dict) else None
+            if not isinstance(result, list):
+                return status, payload
+            cleaned = []
+            for update in result:
+                try:
+                    Update.de_json(dict(update), None)
+                    cleaned.append(update)
+                except Exception:  # any parse failure: keep only the id so the offset moves past it
+                    update_id = update.get("update_id") if isinstance(update, dict) else None
+                    if isinstance(update_id, int):
+                        log.warning("ignoring malformed Telegram update %s", update_id)
+                        cleaned.append({"update_id": update_id})
+            body["result"] = cleaned
+            return status, json.dumps(body).encode()
+
+    return SafeUpdatesRequest
+
+
+def _per_chat_processor(max_concurrent: int) -> Any:
+    """An update processor that runs different chats' updates concurrently and one chat's in order."""
+    from telegram.ext import BaseUpdateProcessor
+
+    class PerChatOrder(BaseUpdateProcessor):
+        def __init__(self) -> None:
+            super().__init__(max_concurrent)
+            self._locks: dict[object, tuple[asyncio.Lock, int]] = {}
+
+        async def do_process_update(self, update: object, coroutine: Any) -> None:
+            chat = getattr(getattr(update, "effective_chat", None), "id", None)
+            lock, users = self._locks.get(chat, (asyncio.Lock(), 0))
+            self._locks[chat] = (lock, users + 1)
+            try:
+                async with lock:
+                    await coroutine
+            finally:
+                lock, users = self._locks[chat]
+                if users <= 1:
+                    del self._locks[chat]  # keep no state for chats that went quiet
+                else:
+                    self._locks[chat] = (lock, users - 1)
+
+        async def initialize(self) -> None:
+            """Nothing to set up."""
+
+        async def shutdown(self) -> None:
+            """Nothing to release."""
+
+    return PerChatOrder()
+
+
+def build_application(token: str, *, base_url: str | None = None, connect_timeout: float = 5.0,
+                      read_timeout: float = 20.0, concurrent: bool = True) -> Application[Any, Any, Any, Any, Any, Any]:
+    """A PTB application with bounded HTTP timeouts and no JobQueue of its own (the daemon schedules)."""
+    from telegram.ext import ApplicationBuilder
+    from telegram.request import HTTPXRequest
+
+    def request(cls: type = HTTPXRequest) -> HTTPXRequest:
+        return cls(connect_timeout=connect_timeout, read_timeout=read_timeout,
+                   write_timeout=read_timeout, pool_timeout=connect_timeout, connection_pool_size=16)
+
+    # Updates from different chats are handled concurrently (up to 64 at once), so fifty /brief requests
+    # arriving together are acknowledged within moments rather than queued behind each other's network round
+    # trips; one chat's updates keep their order (commands are answered in the order they were sent).
+    builder = (ApplicationBuilder().token(token).job_queue(None).request(request())
+               .get_updates_request(request(_updates_request_class()))
+               .concurrent_updates(_per_chat_processor(64) if concurrent else False))
+    if base_url:
+        builder = builder.base_url(base_url.rstrip("/") + ("" if base_url.rstrip("/").endswith("/bot") else "/bot"))
+    return builder.build()

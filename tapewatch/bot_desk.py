@@ -1,0 +1,107 @@
+"""The Telegram review desk: review cards and reviewer actions over the same review queue as the CLI."""
+
+from __future__ import annotations
+
+import html
+from collections.abc import Callable
+from datetime import UTC, datetime
+
+from crew.model import ValidationReport
+from memory.drafts import Draft
+from publish.audit import record
+from publish.review import ReviewError, ReviewQueue
+from tapewatch.bot import split_html
+from tapewatch.bot_review import Card, Outcome
+
+ACTIONS_BY_STATUS: dict[str, tuple[str, ...]] = {
+    "pending": ("approve", "reject", "edit"),
+    "flagged": ("reject", "edit"),  # approving a flagged draft takes /override with a reason
+    "approved": ("publish", "reject"),
+}
+CARD_LIMIT = 4096
+
+
+def card_html(draft: Draft) -> str:
+    """Header, validation report and cost, then as much of the Telegram text as fits one message."""
+    report = ValidationReport.from_dict(draft.validation)
+    head = [f"📝 <b>Draft {draft.id[:8]}</b> · v{draft.version} · {html.escape(draft.mode)} · "
+            f"<b>{html.escape(draft.status)}</b>"]
+    focus = " ".join(f"${t}" for t in draft.tickers[:6])
+    if draft.topic or focus:
+        head.append(html.escape(" · ".join(x for x in (draft.topic, focus) if x)))
+    if report.checked_at is None:
+        head.append("Grounding: not checked")
+    elif report.ok:
+        head.append("✅ Grounding: every claim traced to stored sources")
+    else:
+        head.append(f"⚠️ Grounding: {len(report.problems)} problem(s)")
+        head += [f"• {html.escape(p.message)[:300]}" for p in report.problems[:5]]
+        if draft.status == "flagged":
+            head.append(f"Approve anyway only with <code>/override {draft.id[:12]} your reason</code>")
+    cost = draft.meta.get("cost_usd")
+    if isinstance(cost, int | float):
+        head.append(f"Cost ${cost:.4f} · {html.escape(', '.join(map(str, draft.meta.get('models', []))))}")
+    header = "\n".join(head) + "\n\n"
+    more = "\n<i>… (continues; `tapewatch drafts show` has all of it)</i>"
+    body = split_html(draft.telegram_html, CARD_LIMIT - len(header) - len(more))
+    preview = body[0] if body else ""
+    return header + preview + (more if len(body) > 1 else "")
+
+
+class QueueDesk:
+    """``ReviewDesk`` over ``ReviewQueue`` (via="telegram"); ``publish_soon`` asks the daemon to publish now."""
+
+    def __init__(self, queue: ReviewQueue, *, publish_soon: Callable[[], None] | None = None,
+                 clock: Callable[[], datetime] = lambda: datetime.now(UTC)) -> None:
+        self.queue = queue
+        self.publish_soon = publish_soon
+        self.clock = clock
+
+    def card(self, draft_id: str) -> Card:
+        """The draft's card and the buttons its status allows."""
+        draft = self.queue.drafts.get(draft_id)
+        actions = ACTIONS_BY_STATUS.get(draft.status, ())
+        if "publish" in actions and self.publish_soon is None:
+            actions = tuple(a for a in actions if a != "publish")
+        return Card(draft.id, card_html(draft), actions)
+
+    def act(self, draft_id: str, action: str, reviewer: str, *, text: str | None = None,
+            reason: str | None = None) -> Outcome:
+        """Apply a reviewer's action through the review queue (its errors reach the reviewer as text)."""
+        try:
+            return self._act(draft_id, action, reviewer, text, reason)
+        except ReviewError:
+            raise
+        except Exception as exc:
+            raise ReviewError(str(exc)) from exc
+
+    def _act(self, draft_id: str, action: str, reviewer: str, text: str | None, reason: str | None) -> Outcome:
+        q = self.queue
+        if action in ("approve", "override"):
+            if action == "override" and not (reason and reason.strip()):
+                raise ReviewError("an override needs a reason")
+            t = q.approve(draft_id, reviewer, override=reason if action == "override" else None)
+            return Outcome("Approved." if t.changed else "Already approved.", t.draft_id, t.changed)
+        if action == "reject":
+            t = q.reject(draft_id, reviewer, reason=reason or "rejected in Telegram")
+            return Outcome("Rejected." if t.changed else "Already rejected.", t.draft_id, t.changed)
+        if action == "edit":
+            new = q.edit(draft_id, reviewer, telegram_html=text or "")
+            verdict = "passes grounding" if new.status == "pending" else "is flagged by grounding"
+            return Outcome(f"Saved as version {new.version} ({new.id[:8]}); it {verdict}.", new.id)
+        if action == "publish":
+            draft = q.drafts.get(draft_id)
+            if draft.status != "approved":
+                raise ReviewError(f"draft {draft.id[:12]} is {draft.status}; approve it first")
+            if self.publish_soon is None:
+                raise ReviewError("publishing is not running in this process")
+            q.schedule(draft.id, reviewer, self.clock())
+            self.publish_soon()
+            return Outcome("Publishing now.", draft.id, changed=False)
+        raise ReviewError(f"unknown action {action!r}")
+
+    def refused(self, draft_id: str, action: str, who: str) -> None:
+        """Write the refused attempt to the audit log (draft ids from buttons are trusted only as text)."""
+        with self.queue.state.engine.begin() as conn:
+            record(conn, at=self.clock(), draft_id=draft_id[:32], actor=who[:100], via="telegram",
+                   action="refused", reason=f"not a reviewer: tried to {action}"[:200])
