@@ -183,16 +183,15 @@ class Automation:
         return f"{posted} review card(s) posted"
 
 
-def publish_channels_or_none(runtime: Runtime) -> Callable[[], dict[str, Channel]] | None:
-    """The channel factory for publish runs, or None (with the reason logged) when channels lack credentials."""
+def publish_channels_or_none(runtime: Runtime) -> tuple[Callable[[], dict[str, Channel]] | None, str]:
+    """The channel factory for publish runs (None when channels lack credentials) and a line saying so."""
     from tapewatch.clients import publish_channels
 
     s = runtime.settings
     if s.publish.dry_run:
-        return dict  # a dry run records what would be posted and needs no channel
+        return dict, "Publishing: dry run (records what would be posted)"
     try:
         publish_channels(s)  # builds clients only: no network; fails fast on missing credentials
     except ConfigError as exc:
-        log.warning("publishing is off in the daemon: %s", exc)
-        return None
-    return lambda: publish_channels(s)
+        return None, f"Publishing: off ({exc})"
+    return (lambda: publish_channels(s)), f"Publishing: {', '.join(s.publish.channels)} ({s.publish.policy} policy)"

@@ -74,7 +74,9 @@ def attach(daemon: Daemon, runtime: Runtime) -> tuple[Automation, list[str]]:
                              publish_soon=lambda: automation_ref[0].publish_soon())
             review = ReviewBot(app, desk, access, s.bot.review_chat_id)
         lines.append("Telegram bot: on" + ("" if review else " (no review chat or reviewers: no review cards)"))
-    automation = Automation(daemon, runtime, review=review, channels=publish_channels_or_none(runtime))
+    channels, publishing = publish_channels_or_none(runtime)
+    lines.append(publishing)
+    automation = Automation(daemon, runtime, review=review, channels=channels)
     if bot is not None:
         automation_ref.append(automation)
         poll = s.bot.poll_timeout.total_seconds()

@@ -87,7 +87,8 @@ def test_scheduled_brief_is_reviewed_in_telegram_and_posted_exactly_once(
     seed(runtime)
     daemon = Daemon(runtime)
     _automation, lines = attach(daemon, runtime)
-    assert lines[0] == "Telegram bot: on" and "brief morning at '0 8 * * *' (UTC)" in lines
+    assert lines[:2] == ["Telegram bot: on", "Publishing: x, telegram (review policy)"]
+    assert "brief morning at '0 8 * * *' (UTC)" in lines
 
     async def main() -> str:
         task = asyncio.create_task(daemon.serve(handle_signals=False))

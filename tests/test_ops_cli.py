@@ -56,3 +56,17 @@ def test_status_shows_drafts_queue_spend_budget_and_errors(state: StateDB, monke
     assert "LLM spend: today $0.2500 of $1.00, this month $0.2500 of $20.00" in output
     assert "X reads: 0 of 10,000 posts this month" in output
     assert "source theblock: HTTP 503" in output
+
+
+def test_run_says_what_the_daemon_will_publish(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+                                               capsys: pytest.CaptureFixture[str]) -> None:
+    config = tmp_path / "tapewatch.toml"
+    config.write_text(f'data_dir = "{tmp_path / "data"}"\nfeeds = []\n[market]\nenabled = false\n'
+                      '[[schedule.briefs]]\nname = "morning"\ncron = "0 8 * * *"\n', encoding="utf-8")
+    code, output = cli(["--config", str(config), "run", "--for", "0.5"], monkeypatch, capsys)
+    assert code == 0, output
+    assert "Publishing: off (publishing to X needs TAPEWATCH_X_CONSUMER_KEY" in output
+    assert "brief morning at '0 8 * * *' (UTC)" in output and "Telegram bot" not in output
+    monkeypatch.setenv("TAPEWATCH_PUBLISH__DRY_RUN", "true")
+    code, output = cli(["--config", str(config), "run", "--for", "0.3"], monkeypatch, capsys)
+    assert code == 0 and "Publishing: dry run (records what would be posted)" in output, output
