@@ -13,8 +13,10 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import BaseHTTPRequestHandler
 from urllib.parse import parse_qs, urlsplit
+
+from tests.fakes.loopback import LoopbackServer, send_body
 
 
 @dataclass
@@ -41,7 +43,7 @@ class Request:
     headers: dict[str, str]
 
 
-class FakeCoinGecko:
+class FakeCoinGecko(LoopbackServer):
     """Serve a fake CoinGecko API on 127.0.0.1; point ``market.base_url`` at ``base_url``."""
 
     def __init__(self) -> None:
@@ -49,27 +51,8 @@ class FakeCoinGecko:
         self.failures: list[Failure] = []
         self.requests: list[Request] = []
         self._lock = threading.Lock()
-        server = self
-
-        class Handler(BaseHTTPRequestHandler):
-            protocol_version = "HTTP/1.1"
-
-            def log_message(self, *args: object) -> None:
-                pass
-
-            def do_GET(self) -> None:
-                server._handle(self)
-
-        self._httpd = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self._httpd.daemon_threads = True
-        self._thread = threading.Thread(target=self._httpd.serve_forever, kwargs={"poll_interval": 0.02},
-                                        daemon=True)
-
-    @property
-    def base_url(self) -> str:
-        """What ``market.base_url`` should be: http://127.0.0.1:PORT/api/v3"""
-        host, port = self._httpd.server_address[:2]
-        return f"http://{host}:{port}/api/v3"
+        # base_url is what ``market.base_url`` should be: http://127.0.0.1:PORT/api/v3
+        super().__init__(self._handle, methods=("GET",), path="/api/v3")
 
     def set(self, coin_id: str, price: float, *, change: float | None = None, volume: float | None = None,
             cap: float | None = None, at: datetime | None = None) -> None:
@@ -82,7 +65,7 @@ class FakeCoinGecko:
         for _ in range(times):
             self.failures.append(Failure(status, **kwargs))  # type: ignore[arg-type]
 
-    def _handle(self, handler: BaseHTTPRequestHandler) -> None:
+    def _handle(self, handler: BaseHTTPRequestHandler, method: str) -> None:
         parts = urlsplit(handler.path)
         query = parse_qs(parts.query)
         self.requests.append(Request(parts.path, query, {k.lower(): v for k, v in handler.headers.items()}))
@@ -120,31 +103,11 @@ class FakeCoinGecko:
 
     @staticmethod
     def _send(handler: BaseHTTPRequestHandler, status: int, body: bytes, headers: dict[str, str]) -> None:
-        try:
-            handler.send_response(status)
-            handler.send_header("Content-Type", "application/json; charset=utf-8")
-            handler.send_header("Content-Length", str(len(body)))
-            for key, value in headers.items():
-                handler.send_header(key, value)
-            handler.end_headers()
-            handler.wfile.write(body)
-        except (BrokenPipeError, ConnectionResetError):
-            pass
-
-    def start(self) -> FakeCoinGecko:
-        self._thread.start()
-        return self
-
-    def stop(self) -> None:
-        self._httpd.shutdown()
-        self._httpd.server_close()
+        send_body(handler, status, body, headers, "application/json; charset=utf-8")
 
 
 @contextmanager
 def serving_coingecko() -> Iterator[FakeCoinGecko]:
     """A started ``FakeCoinGecko`` for the duration of a ``with`` block."""
-    server = FakeCoinGecko().start()
-    try:
+    with FakeCoinGecko() as server:
         yield server
-    finally:
-        server.stop()

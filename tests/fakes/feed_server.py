@@ -2,12 +2,12 @@
 
 from __future__ import annotations
 
-import threading
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+from tests.fakes.loopback import LoopbackServer, QuietHandler
 
 
 @dataclass
@@ -34,7 +34,7 @@ class Hit:
     headers: dict[str, str]
 
 
-class FeedServer:
+class FeedServer(LoopbackServer):
     """Serve ``routes`` on 127.0.0.1; inspect ``hits`` afterwards."""
 
     def __init__(self) -> None:
@@ -42,12 +42,7 @@ class FeedServer:
         self.hits: list[Hit] = []
         server = self
 
-        class Handler(BaseHTTPRequestHandler):
-            protocol_version = "HTTP/1.1"
-
-            def log_message(self, *args: object) -> None:
-                pass
-
+        class Handler(QuietHandler):
             def do_GET(self) -> None:
                 server.hits.append(Hit(self.path, {k.lower(): v for k, v in self.headers.items()}))
                 route = server.routes.get(self.path)
@@ -104,38 +99,15 @@ class FeedServer:
                 except (BrokenPipeError, ConnectionResetError):
                     pass
 
-        self._httpd = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self._httpd.daemon_threads = True
-        # A short poll interval makes stop() take milliseconds instead of serve_forever's 0.5 s default.
-        self._thread = threading.Thread(target=self._httpd.serve_forever, kwargs={"poll_interval": 0.02},
-                                        daemon=True)
-
-    @property
-    def base_url(self) -> str:
-        """http://127.0.0.1:PORT"""
-        host, port = self._httpd.server_address[:2]
-        return f"http://{host}:{port}"
+        super().__init__(Handler)
 
     def url(self, path: str) -> str:
         """Absolute URL of ``path`` on this server."""
         return self.base_url + path
 
-    def start(self) -> FeedServer:
-        """Start serving in a background thread."""
-        self._thread.start()
-        return self
-
-    def stop(self) -> None:
-        """Stop serving and close the socket."""
-        self._httpd.shutdown()
-        self._httpd.server_close()
-
 
 @contextmanager
 def serving() -> Iterator[FeedServer]:
     """A started ``FeedServer`` for the duration of a ``with`` block."""
-    server = FeedServer().start()
-    try:
+    with FeedServer() as server:
         yield server
-    finally:
-        server.stop()

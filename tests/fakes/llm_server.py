@@ -18,8 +18,10 @@ from collections import deque
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import ThreadingHTTPServer
 from typing import Any
+
+from tests.fakes.loopback import LoopbackServer, QuietHandler, send_body, send_json
 
 
 @dataclass
@@ -92,7 +94,7 @@ class _QuietServer(ThreadingHTTPServer):
             super().handle_error(request, client_address)
 
 
-class LLMServer:
+class LLMServer(LoopbackServer):
     """Serve /v1/chat/completions on 127.0.0.1 with scripted replies; see ``requests`` afterwards."""
 
     def __init__(self, count_tokens: Callable[[str], int] = words) -> None:
@@ -106,12 +108,7 @@ class LLMServer:
         self._lock = threading.Lock()
         server = self
 
-        class Handler(BaseHTTPRequestHandler):
-            protocol_version = "HTTP/1.1"
-
-            def log_message(self, *args: object) -> None:
-                pass
-
+        class Handler(QuietHandler):
             def do_POST(self) -> None:
                 started = time.perf_counter()
                 length = int(self.headers.get("Content-Length") or 0)
@@ -121,7 +118,7 @@ class LLMServer:
                 except ValueError:
                     body = {}
                 if not self.path.rstrip("/").endswith("/chat/completions"):
-                    self._send(404, {"error": {"message": f"no route {self.path}", "type": "not_found"}})
+                    send_json(self, 404, {"error": {"message": f"no route {self.path}", "type": "not_found"}})
                     return
                 try:
                     reply, matched = server._pick(body)
@@ -134,36 +131,18 @@ class LLMServer:
                     time.sleep(reply.delay_s)
                 try:
                     if reply.raw_body is not None:
-                        self._send_bytes(reply.status, reply.raw_body, reply.headers)
+                        send_body(self, reply.status, reply.raw_body, reply.headers)
                     elif reply.status >= 400:
-                        self._send(reply.status, {"error": {"message": reply.error, "type": "scripted",
-                                                            "code": str(reply.status)}}, reply.headers)
+                        send_json(self, reply.status, {"error": {"message": reply.error, "type": "scripted",
+                                                                 "code": str(reply.status)}}, reply.headers)
                     else:
-                        self._send(200, server._completion(body, reply), reply.headers)
+                        send_json(self, 200, server._completion(body, reply), reply.headers)
                 finally:
                     with server._lock:
                         server.served_s += time.perf_counter() - started
 
-            def _send(self, status: int, payload: dict[str, Any], headers: dict[str, str] | None = None) -> None:
-                self._send_bytes(status, json.dumps(payload).encode(), headers or {})
-
-            def _send_bytes(self, status: int, data: bytes, headers: dict[str, str]) -> None:
-                try:
-                    self.send_response(status)
-                    self.send_header("Content-Type", "application/json")
-                    for key, value in headers.items():
-                        self.send_header(key, value)
-                    self.send_header("Content-Length", str(len(data)))
-                    self.end_headers()
-                    self.wfile.write(data)
-                    self.wfile.flush()
-                except (BrokenPipeError, ConnectionResetError):
-                    pass  # the client gave up (timeout): nothing to answer
-
-        self._httpd = _QuietServer(("127.0.0.1", 0), Handler)
-        self._httpd.daemon_threads = True
-        self._thread = threading.Thread(target=self._httpd.serve_forever, kwargs={"poll_interval": 0.02},
-                                        daemon=True)
+        # base_url is the OpenAI-style base URL, http://127.0.0.1:PORT/v1.
+        super().__init__(Handler, path="/v1", server_class=_QuietServer)
 
     # --- scripting ---------------------------------------------------------------------------------
 
@@ -221,30 +200,9 @@ class LLMServer:
                       "total_tokens": prompt_tokens + completion_tokens},
         }
 
-    # --- lifecycle ---------------------------------------------------------------------------------
-
-    @property
-    def base_url(self) -> str:
-        """The OpenAI-style base URL, http://127.0.0.1:PORT/v1."""
-        host, port = self._httpd.server_address[:2]
-        return f"http://{host}:{port}/v1"
-
-    def start(self) -> LLMServer:
-        """Start serving in a background thread."""
-        self._thread.start()
-        return self
-
-    def stop(self) -> None:
-        """Stop serving and close the socket."""
-        self._httpd.shutdown()
-        self._httpd.server_close()
-
 
 @contextmanager
 def serving_llm(count_tokens: Callable[[str], int] = words) -> Iterator[LLMServer]:
     """A started ``LLMServer`` for the duration of a ``with`` block."""
-    server = LLMServer(count_tokens).start()
-    try:
+    with LLMServer(count_tokens) as server:
         yield server
-    finally:
-        server.stop()

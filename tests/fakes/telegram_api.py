@@ -21,9 +21,11 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from html.parser import HTMLParser
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import BaseHTTPRequestHandler
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
+
+from tests.fakes.loopback import LoopbackServer, send_body, send_json
 
 TOKEN = "123456:TEST-token"
 CHANNEL = "@tapewatch_test"
@@ -88,7 +90,7 @@ class _TagCheck(HTMLParser):
         self.text.append(data)
 
 
-class FakeTelegramAPI:
+class FakeTelegramAPI(LoopbackServer):
     """Serve a fake Bot API on 127.0.0.1; point a PTB ``Bot`` at ``base_url``."""
 
     def __init__(self, token: str = TOKEN) -> None:
@@ -102,31 +104,9 @@ class FakeTelegramAPI:
         self._updates: list[dict[str, Any]] = []
         self._update_ids = itertools.count(1)
         self._next_id = 100
-        self._lock = threading.Condition()
-        server = self
-
-        class Handler(BaseHTTPRequestHandler):
-            protocol_version = "HTTP/1.1"
-
-            def log_message(self, *args: object) -> None:
-                pass
-
-            def do_GET(self) -> None:
-                server._handle(self)
-
-            def do_POST(self) -> None:
-                server._handle(self)
-
-        self._httpd = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self._httpd.daemon_threads = True
-        self._thread = threading.Thread(target=self._httpd.serve_forever, kwargs={"poll_interval": 0.02},
-                                        daemon=True)
-
-    @property
-    def base_url(self) -> str:
-        """What to pass as ``Bot(base_url=...)`` (PTB appends the token)."""
-        host, port = self._httpd.server_address[:2]
-        return f"http://{host}:{port}/bot"
+        self._lock = threading.Condition()  # stop() wakes the long polls waiting on it
+        # base_url is what to pass as ``Bot(base_url=...)``: http://127.0.0.1:PORT/bot (PTB appends the token).
+        super().__init__(self._handle, methods=("GET", "POST"), path="/bot")
 
     def fail_next(self, method: str, status: int = 500, *, times: int = 1, **kwargs: Any) -> None:
         """Queue ``times`` failures for ``method``."""
@@ -200,7 +180,7 @@ class FakeTelegramAPI:
             return len(self._updates)
 
     # -- request handling -----------------------------------------------------------------------
-    def _handle(self, handler: BaseHTTPRequestHandler) -> None:
+    def _handle(self, handler: BaseHTTPRequestHandler, http_method: str) -> None:
         parts = urlsplit(handler.path)
         token, _, method = parts.path.lstrip("/").partition("/")
         length = int(handler.headers.get("Content-Length") or 0)
@@ -208,7 +188,7 @@ class FakeTelegramAPI:
         params = self._params(handler.headers.get("Content-Type", ""), raw, parts.query)
         self.requests.append(TgRequest(method, params))
         if token != f"bot{self.token}":
-            self._send(handler, 401, {"ok": False, "error_code": 401, "description": "Unauthorized"})
+            send_json(handler, 401, {"ok": False, "error_code": 401, "description": "Unauthorized"})
             return
         failure = self._take_failure(method)
         if failure is not None:
@@ -217,15 +197,15 @@ class FakeTelegramAPI:
             if failure.delay_s:
                 time.sleep(failure.delay_s)
             if failure.raw is not None:
-                self._send_raw(handler, failure.status, failure.raw)
+                send_body(handler, failure.status, failure.raw)
                 return
             body: dict[str, Any] = {"ok": False, "error_code": failure.status, "description": failure.description}
             if failure.retry_after is not None:
                 body["parameters"] = {"retry_after": failure.retry_after}
-            self._send(handler, failure.status, body)
+            send_json(handler, failure.status, body)
             return
         status, payload = self._route(method, params)
-        self._send(handler, status, payload)
+        send_json(handler, status, payload)
 
     @staticmethod
     def _params(content_type: str, raw: bytes, query: str) -> dict[str, Any]:
@@ -328,30 +308,12 @@ class FakeTelegramAPI:
             "sender_chat": {"id": chat, "type": "channel", "title": "tapewatch test", "username": CHANNEL[1:]},
         }}
 
-    def _send(self, handler: BaseHTTPRequestHandler, status: int, payload: dict[str, Any]) -> None:
-        self._send_raw(handler, status, json.dumps(payload).encode())
-
-    @staticmethod
-    def _send_raw(handler: BaseHTTPRequestHandler, status: int, data: bytes) -> None:
-        try:
-            handler.send_response(status)
-            handler.send_header("Content-Type", "application/json")
-            handler.send_header("Content-Length", str(len(data)))
-            handler.end_headers()
-            handler.wfile.write(data)
-        except (BrokenPipeError, ConnectionResetError):
-            pass
-
     # -- lifecycle ------------------------------------------------------------------------------
-    def start(self) -> FakeTelegramAPI:
-        self._thread.start()
-        return self
-
     def stop(self) -> None:
+        """Wake any long poll, then stop serving."""
         with self._lock:
             self._lock.notify_all()
-        self._httpd.shutdown()
-        self._httpd.server_close()
+        super().stop()
 
 
 _BOT_USER = {"id": 123456, "is_bot": True, "first_name": "tapewatch", "username": "tapewatch_bot"}
@@ -381,8 +343,5 @@ def _decoded(params: dict[str, Any]) -> dict[str, Any]:
 @contextmanager
 def serving_telegram(token: str = TOKEN) -> Iterator[FakeTelegramAPI]:
     """A started ``FakeTelegramAPI`` for the duration of a ``with`` block."""
-    server = FakeTelegramAPI(token).start()
-    try:
+    with FakeTelegramAPI(token) as server:
         yield server
-    finally:
-        server.stop()

@@ -14,9 +14,11 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import BaseHTTPRequestHandler
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
+
+from tests.fakes.loopback import LoopbackServer, send_body
 
 ME_ID = "9000000000000000001"
 
@@ -91,7 +93,7 @@ class Request:
     json: Any
 
 
-class FakeXAPI:
+class FakeXAPI(LoopbackServer):
     """Serve a fake X API v2 on 127.0.0.1; point a tweepy client at ``base_url``."""
 
     def __init__(self) -> None:
@@ -104,34 +106,9 @@ class FakeXAPI:
         # Ids are snowflakes like X's (milliseconds since X's epoch << 22), so they encode a recent time.
         self._next_id = (int(time.time() * 1000) - 1_288_834_974_657) << 22
         self._lock = threading.Lock()
-        server = self
-
-        class Handler(BaseHTTPRequestHandler):
-            protocol_version = "HTTP/1.1"
-
-            def log_message(self, *args: object) -> None:
-                pass
-
-            def do_GET(self) -> None:
-                server._handle(self, "GET")
-
-            def do_POST(self) -> None:
-                server._handle(self, "POST")
-
-            def do_DELETE(self) -> None:
-                server._handle(self, "DELETE")
-
-        self._httpd = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self._httpd.daemon_threads = True
-        self._thread = threading.Thread(target=self._httpd.serve_forever, kwargs={"poll_interval": 0.02},
-                                        daemon=True)
+        super().__init__(self._handle, methods=("GET", "POST", "DELETE"))
 
     # -- state helpers ---------------------------------------------------------------------------
-    @property
-    def base_url(self) -> str:
-        host, port = self._httpd.server_address[:2]
-        return f"http://{host}:{port}"
-
     def add_user(self, username: str, name: str | None = None, user_id: str | None = None) -> FakeUser:
         """Create an account; ids are numeric strings like X's."""
         with self._lock:
@@ -206,20 +183,9 @@ class FakeXAPI:
     def _send(self, handler: BaseHTTPRequestHandler, status: int, payload: Any, headers: dict[str, str],
               raw: bytes | None = None) -> None:
         data = raw if raw is not None else json.dumps(payload).encode()
-        reset = str(int(time.time()) + 900)
-        try:
-            handler.send_response(status)
-            handler.send_header("Content-Type", "application/json; charset=utf-8")
-            handler.send_header("Content-Length", str(len(data)))
-            base = {"x-rate-limit-limit": "900", "x-rate-limit-remaining": str(self.rate_limit_remaining),
-                    "x-rate-limit-reset": reset}
-            base.update(headers)
-            for key, value in base.items():
-                handler.send_header(key, value)
-            handler.end_headers()
-            handler.wfile.write(data)
-        except (BrokenPipeError, ConnectionResetError):
-            pass
+        base = {"x-rate-limit-limit": "900", "x-rate-limit-remaining": str(self.rate_limit_remaining),
+                "x-rate-limit-reset": str(int(time.time()) + 900)}
+        send_body(handler, status, data, {**base, **headers}, "application/json; charset=utf-8")
 
     def _route(self, method: str, path: str, query: dict[str, list[str]], body: Any) -> tuple[int, Any]:
         segments = path.strip("/").split("/")
@@ -302,21 +268,9 @@ class FakeXAPI:
                 out["includes"] = {"users": [self._user_json(self.users[a]) for a in authors if a in self.users]}
         return out
 
-    # -- lifecycle ------------------------------------------------------------------------------
-    def start(self) -> FakeXAPI:
-        self._thread.start()
-        return self
-
-    def stop(self) -> None:
-        self._httpd.shutdown()
-        self._httpd.server_close()
-
 
 @contextmanager
 def serving_x() -> Iterator[FakeXAPI]:
     """A started ``FakeXAPI`` for the duration of a ``with`` block."""
-    server = FakeXAPI().start()
-    try:
+    with FakeXAPI() as server:
         yield server
-    finally:
-        server.stop()
