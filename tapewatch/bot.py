@@ -13,10 +13,12 @@ import html
 import json
 import logging
 import re
+import secrets
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import timedelta
 from typing import TYPE_CHECKING, Any, Protocol
+from urllib.parse import urlsplit
 
 from sources.errors import TapewatchError
 from tapewatch.bot_limits import BriefQueue, RateLimiter
@@ -77,6 +79,15 @@ class BotBackend(Protocol):
     def set_paused(self, paused: bool, by: str) -> str:
         """Pause or resume scheduled posting."""
         ...
+
+
+@dataclass(frozen=True)
+class Webhook:
+    """Receive updates on ``listen:port`` at the path of ``url`` (the public HTTPS address Telegram calls)."""
+
+    url: str
+    listen: str = "127.0.0.1"
+    port: int = 8443
 
 
 @dataclass(frozen=True)
@@ -141,6 +152,7 @@ class TelegramBot:
         self.review_chat_id = review_chat_id
         self.refused = 0
         self.answered = 0
+        self.webhook_secret: str | None = None
         self._install()
 
     def _install(self) -> None:
@@ -290,13 +302,21 @@ class TelegramBot:
             log.warning("could not notify the review chat", exc_info=True)
 
     # -- lifecycle -----------------------------------------------------------------------------------
-    async def start(self, *, poll_timeout: float = 10.0) -> None:
-        """Connect, publish the command menu and start long polling (returns once polling runs)."""
+    async def start(self, *, poll_timeout: float = 10.0, webhook: Webhook | None = None) -> None:
+        """Connect, publish the command menu and start long polling or the webhook (returns once running)."""
         await self.app.initialize()
         await self.set_commands()
         assert self.app.updater is not None, "built with an updater"
-        await self.app.updater.start_polling(timeout=timedelta(seconds=poll_timeout),
-                                             allowed_updates=["message", "callback_query"])
+        updates = ["message", "callback_query"]
+        if webhook is None:
+            await self.app.updater.start_polling(timeout=timedelta(seconds=poll_timeout), allowed_updates=updates)
+        else:
+            # A fresh secret per start: Telegram echoes it in a header, so only Telegram's calls are accepted.
+            self.webhook_secret = secrets.token_urlsafe(32)
+            path = urlsplit(webhook.url).path.lstrip("/")
+            await self.app.updater.start_webhook(listen=webhook.listen, port=webhook.port, url_path=path,
+                                                 webhook_url=webhook.url, allowed_updates=updates,
+                                                 secret_token=self.webhook_secret)
         await self.app.start()
 
     async def stop(self, *, drain_s: float = 10.0) -> None:

@@ -8,7 +8,7 @@ from datetime import UTC, datetime
 from typing import TYPE_CHECKING
 
 from tapewatch.automation import Automation, publish_channels_or_none
-from tapewatch.bot import Access, BriefAnswer, TelegramBot, build_application
+from tapewatch.bot import Access, BriefAnswer, TelegramBot, Webhook, build_application
 from tapewatch.bot_limits import BriefQueue, RateLimiter
 
 if TYPE_CHECKING:
@@ -73,14 +73,16 @@ def attach(daemon: Daemon, runtime: Runtime) -> tuple[Automation, list[str]]:
             desk = QueueDesk(review_queue(s, runtime.state, via="telegram"),
                              publish_soon=lambda: automation_ref[0].publish_soon())
             review = ReviewBot(app, desk, access, s.bot.review_chat_id)
-        lines.append("Telegram bot: on" + ("" if review else " (no review chat or reviewers: no review cards)"))
+        lines.append("Telegram bot: on" + (f", webhook {s.bot.webhook_url}" if s.bot.webhook_url else "")
+                     + ("" if review else " (no review chat or reviewers: no review cards)"))
     channels, publishing = publish_channels_or_none(runtime)
     lines.append(publishing)
     automation = Automation(daemon, runtime, review=review, channels=channels)
     if bot is not None:
         automation_ref.append(automation)
         poll = s.bot.poll_timeout.total_seconds()
-        daemon.add_service(lambda: bot.start(poll_timeout=poll), bot.stop)
+        hook = Webhook(s.bot.webhook_url, s.bot.webhook_listen, s.bot.webhook_port) if s.bot.webhook_url else None
+        daemon.add_service(lambda: bot.start(poll_timeout=poll, webhook=hook), bot.stop)
         if s.bot.review_chat_id is not None:
             chat = s.bot.review_chat_id
 

@@ -452,6 +452,13 @@ class BotSettings(BaseModel):
     webhook_listen: str = "127.0.0.1"
     webhook_port: int = Field(default=8443, ge=1, le=65535)
 
+    @field_validator("webhook_url")
+    @classmethod
+    def _https(cls, value: str | None) -> str | None:
+        if value is not None and not re.fullmatch(r"https://[^/\s]+(/\S*)?", value):
+            raise ValueError("webhook_url must be the public https:// address Telegram will call")
+        return value
+
 
 class Settings(BaseSettings):
     """Everything tapewatch can be told, after file, environment and secrets are merged."""

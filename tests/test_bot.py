@@ -239,3 +239,51 @@ def test_split_html_keeps_lines_whole_and_under_the_limit() -> None:
     parts = split_html(text, 4096)
     assert all(len(p) <= 4096 for p in parts) and len(parts) > 1
     assert "\n".join(parts) == text
+
+
+def test_webhook_mode_registers_and_accepts_only_telegram_calls() -> None:
+    import json
+    import socket
+    import urllib.error
+    import urllib.request
+
+    from tapewatch.bot import Webhook
+
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    backend = Backend()
+    with serving_telegram() as fake:
+        async def main() -> None:
+            app = build_application(TOKEN, base_url=fake.base_url, read_timeout=5)
+            bot = TelegramBot(app, backend, Access(frozenset({ALICE}), frozenset(), {}),
+                              limiter=RateLimiter(5, 60), queue=BriefQueue(1, 5))
+            await bot.start(webhook=Webhook("https://bot.example.org/tw/hook", "127.0.0.1", port))
+            try:
+                registered = fake.calls("setWebhook")[-1].params
+                assert registered["url"] == "https://bot.example.org/tw/hook"
+                assert registered["secret_token"] == bot.webhook_secret
+                update = {"update_id": 1, "message": {
+                    "message_id": 1, "date": 0, "chat": {"id": ALICE, "type": "private"},
+                    "from": {"id": ALICE, "is_bot": False, "first_name": "a"}, "text": "/top",
+                    "entities": [{"type": "bot_command", "offset": 0, "length": 4}]}}
+
+                def post(secret: str) -> int:
+                    request = urllib.request.Request(
+                        f"http://127.0.0.1:{port}/tw/hook", data=json.dumps(update).encode(),
+                        headers={"Content-Type": "application/json", "X-Telegram-Bot-Api-Secret-Token": secret})
+                    try:
+                        with urllib.request.urlopen(request, timeout=5) as answer:
+                            return int(answer.status)
+                    except urllib.error.HTTPError as exc:
+                        return exc.code
+
+                fake.add_chat(ALICE)
+                assert await asyncio.to_thread(post, "forged") == 403
+                assert await asyncio.to_thread(post, str(bot.webhook_secret)) == 200
+                await until(lambda: fake.sent_to(ALICE))
+            finally:
+                await bot.stop(drain_s=1)
+
+        asyncio.run(main())
+        assert [m.text for m in fake.sent_to(ALICE)] == ["<b>Top</b>\n1. SOL"]  # the forged call did nothing

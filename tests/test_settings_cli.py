@@ -95,6 +95,7 @@ def test_defaults_work_without_a_file() -> None:
         ('[[schedule.briefs]]\nname = "m"\ncron = "0 8 * * *"\n[[schedule.briefs]]\nname = "m"\ncron = "0 9 * * *"',
          "names must be unique"),
         ('[schedule]\npublish_every = "0s"', "positive duration"),
+        ('[bot]\nwebhook_url = "http://bot.example.org/hook"', "public https:// address"),
     ],
 )
 def test_invalid_files_give_readable_errors(tmp_path: Path, text: str, message: str) -> None:
