@@ -24,6 +24,7 @@ from apscheduler.jobstores.sqlalchemy import SQLAlchemyJobStore
 from apscheduler.schedulers.asyncio import AsyncIOScheduler
 from apscheduler.triggers.interval import IntervalTrigger
 
+from publish.lease import Lease
 from sources.errors import TapewatchError
 from tapewatch.jobs import Runtime, market_coins, summarise, x_specs
 
@@ -111,6 +112,8 @@ class Daemon:
         self._stop = asyncio.Event()  # binds to the loop on first use, so stop() may come before serve()
         self._loop: asyncio.AbstractEventLoop | None = None
         self._services: list[tuple[Hook, Hook]] = []
+        self._lease = Lease(runtime.state.engine, d.lease, name="daemon")
+        self._renewer: asyncio.Task[None] | None = None
         self._started: list[Hook] = []
         self._async_work: dict[str, Callable[[], Awaitable[str]]] = {}
         self._work: dict[str, Callable[[], str]] = {
@@ -146,8 +149,10 @@ class Daemon:
         global _current
         if _current is not None and _current is not self:
             raise TapewatchError("another daemon is already running in this process")
+        self._claim()
         _current = self
         self._loop = asyncio.get_running_loop()
+        self._renewer = self._loop.create_task(self._keep_lease())
         self.scheduler.start(paused=True)
         self._schedule(datetime.now(UTC))
         self.scheduler.resume()
@@ -203,12 +208,19 @@ class Daemon:
         if self.scheduler.running:
             self.scheduler.shutdown(wait=False)
             await asyncio.sleep(0)  # AsyncIOScheduler shuts down on the loop's next turn
+        if self._renewer is not None:
+            self._renewer.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._renewer
+            self._renewer = None
+        await asyncio.to_thread(self._lease.release)
         if _current is self:
             _current = None
 
     async def run_once(self) -> None:
         """Run each configured job once, one after the other (``tapewatch run --once``)."""
         global _current
+        self._claim()
         _current = self
         self._loop = asyncio.get_running_loop()
         try:
@@ -216,6 +228,26 @@ class Daemon:
                 await self.run(spec.kind)
         finally:
             _current = None
+            await asyncio.to_thread(self._lease.release)
+
+    # -- one daemon per state DB -----------------------------------------------------------------
+    def _claim(self) -> None:
+        """Take the daemon lease, or refuse: two daemons on one state DB would run every job twice."""
+        if self._lease.acquire():
+            return
+        holder = self._lease.holder()
+        who = f" ({holder[0]}, claim valid until {holder[1]:%H:%M:%S} UTC)" if holder else ""
+        raise TapewatchError(f"another tapewatch daemon is running on this state database{who}; stop it first")
+
+    async def _keep_lease(self) -> None:
+        """Renew the lease every third of its term; if another daemon took it over, stop this one."""
+        every = max(0.05, self._lease.ttl.total_seconds() / 3)
+        while True:
+            await asyncio.sleep(every)
+            if not await asyncio.to_thread(self._lease.renew):
+                log.error("the daemon lease was taken over by another process; stopping")
+                self.stop()
+                return
 
     # -- jobs ------------------------------------------------------------------------------------
     async def run(self, kind: str) -> None:

@@ -220,8 +220,9 @@ class DaemonSettings(BaseModel):
     jitter: Duration = timedelta(seconds=30)  # random delay added to each run (at most 10% of its interval)
     misfire_grace: Duration = timedelta(minutes=10)  # a run late by more than this is skipped, not run
     shutdown_grace: Duration = timedelta(seconds=30)  # how long a stop waits for the running batch
+    lease: Duration = timedelta(minutes=2)  # one daemon per state DB: a crashed one's lease lapses after this
 
-    _check_interval = field_validator("retention_interval")(_positive)
+    _check_interval = field_validator("retention_interval", "lease")(_positive)
 
 
 class ModelPrice(BaseModel):

@@ -271,6 +271,11 @@ def test_sigterm_stops_a_real_daemon_cleanly_mid_batch(x: FakeXAPI, cg: FakeCoin
             assert proc.poll() is None, proc.communicate()[0]
             assert time.monotonic() < deadline
             time.sleep(0.1)
+        # A second daemon on the same state DB refuses to start (it would run every job twice).
+        second = subprocess.run([sys.executable, "-m", "tapewatch", "--config", str(config), "run", "--once"],
+                                capture_output=True, text=True, env=env, timeout=120)
+        assert second.returncode == 2, second.stdout + second.stderr
+        assert "another tapewatch daemon is running on this state database" in second.stderr + second.stdout
         newest = [x.post(alice, f"$BTC second batch {n}") for n in range(2)][-1]
         seen = len(x.calls(f"/2/users/{alice.id}/tweets"))
         x.fail_next(f"/2/users/{alice.id}/tweets", 200, delay_s=1.5, pass_through=True)
@@ -288,5 +293,7 @@ def test_sigterm_stops_a_real_daemon_cleanly_mid_batch(x: FakeXAPI, cg: FakeCoin
         assert conn.execute("PRAGMA integrity_check").fetchone()[0] == "ok"
         items = conn.execute("SELECT count(*) FROM items WHERE source = 'x:@alice'").fetchone()[0]
         jobs = {r[0] for r in conn.execute("SELECT id FROM apscheduler_jobs")}
+        leases = conn.execute("SELECT count(*) FROM publish_lease WHERE name = 'daemon'").fetchone()[0]
+    assert leases == 0  # released on a clean stop
     assert cursor() == newest.id and items == 5  # the in-flight batch finished and committed with its cursor
     assert {"ingest-x", "ingest-prices", "retention"} <= jobs
