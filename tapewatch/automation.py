@@ -7,6 +7,7 @@ switch pauses the automatic part (scheduled briefs and publish runs); on-demand 
 
 from __future__ import annotations
 
+import asyncio
 import functools
 import logging
 from collections.abc import Callable
@@ -160,12 +161,15 @@ class Automation:
             parts.append(f"{len(report.skipped)} not due ({report.skipped[0][1]})")
         if report.stopped:
             parts.append(f"stopped: {report.stopped}")
+        if self.review is not None:
+            for draft_id in (*report.published, *report.failed):
+                card = await asyncio.to_thread(self.cards.message_of, draft_id)
+                if card is not None:
+                    await self.review.refresh_card(card[0], card[1], draft_id)
         return ", ".join(parts)
 
     async def post_cards(self) -> str:
         """Put new pending and flagged drafts in front of reviewers, once each."""
-        import asyncio
-
         from memory.drafts import DraftStore
 
         assert self.review is not None

@@ -114,7 +114,8 @@ class ReviewBot:
                                                   reply_markup=keyboard(card), disable_web_page_preview=True)
         return int(message.message_id)
 
-    async def _refresh(self, chat_id: int, message_id: int, draft_id: str) -> None:
+    async def refresh_card(self, chat_id: int | str, message_id: int, draft_id: str) -> None:
+        """Show a card's current status and buttons (after an action, or once the draft is published)."""
         from telegram.constants import ParseMode
         from telegram.error import BadRequest
 
@@ -153,7 +154,7 @@ class ReviewBot:
             return
         await query.answer(outcome.message[:200])
         if query.message is not None and outcome.changed:
-            await self._refresh(query.message.chat.id, query.message.message_id, outcome.draft_id)
+            await self.refresh_card(query.message.chat.id, query.message.message_id, outcome.draft_id)
 
     async def _ask_for_edit(self, draft_id: str, user_id: int, chat_id: int | None) -> None:
         from telegram import ForceReply

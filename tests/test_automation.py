@@ -127,6 +127,7 @@ def test_scheduled_brief_is_reviewed_in_telegram_and_posted_exactly_once(
     assert ("telegram:user222", "telegram", "refused") in actions
     assert ("alice", "telegram", "approve") in actions and ("publisher", "daemon", "publish") in actions
     assert len([m for m in tg.sent_to(REVIEW_CHAT) if "reply_markup" in m.params]) == 1  # one card per draft
+    assert "<b>published</b>" in tg.sent_to(REVIEW_CHAT)[0].text  # the card follows the draft to the end
     runtime.close()
 
 
