@@ -16,6 +16,7 @@ from typing import TYPE_CHECKING
 
 from memory.switches import POSTING_PAUSED, ReviewCards, Switches
 from sources.errors import ConfigError, TapewatchError
+from tapewatch.settings import format_duration
 
 if TYPE_CHECKING:
     from publish.channel import Channel
@@ -55,10 +56,10 @@ class Automation:
             lines.append(f"brief {spec.name} at '{spec.cron}' ({s.publish.timezone})")
         if self._channels is not None:
             self.daemon.add_work(PUBLISH_JOB, coroutine=self.publish)
-            lines.append(f"publish every {s.schedule.publish_every}")
+            lines.append(f"publish every {format_duration(s.schedule.publish_every.total_seconds())}")
         if self.review is not None:
             self.daemon.add_work(REVIEW_JOB, coroutine=self.post_cards)
-            lines.append(f"review cards every {s.schedule.review_every}")
+            lines.append(f"review cards every {format_duration(s.schedule.review_every.total_seconds())}")
         return lines
 
     async def schedule(self) -> None:

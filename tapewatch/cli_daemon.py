@@ -10,6 +10,7 @@ import typer
 from rich.table import Table
 
 from tapewatch.cli import _ago, app, out, settings
+from tapewatch.settings import format_duration
 
 if TYPE_CHECKING:
     from memory.state import StateDB
@@ -38,7 +39,7 @@ def run(
     daemon = Daemon(runtime, on_result=report)
     try:
         specs = job_specs(runtime)
-        out.print("Jobs: " + ", ".join(f"{j.name} every {_every(j.interval.total_seconds())}" for j in specs),
+        out.print("Jobs: " + ", ".join(f"{j.name} every {format_duration(j.interval.total_seconds())}" for j in specs),
                   highlight=False)
         if not once:
             from tapewatch.bot_service import attach
@@ -80,8 +81,8 @@ def print_schedule(s: Settings, state: StateDB) -> None:
         elif when < now:
             nxt = f"overdue since {_ago(when)} (is the daemon running?)"
         else:
-            nxt = f"in {_every((when - now).total_seconds())} ({when:%Y-%m-%d %H:%M:%S} UTC)"
-        table.add_row(kind, _every(intervals[kind].total_seconds()), nxt)
+            nxt = f"in {format_duration((when - now).total_seconds())} ({when:%Y-%m-%d %H:%M:%S} UTC)"
+        table.add_row(kind, format_duration(intervals[kind].total_seconds()), nxt)
     out.print(table)
     quotas = Quotas(state)
     usage = quotas.usage(month_of(now))
@@ -110,13 +111,3 @@ def _x_notes(s: Settings) -> list[str]:
         if s.x.monthly_read_budget == 0:
             notes.append("x.monthly_read_budget is 0: X is not read.")
     return notes
-
-
-def _every(seconds: float) -> str:
-    """'15m', '6h', '1d', '0.2s'."""
-    for unit, size in (("d", 86400), ("h", 3600), ("m", 60)):
-        if seconds >= size and seconds % size == 0:
-            return f"{int(seconds // size)}{unit}"
-    if seconds >= 60:
-        return f"{int(seconds // 60)}m{int(seconds % 60):02d}s"
-    return f"{seconds:g}s"

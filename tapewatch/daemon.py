@@ -270,9 +270,11 @@ class Daemon:
             summary = f"failed: {exc!r}"
             log.exception("%s: unexpected error", kind)
         finally:
-            if task is not None:
-                self._inflight.discard(task)
-            await asyncio.to_thread(_release_memory)
+            try:
+                await asyncio.to_thread(_release_memory)
+            finally:  # only now is the run over: shutdown waits for it until here
+                if task is not None:
+                    self._inflight.discard(task)
         self.last[kind] = summary
         self.fired[kind] += 1
         if self.on_result is not None:

@@ -45,6 +45,16 @@ def parse_duration(value: Any) -> timedelta:
     return timedelta(seconds=float(match.group(1)) * _UNITS[match.group(2).lower()])
 
 
+def format_duration(seconds: float) -> str:
+    """The inverse of ``parse_duration`` for display: '15m', '6h', '1d', '0.2s', '2m30s'."""
+    for unit, size in (("d", 86400), ("h", 3600), ("m", 60)):
+        if seconds >= size and seconds % size == 0:
+            return f"{int(seconds // size)}{unit}"
+    if seconds >= 60:
+        return f"{int(seconds // 60)}m{int(seconds % 60):02d}s"
+    return f"{seconds:g}s"
+
+
 Duration = Annotated[timedelta, BeforeValidator(parse_duration)]
 
 DEFAULT_WATCHLIST: dict[str, list[str]] = {
