@@ -163,11 +163,20 @@ class Automation:
         if report.stopped:
             parts.append(f"stopped: {report.stopped}")
         if self.review is not None:
-            for draft_id in (*report.published, *report.failed):
-                card = await asyncio.to_thread(self.cards.message_of, draft_id)
-                if card is not None:
-                    await self.review.refresh_card(card[0], card[1], draft_id)
+            await self._refresh_cards([*report.published, *report.failed])
         return ", ".join(parts)
+
+    async def _refresh_cards(self, draft_ids: list[str]) -> None:
+        """Show the outcome on the drafts' review cards; a card that can't be updated is only logged."""
+        assert self.review is not None
+        for draft_id in draft_ids:
+            card = await asyncio.to_thread(self.cards.message_of, draft_id)
+            if card is None:
+                continue
+            try:
+                await self.review.refresh_card(card[0], card[1], draft_id)
+            except Exception:  # the publish run succeeded; a stale card is cosmetic (and the bot may be stopping)
+                log.warning("could not update the review card of draft %s", draft_id[:12], exc_info=True)
 
     async def post_cards(self) -> str:
         """Put new pending and flagged drafts in front of reviewers, once each."""

@@ -125,7 +125,7 @@ class Daemon:
 
     # -- lifecycle -------------------------------------------------------------------------------
     def add_service(self, start: Hook, stop: Hook) -> None:
-        """Run ``start()`` once the scheduler runs and ``stop()`` first on shutdown (e.g. a Telegram bot)."""
+        """Run ``start()`` once the scheduler runs, ``stop()`` on shutdown once running jobs end (e.g. a bot)."""
         self._services.append((start, stop))
 
     @property
@@ -190,21 +190,22 @@ class Daemon:
         """No new runs; let running batches finish (up to ``daemon.shutdown_grace``), then stop the scheduler."""
         global _current
         self.runtime.stopping.set()
-        while self._started:  # services stop first (a bot stops taking commands), newest first
-            stop = self._started.pop()
-            try:
-                await stop()
-            except Exception:
-                log.exception("a service failed to stop")
         if self.scheduler.running:
-            self.scheduler.pause()
+            self.scheduler.pause()  # no new runs
         if self._inflight:
+            # Running jobs finish first: some use a service (a publish run updates review cards in Telegram).
             grace = self.runtime.settings.daemon.shutdown_grace.total_seconds()
             log.info("waiting up to %.0fs for %d running job(s)", grace, len(self._inflight))
             _done, pending = await asyncio.wait(set(self._inflight), timeout=grace)
             if pending:
                 # Every batch commits its items and cursor in one transaction, so abandoning one loses only it.
                 log.warning("abandoning %d job(s) still running after the grace period", len(pending))
+        while self._started:  # then services, newest first (a bot stops taking commands and drains its own)
+            stop = self._started.pop()
+            try:
+                await stop()
+            except Exception:
+                log.exception("a service failed to stop")
         if self.scheduler.running:
             self.scheduler.shutdown(wait=False)
             await asyncio.sleep(0)  # AsyncIOScheduler shuts down on the loop's next turn
