@@ -158,7 +158,13 @@ class Delivery:
     # -- one draft -----------------------------------------------------------------------------------
     async def _publish(self, draft: Draft, dry_run: bool, report: RunReport) -> None:
         outcomes: dict[str, str] = {}
-        for name in self.channels_for(draft):
+        targets = self.channels_for(draft)
+        if not targets and not dry_run:
+            self.queue.finish(draft.id, "failed", reason=f"none of its channels ({', '.join(draft.meta['channels'])}) "
+                              f"is enabled in publish.channels ({', '.join(self.policy.channels)})")
+            report.failed.append(draft.id)
+            return
+        for name in targets:
             texts = [t for t in (draft.x_thread if name == "x" else (draft.telegram_html,)) if t.strip()]
             if not texts:
                 outcomes[name] = "failed"  # nothing to post on this channel; the draft cannot be delivered whole

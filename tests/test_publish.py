@@ -12,6 +12,7 @@ from typing import Any
 import pytest
 
 from crew.model import ValidationReport
+from memory.drafts import DraftStore
 from memory.state import StateDB
 from publish.audit import AuditLog
 from publish.delivery import Delivery, RunReport
@@ -317,3 +318,20 @@ def test_a_draft_with_nothing_for_a_channel_fails_instead_of_posting_empty(
     assert draft.id in report.failed and tg.calls("sendMessage") == []
     assert next(e for e in AuditLog(rig.state.engine).for_draft(draft.id) if e.action == "fail").reason == (
         "not delivered on telegram")
+
+
+def test_a_draft_goes_only_to_its_own_channels(tmp_path: Path, x: FakeXAPI, tg: FakeTelegramAPI) -> None:
+    rig = Rig(tmp_path, x, tg)
+    telegram_only = rig.approved("a", posts=2)
+    DraftStore(rig.state).update_meta(telegram_only, channels=["telegram"])
+    report = rig.run()
+    assert report.published == [telegram_only]
+    assert x.posts_by(ME_ID) == [] and len(tg.messages) == 1
+    # A draft meant only for a channel that is not enabled fails with the reason, and posts nothing.
+    rig_x_off = Rig(tmp_path, x, tg, channels=["telegram"])
+    x_only = rig_x_off.approved("b", posts=2)
+    DraftStore(rig_x_off.state).update_meta(x_only, channels=["x"])
+    report = rig_x_off.run()
+    assert report.failed == [x_only] and len(tg.messages) == 1
+    entry = next(e for e in AuditLog(rig_x_off.state.engine).for_draft(x_only) if e.action == "fail")
+    assert entry.reason == "none of its channels (x) is enabled in publish.channels (telegram)"
