@@ -3,9 +3,9 @@
 from __future__ import annotations
 
 import asyncio
+import functools
 import itertools
-import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -23,10 +23,13 @@ from tapewatch.settings import Settings
 from tests.fakes.coingecko import FakeCoinGecko, serving_coingecko
 from tests.fakes.telegram_api import CHANNEL, CHANNEL_ID, TOKEN, FakeTelegramAPI, serving_telegram
 from tests.fakes.x_api import ME_ID, FakeXAPI, serving_x
+from tests.test_bot import until as bot_until
 from tests.test_daemon import make_runtime
 from tests.test_databrief import post
 
 ALICE, BOB = 111, 222
+# A daemon-driven step (a job firing, a publish run through both fakes) may take up to 20 s on a busy machine.
+until = functools.partial(bot_until, timeout=20.0)
 REVIEW_CHAT = -1003
 
 
@@ -56,16 +59,6 @@ def automation_settings(tmp_path: Path, x: FakeXAPI, tg: FakeTelegramAPI, cg: Fa
     }
     values.update(overrides)
     return Settings(**values)
-
-
-async def until(predicate: Callable[[], Any], timeout: float = 20.0) -> Any:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        value = predicate()
-        if value:
-            return value
-        await asyncio.sleep(0.02)
-    raise AssertionError("timed out")
 
 
 def seed(runtime: Any) -> None:
@@ -157,7 +150,7 @@ def test_pause_stops_scheduled_posting_until_resumed(
             tg.user_message(ALICE, "/resume")
             await until(lambda: not Switches(runtime.state).get(POSTING_PAUSED).on)
             await daemon.run("brief:morning")  # auto policy: a draft that passes grounding goes out
-            await until(lambda: tg.sent_to(CHANNEL_ID), timeout=20)
+            await until(lambda: tg.sent_to(CHANNEL_ID))
         finally:
             daemon.stop()
             await asyncio.wait_for(task, timeout=15)
