@@ -36,7 +36,7 @@ from crew.claims import (
     tickers_in,
 )
 from crew.model import Problem, ValidationReport
-from crew.render import X_LIMIT, weighted_length
+from crew.render import TELEGRAM_LIMIT, X_LIMIT, weighted_length
 from memory.drafts import Draft
 from memory.prices import PriceHistory
 from sources.tickers import Watchlist
@@ -58,7 +58,7 @@ class GroundingContext:
     price_tolerance_pct: float = 2.0
     percent_tolerance_pp: float = 0.5
     max_x_posts: int = 12
-    telegram_limit: int = 4096
+    telegram_limit: int = TELEGRAM_LIMIT
     clock: Callable[[], datetime] = field(default=lambda: datetime.now(UTC))
 
 

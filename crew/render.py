@@ -16,6 +16,7 @@ with warnings.catch_warnings():
     from twitter_text import extract_emojis_with_indices, extract_urls_with_indices, parse_tweet
 
 X_LIMIT = 280
+TELEGRAM_LIMIT = 4096  # characters of one Telegram message
 ELLIPSIS = "…"
 NOTHING_TO_REPORT = "Nothing to report in this window."
 # Telegram and Markdown have no per-post limit, but one runaway field must not crowd out the rest of the brief.
@@ -192,7 +193,7 @@ def _tg_source(source: SourceRef) -> str:
     return f'<a href="{html.escape(source.url.strip(), quote=True)}">{label}</a>' if _is_web(source.url) else label
 
 
-def render_telegram(brief: DataBrief, limit: int = 4096) -> str:
+def render_telegram(brief: DataBrief, limit: int = TELEGRAM_LIMIT) -> str:
     """The brief as one Telegram HTML message of at most `limit` characters."""
     lines = _lines(brief)
     head = f"<b>{html.escape(_clip(brief.title, _CLIP_TITLE))}</b>\n<i>{html.escape(_clip(brief.window_label, 64))}</i>"

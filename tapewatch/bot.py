@@ -20,6 +20,7 @@ from datetime import timedelta
 from typing import TYPE_CHECKING, Any, Protocol
 from urllib.parse import urlsplit
 
+from crew.render import TELEGRAM_LIMIT
 from sources.errors import TapewatchError
 from tapewatch.bot_limits import BriefQueue, RateLimiter
 
@@ -29,7 +30,6 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 
-TELEGRAM_LIMIT = 4096
 COMMANDS: tuple[tuple[str, str], ...] = (
     ("brief", "A market brief now: /brief, /brief $SOL or /brief restaking"),
     ("top", "Tickers ranked by today's signals"),

@@ -7,6 +7,7 @@ from collections.abc import Callable
 from datetime import UTC, datetime
 
 from crew.model import ValidationReport
+from crew.render import TELEGRAM_LIMIT
 from memory.drafts import Draft
 from publish.audit import record
 from publish.review import ReviewError, ReviewQueue
@@ -18,7 +19,6 @@ ACTIONS_BY_STATUS: dict[str, tuple[str, ...]] = {
     "flagged": ("reject", "edit"),  # approving a flagged draft takes /override with a reason
     "approved": ("publish", "reject"),
 }
-CARD_LIMIT = 4096
 
 
 def card_html(draft: Draft) -> str:
@@ -43,7 +43,7 @@ def card_html(draft: Draft) -> str:
         head.append(f"Cost ${cost:.4f} · {html.escape(', '.join(map(str, draft.meta.get('models', []))))}")
     header = "\n".join(head) + "\n\n"
     more = "\n<i>… (continues; `tapewatch drafts show` has all of it)</i>"
-    body = split_html(draft.telegram_html, CARD_LIMIT - len(header) - len(more))
+    body = split_html(draft.telegram_html, TELEGRAM_LIMIT - len(header) - len(more))
     preview = body[0] if body else ""
     return header + preview + (more if len(body) > 1 else "")
 

@@ -12,6 +12,7 @@ import logging
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Protocol
 
+from crew.render import TELEGRAM_LIMIT
 from sources.errors import TapewatchError
 
 if TYPE_CHECKING:
@@ -110,8 +111,9 @@ class ReviewBot:
         from telegram.constants import ParseMode
 
         card = await asyncio.to_thread(self.desk.card, draft_id)
-        message = await self.app.bot.send_message(self.review_chat_id, card.html[:4096], parse_mode=ParseMode.HTML,
-                                                  reply_markup=keyboard(card), disable_web_page_preview=True)
+        message = await self.app.bot.send_message(self.review_chat_id, card.html[:TELEGRAM_LIMIT],
+                                                  parse_mode=ParseMode.HTML, reply_markup=keyboard(card),
+                                                  disable_web_page_preview=True)
         return int(message.message_id)
 
     async def refresh_card(self, chat_id: int | str, message_id: int, draft_id: str) -> None:
@@ -121,7 +123,7 @@ class ReviewBot:
 
         card = await asyncio.to_thread(self.desk.card, draft_id)
         try:
-            await self.app.bot.edit_message_text(card.html[:4096], chat_id=chat_id, message_id=message_id,
+            await self.app.bot.edit_message_text(card.html[:TELEGRAM_LIMIT], chat_id=chat_id, message_id=message_id,
                                                  parse_mode=ParseMode.HTML, reply_markup=keyboard(card),
                                                  disable_web_page_preview=True)
         except BadRequest as exc:  # "message is not modified" after a double tap, or the card is gone
