@@ -18,6 +18,7 @@ from typing import Any
 import httpx
 
 from sources.errors import FeedParseError, FetchError
+from sources.rss import read_capped
 
 SOURCE = "coingecko"
 MAX_BODY_BYTES = 2_000_000
@@ -63,11 +64,10 @@ def fetch_simple_price(client: httpx.Client, coin_ids: Sequence[str], *,
                                  "TAPEWATCH_COINGECKO_API_KEY and market.api_key_header / market.base_url")
             if resp.status_code >= 400:
                 raise FetchError(f"CoinGecko answered HTTP {resp.status_code} {resp.reason_phrase}")
-            body = b""
-            for chunk in resp.iter_bytes():
-                body += chunk
-                if len(body) > MAX_BODY_BYTES:
-                    raise FetchError(f"CoinGecko body exceeds the {MAX_BODY_BYTES}-byte cap")
+            try:
+                body = read_capped(resp, MAX_BODY_BYTES)
+            except FetchError as exc:  # "body exceeds the N-byte cap", said of CoinGecko
+                raise FetchError(f"CoinGecko {exc}") from exc
     except httpx.ConnectError as exc:
         raise FetchError(f"could not connect to CoinGecko: {exc}", unreachable=True) from exc
     except httpx.TimeoutException as exc:

@@ -95,7 +95,7 @@ def fetch_feed(
             declared = response.headers.get("content-length")
             if declared and declared.isdigit() and int(declared) > max_bytes:
                 raise FetchError(f"body of {declared} bytes exceeds the {max_bytes}-byte cap")
-            body = _read_capped(response, max_bytes, started, deadline_s)
+            body = read_capped(response, max_bytes, started=started, deadline_s=deadline_s)
             return FetchResult(
                 url=str(response.url),
                 status_code=response.status_code,
@@ -119,7 +119,9 @@ def fetch_feed(
         raise FetchError(f"could not fetch {url}: {exc}") from exc
 
 
-def _read_capped(response: httpx.Response, max_bytes: int, started: float, deadline_s: float) -> bytes:
+def read_capped(response: httpx.Response, max_bytes: int, *, started: float | None = None,
+                deadline_s: float | None = None) -> bytes:
+    """A streamed body, refused past ``max_bytes`` or (when given) ``deadline_s`` after ``started``."""
     # Counting decoded bytes also caps a compressed body that inflates past the limit.
     chunks: list[bytes] = []
     size = 0
@@ -127,7 +129,7 @@ def _read_capped(response: httpx.Response, max_bytes: int, started: float, deadl
         size += len(chunk)
         if size > max_bytes:
             raise FetchError(f"body exceeds the {max_bytes}-byte cap")
-        if time.monotonic() - started > deadline_s:
+        if started is not None and deadline_s is not None and time.monotonic() - started > deadline_s:
             raise FetchError(f"body still arriving after the {deadline_s:g}s deadline")
         chunks.append(chunk)
     return b"".join(chunks)
