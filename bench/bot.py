@@ -22,10 +22,10 @@ ROOT = Path(__file__).resolve().parents[1]
 if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
-from tapewatch.bot import Access, TelegramBot, build_application  # noqa: E402
-from tapewatch.bot_backend import ShellBackend  # noqa: E402
-from tapewatch.bot_limits import BriefQueue, RateLimiter  # noqa: E402
-from tapewatch.bot_service import brief_writer  # noqa: E402
+from tapewatch.bot.backend import ShellBackend  # noqa: E402
+from tapewatch.bot.limits import BriefQueue, RateLimiter  # noqa: E402
+from tapewatch.bot.service import brief_writer  # noqa: E402
+from tapewatch.bot.telegram import Access, TelegramBot, build_application  # noqa: E402
 from tapewatch.jobs import Runtime  # noqa: E402
 from tapewatch.settings import load_settings  # noqa: E402
 from tests.crew_support import fill_with_samples  # noqa: E402

@@ -20,7 +20,7 @@ from tapewatch.settings import format_duration
 
 if TYPE_CHECKING:
     from publish.channel import Channel
-    from tapewatch.bot_review import ReviewBot
+    from tapewatch.bot.review import ReviewBot
     from tapewatch.daemon import Daemon
     from tapewatch.jobs import Runtime
     from tapewatch.settings import ScheduledBrief

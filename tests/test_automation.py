@@ -16,8 +16,8 @@ from apscheduler.triggers.cron import CronTrigger
 from memory.drafts import DraftStore
 from memory.switches import POSTING_PAUSED, Switches
 from publish.audit import AuditLog
-from tapewatch.bot_review import callback_data, parse_callback
-from tapewatch.bot_service import attach
+from tapewatch.bot.review import callback_data, parse_callback
+from tapewatch.bot.service import attach
 from tapewatch.daemon import Daemon
 from tapewatch.settings import Settings
 from tests.fakes.coingecko import FakeCoinGecko, serving_coingecko

@@ -11,8 +11,8 @@ from typing import Any
 import pytest
 
 from sources.errors import LLMError
-from tapewatch.bot import Access, BriefAnswer, TelegramBot, build_application, parse_brief_args, split_html
-from tapewatch.bot_limits import BriefQueue, RateLimiter
+from tapewatch.bot.limits import BriefQueue, RateLimiter
+from tapewatch.bot.telegram import Access, BriefAnswer, TelegramBot, build_application, parse_brief_args, split_html
 from tests.fakes.telegram_api import TOKEN, FakeTelegramAPI, serving_telegram
 
 ALICE, BOB, MALLORY = 111, 222, 666
@@ -247,7 +247,7 @@ def test_webhook_mode_registers_and_accepts_only_telegram_calls() -> None:
     import urllib.error
     import urllib.request
 
-    from tapewatch.bot import Webhook
+    from tapewatch.bot.telegram import Webhook
 
     with socket.socket() as probe:
         probe.bind(("127.0.0.1", 0))

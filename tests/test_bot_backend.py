@@ -6,8 +6,8 @@ from datetime import datetime, timedelta
 
 from memory.prices import PriceSnapshot
 from memory.state import FetchRecord
-from tapewatch.bot import BriefAnswer
-from tapewatch.bot_backend import ShellBackend
+from tapewatch.bot.backend import ShellBackend
+from tapewatch.bot.telegram import BriefAnswer
 from tests.test_databrief import NOW, post
 
 

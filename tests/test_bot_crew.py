@@ -9,10 +9,10 @@ from typing import Any
 import pytest
 
 from memory.drafts import DraftStore
-from tapewatch.bot import Access, TelegramBot, build_application
-from tapewatch.bot_backend import ShellBackend
-from tapewatch.bot_limits import BriefQueue, RateLimiter
-from tapewatch.bot_service import brief_writer
+from tapewatch.bot.backend import ShellBackend
+from tapewatch.bot.limits import BriefQueue, RateLimiter
+from tapewatch.bot.service import brief_writer
+from tapewatch.bot.telegram import Access, TelegramBot, build_application
 from tests.crew_support import crew_settings, fill_with_samples, llm_server_fixture  # noqa: F401
 from tests.fakes import crew_replies
 from tests.fakes.llm_server import LLMServer

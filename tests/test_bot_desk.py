@@ -13,10 +13,10 @@ from memory.drafts import Draft
 from memory.state import StateDB
 from publish.audit import AuditLog
 from publish.review import ReviewError, ReviewQueue
-from tapewatch.bot import Access, TelegramBot, build_application
-from tapewatch.bot_desk import QueueDesk, card_html
-from tapewatch.bot_limits import BriefQueue, RateLimiter
-from tapewatch.bot_review import ReviewBot, callback_data
+from tapewatch.bot.desk import QueueDesk, card_html
+from tapewatch.bot.limits import BriefQueue, RateLimiter
+from tapewatch.bot.review import ReviewBot, callback_data
+from tapewatch.bot.telegram import Access, TelegramBot, build_application
 from tests.fakes.telegram_api import TOKEN, serving_telegram
 from tests.test_bot import ALICE, MALLORY, Backend, until
 

@@ -6,9 +6,9 @@ import asyncio
 from typing import Any
 
 from sources.errors import PublishError
-from tapewatch.bot import Access, TelegramBot, build_application
-from tapewatch.bot_limits import BriefQueue, RateLimiter
-from tapewatch.bot_review import Card, Outcome, ReviewBot, callback_data, parse_callback
+from tapewatch.bot.limits import BriefQueue, RateLimiter
+from tapewatch.bot.review import Card, Outcome, ReviewBot, callback_data, parse_callback
+from tapewatch.bot.telegram import Access, TelegramBot, build_application
 from tests.fakes.telegram_api import TOKEN, FakeTelegramAPI, serving_telegram
 from tests.test_bot import ALICE, BOB, MALLORY, Backend, until
 

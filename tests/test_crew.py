@@ -167,7 +167,7 @@ def test_shell_without_a_model_writes_a_validated_data_brief_and_says_how_to_con
     assert result.draft.status == "pending" and result.draft.validation["ok"] is True
     assert "TAPEWATCH_LLM__MODEL" in result.note and "ollama/" in result.note
 
-    monkeypatch.setattr("tapewatch.cli_analysis._memory", lambda: sample_memory)
+    monkeypatch.setattr("tapewatch.cli.analysis._memory", lambda: sample_memory)
     cli = CliRunner().invoke(app, ["brief", "--ticker", "SOL", "--format", "markdown"])
     assert cli.exit_code == 0, cli.output
     assert "data brief" in cli.output and "llm.model" in cli.output and "(pending)" in cli.output
@@ -178,7 +178,7 @@ def test_cli_brief_runs_the_crew_and_reports_its_cost(llm_server: LLMServer, sam
                                                       monkeypatch: pytest.MonkeyPatch) -> None:
     crew_settings(monkeypatch, llm_server)
     llm_server.responder = crew_replies.well_behaved
-    monkeypatch.setattr("tapewatch.cli_analysis._memory", lambda: sample_memory)
+    monkeypatch.setattr("tapewatch.cli.analysis._memory", lambda: sample_memory)
     monkeypatch.setattr("tapewatch.clients.open_state", lambda _settings: sample_memory.state)
     result = CliRunner().invoke(app, ["brief", "--format", "all"])
     assert result.exit_code == 0, result.output

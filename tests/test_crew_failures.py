@@ -172,7 +172,7 @@ def test_budget_used_up_stops_the_crew_before_any_call(
     assert llm_server.requests == []
 
     # An explicit `tapewatch brief` refuses with one line and exit status 2.
-    monkeypatch.setattr("tapewatch.cli_analysis._memory", lambda: sample_memory)
+    monkeypatch.setattr("tapewatch.cli.analysis._memory", lambda: sample_memory)
     monkeypatch.setattr(sys, "argv", ["tapewatch", "brief"])
     with pytest.raises(SystemExit) as exit_info:
         main()

@@ -9,7 +9,7 @@ from typing import Any
 
 from memory.prices import PriceHistory
 from memory.store import Memory
-from tapewatch.bot import BriefAnswer
+from tapewatch.bot.telegram import BriefAnswer
 
 BriefWriter = Callable[[str | None, str | None, str], BriefAnswer]
 

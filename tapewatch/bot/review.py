@@ -19,7 +19,7 @@ if TYPE_CHECKING:
     from telegram import InlineKeyboardMarkup, Update
     from telegram.ext import Application, ContextTypes
 
-    from tapewatch.bot import Access
+    from tapewatch.bot.telegram import Access
 
 log = logging.getLogger(__name__)
 

@@ -10,7 +10,7 @@ import typer
 from rich.table import Table
 from sqlalchemy import func, select
 
-from tapewatch.cli import _ago, app, out, settings
+from tapewatch.cli.root import _ago, app, out, settings
 
 UNSETTLED = ("queued", "intent", "unknown", "needs_check")
 

@@ -2,7 +2,7 @@
 
 python-telegram-bot drives the conversation; everything it asks of tapewatch goes through a ``BotBackend``
 whose methods are blocking (state DB, Chroma, the crew) and therefore run in worker threads. Review buttons
-live in ``tapewatch.bot_review``. The bot never builds its own scheduler (``job_queue(None)``): the daemon's
+live in ``tapewatch.bot.review``. The bot never builds its own scheduler (``job_queue(None)``): the daemon's
 one APScheduler runs every timed job.
 """
 
@@ -22,7 +22,7 @@ from urllib.parse import urlsplit
 
 from crew.render import TELEGRAM_LIMIT
 from sources.errors import TapewatchError
-from tapewatch.bot_limits import BriefQueue, RateLimiter
+from tapewatch.bot.limits import BriefQueue, RateLimiter
 
 if TYPE_CHECKING:
     from telegram import Update

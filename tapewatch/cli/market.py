@@ -7,7 +7,7 @@ from typing import Annotated
 import typer
 from rich.table import Table
 
-from tapewatch.cli import _ago, app, out, settings
+from tapewatch.cli.root import _ago, app, out, settings
 
 
 @app.command()

@@ -210,7 +210,7 @@ def sources() -> None:
         table.add_row(name, kind, _ago(h.last_fetch_at), f"[{colour}]{h.last_status}[/{colour}]", str(h.items),
                       str(h.consecutive_errors or ""), (h.last_error or "")[:200])
     out.print(table)
-    from tapewatch.cli_daemon import print_schedule
+    from tapewatch.cli.daemon import print_schedule
 
     print_schedule(s, state)
 
@@ -292,15 +292,3 @@ def main() -> None:
     except KeyboardInterrupt:
         err.print("interrupted")
         sys.exit(130)
-
-
-# Registers the analysis commands on ``app`` (kept in their own module for size).
-from tapewatch import cli_analysis  # noqa: E402, F401
-
-# The daemon (`run`), market data (`prices`) commands; `sources` calls cli_daemon.print_schedule.
-from tapewatch import cli_daemon, cli_market  # noqa: E402, F401 # isort: skip
-from tapewatch import cli_costs  # noqa: E402, F401  # isort: skip
-# Review queue and publishing (issue 6).
-from tapewatch import cli_publish, cli_review  # noqa: E402, F401  # isort: skip
-# Operations and the Telegram bot's schedule (issue 7).
-from tapewatch import cli_ops  # noqa: E402, F401  # isort: skip

@@ -10,8 +10,8 @@ from zoneinfo import ZoneInfo
 import typer
 from rich.table import Table
 
-from tapewatch.cli import _ago, _duration, app, out, settings
-from tapewatch.cli_analysis import _print_draft
+from tapewatch.cli.analysis import _print_draft
+from tapewatch.cli.root import _ago, _duration, app, out, settings
 
 if TYPE_CHECKING:
     from memory.state import StateDB

@@ -1,4 +1,4 @@
-"""CLI commands for the analysis stage: signals, narratives and briefs (drafts: ``cli_review``)."""
+"""CLI commands for the analysis stage: signals, narratives and briefs (drafts: ``cli.review``)."""
 
 from __future__ import annotations
 
@@ -12,7 +12,7 @@ from rich.table import Table
 if TYPE_CHECKING:
     from memory.drafts import Draft
 
-from tapewatch.cli import _ago, _duration, _memory, app, out, settings
+from tapewatch.cli.root import _ago, _duration, _memory, app, out, settings
 
 WindowOpt = Annotated[str, typer.Option("--window", "-w", help="Time window: 24h, 6h, 7d, …")]
 

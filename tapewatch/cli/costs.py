@@ -8,7 +8,7 @@ from typing import Annotated
 import typer
 from rich.table import Table
 
-from tapewatch.cli import app, out, settings
+from tapewatch.cli.root import app, out, settings
 
 
 @app.command()

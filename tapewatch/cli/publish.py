@@ -8,7 +8,7 @@ from typing import TYPE_CHECKING, Annotated, Optional
 import typer
 from rich.table import Table
 
-from tapewatch.cli import _ago, app, out, settings
+from tapewatch.cli.root import _ago, app, out, settings
 
 if TYPE_CHECKING:
     from publish.delivery import RunReport

@@ -9,7 +9,7 @@ from typing import TYPE_CHECKING, Annotated, Optional
 import typer
 from rich.table import Table
 
-from tapewatch.cli import _ago, app, out, settings
+from tapewatch.cli.root import _ago, app, out, settings
 from tapewatch.settings import format_duration
 
 if TYPE_CHECKING:
@@ -42,7 +42,7 @@ def run(
         out.print("Jobs: " + ", ".join(f"{j.name} every {format_duration(j.interval.total_seconds())}" for j in specs),
                   highlight=False)
         if not once:
-            from tapewatch.bot_service import attach
+            from tapewatch.bot.service import attach
 
             _automation, lines = attach(daemon, runtime)
             for line in lines:

@@ -11,8 +11,8 @@ from crew.render import TELEGRAM_LIMIT
 from memory.drafts import Draft
 from publish.audit import record
 from publish.review import ReviewError, ReviewQueue
-from tapewatch.bot import split_html
-from tapewatch.bot_review import Card, Outcome
+from tapewatch.bot.review import Card, Outcome
+from tapewatch.bot.telegram import split_html
 
 ACTIONS_BY_STATUS: dict[str, tuple[str, ...]] = {
     "pending": ("approve", "reject", "edit"),

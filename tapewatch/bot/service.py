@@ -8,11 +8,11 @@ from datetime import UTC, datetime
 from typing import TYPE_CHECKING
 
 from tapewatch.automation import Automation, publish_channels_or_none
-from tapewatch.bot import Access, BriefAnswer, TelegramBot, Webhook, build_application
-from tapewatch.bot_limits import BriefQueue, RateLimiter
+from tapewatch.bot.limits import BriefQueue, RateLimiter
+from tapewatch.bot.telegram import Access, BriefAnswer, TelegramBot, Webhook, build_application
 
 if TYPE_CHECKING:
-    from tapewatch.bot_backend import BriefWriter
+    from tapewatch.bot.backend import BriefWriter
     from tapewatch.daemon import Daemon
     from tapewatch.jobs import Runtime
 
@@ -43,7 +43,7 @@ def brief_writer(runtime: Runtime) -> BriefWriter:
 
 def attach(daemon: Daemon, runtime: Runtime) -> tuple[Automation, list[str]]:
     """Add the posting schedule and, when a bot token is set, the Telegram bot; returns banner lines."""
-    from tapewatch.bot_backend import ShellBackend
+    from tapewatch.bot.backend import ShellBackend
     from tapewatch.clients import price_history
 
     s = runtime.settings
@@ -66,8 +66,8 @@ def attach(daemon: Daemon, runtime: Runtime) -> tuple[Automation, list[str]]:
                           queue=BriefQueue(s.bot.max_concurrent_briefs, s.bot.max_queued_briefs),
                           review_chat_id=s.bot.review_chat_id)
         if s.bot.review_chat_id is not None and reviewers:
-            from tapewatch.bot_desk import QueueDesk
-            from tapewatch.bot_review import ReviewBot
+            from tapewatch.bot.desk import QueueDesk
+            from tapewatch.bot.review import ReviewBot
             from tapewatch.clients import review_queue
 
             desk = QueueDesk(review_queue(s, runtime.state, via="telegram"),

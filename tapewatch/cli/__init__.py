@@ -1,0 +1,11 @@
+"""The ``tapewatch`` command line: the root app in ``root``, each group of commands in a module of its own.
+
+Heavy libraries are imported inside commands so ``--help`` is instant.
+"""
+
+from tapewatch.cli.root import app, main
+
+# Importing a command module registers its commands on ``app``.
+from tapewatch.cli import analysis, costs, daemon, market, ops, publish, review  # noqa: F401  # isort: skip
+
+__all__ = ["app", "main"]
