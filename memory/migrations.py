@@ -69,6 +69,7 @@ MIGRATIONS: tuple[Migration, ...] = (
     Migration(7, "review audit log, publishing outbox, schedules, publish lease",
               _create("audit_log", "outbox", "draft_schedule", "publish_lease")),
     Migration(8, "run-time switches and review cards", _create("switches", "review_cards")),
+    Migration(9, "items that read as instructions to an AI", _add_columns("items", "suspect")),
 )
 
 

@@ -105,6 +105,9 @@ items = Table(
     Column("text", Text, nullable=False, server_default=""),
     Column("cluster", String(50), nullable=False, server_default=""),
     Column("engagement", Integer, nullable=False, server_default="0"),
+    # Added in schema version 9: the item reads as instructions to an AI (sources.injection); such an item is
+    # counted in signals but never quoted, linked or used as a claim's only support.
+    Column("suspect", Integer, nullable=False, server_default="0"),
     Index("ix_items_published", "published_at"),
     Index("ix_items_story", "story_id"),
     Index("ix_items_source", "source"),

@@ -13,6 +13,7 @@ from sqlalchemy.exc import SQLAlchemyError
 from memory import schema
 from memory.migrations import migrate
 from sources.errors import StoreError
+from sources.injection import looks_like_instructions
 from sources.item import Item
 from sources.rss import Validators
 
@@ -350,6 +351,7 @@ def _item_row(item: Item, story_id: str, similarity: float | None) -> dict[str, 
         "source": item.source, "url": item.url, "title": item.title, "author": item.author,
         "tickers": " ".join(item.tickers), "published_at": item.published_at, "fetched_at": item.fetched_at,
         "text": item.text[:2000], "cluster": item.cluster, "engagement": item.engagement,
+        "suspect": int(looks_like_instructions(f"{item.title}\n{item.text}")),
     }
 
 

@@ -101,6 +101,17 @@ class FeedSettings(BaseModel):
     url: str
     kind: Literal["news", "forum"] = "news"
     enabled: bool = True
+    # What its items can ground (see the README's "Grounding"): "official" is a project's own feed; unset,
+    # a news feed is "media" and a forum feed is "forum".
+    tier: Literal["official", "media", "forum"] | None = None
+    # Hosts whose links we publish for this feed's items (and their subdomains); empty: the feed's own
+    # registrable domain. An entry linking anywhere else is cited without a link.
+    link_domains: list[str] = []
+
+    @property
+    def source_tier(self) -> str:
+        """The tier of this feed's items."""
+        return self.tier or ("media" if self.kind == "news" else "forum")
 
     @field_validator("url")
     @classmethod
@@ -151,6 +162,8 @@ class XAccountSettings(BaseModel):
 
     handle: str = Field(pattern=r"^@?[A-Za-z0-9_]{1,15}$")
     cluster: str = Field(default="", max_length=50, pattern=r"^[a-z0-9_\-]*$")
+    # "official": a project's own account; "media": a news outlet's account; everyone else is "social".
+    tier: Literal["official", "media", "social"] = "social"
 
     @field_validator("handle")
     @classmethod
@@ -327,6 +340,15 @@ class GroundingSettings(BaseModel):
     price_tolerance_pct: float = Field(default=2.0, ge=0.0, le=50.0)  # relative, against a price snapshot
     percent_tolerance_pp: float = Field(default=0.5, ge=0.0, le=20.0)  # percentage points, against a change
     max_x_posts: int = Field(default=12, ge=2, le=25)
+    # A claim resting only on one social or forum item: "attribute" (publishable only when worded as a
+    # claim of its source, "a post by @x says ...") or "block" (never publishable without an override).
+    single_source_policy: Literal["attribute", "block"] = "attribute"
+    # A ticker off the watchlist (or without signals) needs this many sources from different outlets or
+    # account groups before a draft may feature it.
+    min_independent_sources: int = Field(default=2, ge=1, le=10)
+    # With a model configured: a cheap model that labels each claim supported / unsupported / contradicted
+    # by its cited excerpts in one batched call (a crewAI model string; unset: no verifier step).
+    verifier_model: str | None = None
 
 
 class ReviewSettings(BaseModel):
