@@ -1,56 +1,90 @@
-"""What a draft's text claims, read back from its rendered formats: tickers, dollar amounts, percentages, links.
+"""What a draft's text claims, read back from its rendered formats: sentences, tickers, links.
 
 Pure functions over text, shared by the grounding validator. Each format is reduced to plain text
 first (Telegram tags stripped and entities decoded, Markdown escapes and link targets removed), so
-the same claim is found the same way in every format, whoever wrote or edited it.
+the same claim is found the same way in every format, whoever wrote or edited it. Links are found the
+way readers' clients find them: X's own rules (twitter-text, which makes ``pump-claim.fun/sol``
+clickable), any host on a public suffix, and the obfuscated forms ("claim[.]fun", "claim dot fun")
+that ask a reader to type a link in.
 """
 
 from __future__ import annotations
 
 import html
 import re
-from dataclasses import dataclass
+import unicodedata
+import warnings
+from functools import lru_cache
 from urllib.parse import unquote
 
 from sources.item import canonical_url
 from sources.tickers import Watchlist
 
-_URL = re.compile(r"\bhttps?://[^\s<>\"'()\[\]{}]+", re.IGNORECASE)
-_BARE_DOMAIN = re.compile(r"(?<![\w@./-])(?:[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?\.)+"
-                          r"(?:com|org|net|io|xyz|co|app|finance|exchange|gg|me|info|biz|ly|to|link|site)"
-                          r"(?:/[^\s<>\"'()\[\]{}]*)?(?![\w])", re.IGNORECASE)
+with warnings.catch_warnings():  # twitter-text imports pkg_resources, which warns; not ours to fix
+    warnings.simplefilter("ignore", UserWarning)
+    from twitter_text import extract_urls
+
+_URL = re.compile(r"\b(?:https?|ftp|tg|javascript|data)://[^\s<>\"'()\[\]{}]+", re.IGNORECASE)
+_HOSTLIKE = re.compile(r"(?<![\w@./-])((?:[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?\.)+(?P<tld>[a-z][a-z0-9-]{1,62}))"
+                       r"(?P<path>/[^\s<>\"'()\[\]{}]*)?(?![\w-])", re.IGNORECASE)
+_OBFUSCATED = re.compile(r"(?<![\w-])[a-z0-9][a-z0-9-]*\s?(?:\[\.\]|\(\.\)|\{\.\}|\[dot\]|\(dot\)|\s+dot\s+)"
+                         r"\s?(?P<tld>[a-z]{2,24})\b", re.IGNORECASE)
+# Hosts that look like domains in prose but are not links anyone can open ("e.g", "U.S", "node.js" ...).
+_NOT_HOSTS = frozenset({"js", "py", "md", "txt", "ts", "rs", "sol"})
 _TRAILING = ".,;:!?…'\")]"
 _HREF = re.compile(r"""<a\s[^>]*?href\s*=\s*(["'])(.*?)\1""", re.IGNORECASE | re.DOTALL)
 _TAG = re.compile(r"<[^>]*>")
 _MD_TARGET = re.compile(r"\]\(([^)\s]*)\)")
 _MD_ESCAPE = re.compile(r"\\(.)")
-_NUM = r"\d{1,3}(?:,\d{3})+(?:\.\d+)?|\d+(?:\.\d+)?"
-_SUFFIX = r"k|m|mn|mm|b|bn|t|tn|thousand|million|billion|trillion"
-_MONEY = re.compile(rf"(?<![\w.])(?:US)?\$\s?(?P<num>{_NUM})\s?(?P<suffix>{_SUFFIX})?(?![\w])", re.IGNORECASE)
-_MONEY_WORD = re.compile(rf"(?<![\w.,$])(?P<num>{_NUM})\s?(?P<suffix>{_SUFFIX})?\s?(?:USD|US dollars|dollars)\b",
-                         re.IGNORECASE)
-_PERCENT = re.compile(rf"(?<![\w.,])(?P<sign>[+\-−])?(?P<num>{_NUM})\s?(?:%|percent\b|per cent\b)", re.IGNORECASE)
-# Semicolons do not end a claim: data-brief lines use them between the fields about one ticker.
-_SENTENCE_END = re.compile(r"(?<!\d)[.!?](?!\d)|\n")
-_MULTIPLIER = {"k": 1e3, "thousand": 1e3, "m": 1e6, "mn": 1e6, "mm": 1e6, "million": 1e6, "b": 1e9,
-               "bn": 1e9, "billion": 1e9, "t": 1e12, "tn": 1e12, "trillion": 1e12}
+# A sentence ends at . ! ? (not inside a number like 3.6 or an abbreviation like "U.S.") or a line break.
+_SENTENCE_END = re.compile(r"(?<![\d\s.][A-Z])(?<!\be\.g)(?<!\bi\.e)(?<!\bvs)(?<!\bNo)[.!?](?=\s|$)|\n")
 
 
-@dataclass(frozen=True)
-class Number:
-    """A dollar amount or a percentage as written, with the rounding its digits imply."""
+@lru_cache(maxsize=1)
+def _suffixes() -> object:
+    from publicsuffixlist import PublicSuffixList
 
-    kind: str  # "usd" or "pct"
-    value: float
-    slack: float  # half a unit of the last digit written (×1000 for "$64.3K"): "$64.3K" covers 64,250
-    text: str
-    ticker: str | None  # the ticker it is said about: the nearest one in the same sentence
-    signed: bool  # written with an explicit + or - sign
+    return PublicSuffixList()
 
-    def matches(self, other: float, tolerance: float = 0.0) -> bool:
-        """Whether ``other`` could be written as this number, within ``tolerance`` on top of the rounding."""
-        candidates = (self.value,) if self.signed or self.kind == "usd" else (self.value, -self.value)
-        return any(abs(c - other) <= self.slack + tolerance + 1e-9 for c in candidates)
+
+@lru_cache(maxsize=1)
+def _top_level_domains() -> frozenset[str]:
+    """Every top-level label the public suffix list names (its wildcard default would make any word one)."""
+    from importlib.resources import files
+
+    tlds = set()
+    for line in files("publicsuffixlist").joinpath("public_suffix_list.dat").read_text("utf-8").splitlines():
+        rule = line.strip().lstrip("!*.")
+        if rule and not rule.startswith("//"):
+            label = rule.rsplit(".", 1)[-1]
+            tlds.add(label if label.isascii() else label.encode("idna").decode("ascii"))
+    return frozenset(tlds)
+
+
+def registrable_domain(host: str) -> str:
+    """The domain a host belongs to on the public suffix list ("www.coindesk.com" → "coindesk.com")."""
+    host = host.lower().strip(".")
+    found = _suffixes().privatesuffix(host)  # type: ignore[attr-defined]
+    return str(found) if found else host
+
+
+def _is_public_tld(tld: str) -> bool:
+    return tld.lower() in _top_level_domains() and tld.lower() not in _NOT_HOSTS
+
+
+def sentences(text: str) -> list[str]:
+    """``text`` split into sentences (each stripped; empty ones dropped)."""
+    out, last = [], 0
+    for m in _SENTENCE_END.finditer(text):
+        out.append(text[last:m.end()].strip())
+        last = m.end()
+    out.append(text[last:].strip())
+    return [s for s in out if s]
+
+
+def visible(text: str) -> str:
+    """``text`` as a reader's client shows it for link detection: compatibility forms folded (full-width ...)."""
+    return unicodedata.normalize("NFKC", text)
 
 
 def telegram_plain(message: str) -> str:
@@ -65,14 +99,20 @@ def markdown_plain(document: str) -> str:
 
 def without_urls(text: str) -> str:
     """``text`` with links blanked out, so a path like /solana-news names no ticker and no number."""
-    return _BARE_DOMAIN.sub(" ", _URL.sub(" ", text))
+    for link in sorted(set(links_in_text(text)), key=len, reverse=True):
+        text = text.replace(link, " ")
+    return text
 
 
 def links_in_text(text: str) -> list[str]:
-    """Links written out in plain text, with or without a scheme."""
+    """Links written out in plain text: with a scheme, bare hosts on any public suffix, and obfuscated ones."""
+    text = visible(text)
     found = [m.group().rstrip(_TRAILING) for m in _URL.finditer(text)]
-    found += [m.group().rstrip(_TRAILING) for m in _BARE_DOMAIN.finditer(_URL.sub(" ", text))]
-    return found
+    rest = _URL.sub(" ", text)
+    found += [u.rstrip(_TRAILING) for u in extract_urls(rest)]
+    found += [m.group(0).rstrip(_TRAILING) for m in _HOSTLIKE.finditer(rest) if _is_public_tld(m.group("tld"))]
+    found += [m.group(0) for m in _OBFUSCATED.finditer(rest) if _is_public_tld(m.group("tld"))]
+    return list(dict.fromkeys(f for f in found if f))
 
 
 def telegram_links(message: str) -> list[str]:
@@ -100,34 +140,3 @@ def canonical_link(link: str) -> str:
 def tickers_in(text: str, watchlist: Watchlist) -> set[str]:
     """Tickers named in ``text``: cashtags and watchlist names (links ignored)."""
     return set(watchlist.extract(without_urls(text)))
-
-
-def _value(num: str, suffix: str | None) -> tuple[float, float]:
-    digits = num.replace(",", "")
-    decimals = len(digits.split(".", 1)[1]) if "." in digits else 0
-    multiplier = _MULTIPLIER.get((suffix or "").lower(), 1.0)
-    return float(digits) * multiplier, 0.5 * 10 ** -decimals * multiplier
-
-
-def numbers_in(text: str, watchlist: Watchlist | None = None) -> list[Number]:
-    """Dollar amounts and percentages in ``text`` (links ignored), each tied to its sentence's nearest ticker."""
-    text = without_urls(text)
-    mentions = watchlist.mentions(text) if watchlist is not None else []
-    bounds = [0, *(m.end() for m in _SENTENCE_END.finditer(text)), len(text) + 1]
-    found: list[tuple[int, str, re.Match[str]]] = [(m.start(), "usd", m) for m in _MONEY.finditer(text)]
-    taken = {m.start("num") for _, _, m in found}
-    found += [(m.start(), "usd", m) for m in _MONEY_WORD.finditer(text) if m.start("num") not in taken]
-    found += [(m.start(), "pct", m) for m in _PERCENT.finditer(text)]
-    out = []
-    for position, kind, match in sorted(found, key=lambda f: f[0]):
-        suffix = match.groupdict().get("suffix")
-        value, slack = _value(match.group("num"), suffix)
-        sign = match.groupdict().get("sign")
-        if sign in ("-", "−"):
-            value = -value
-        start = max(b for b in bounds if b <= position)
-        end = min(b for b in bounds if b > position)
-        near = [(position - p if p <= position else p - position + 0.5, t) for p, t in mentions if start <= p < end]
-        out.append(Number(kind=kind, value=value, slack=slack, text=match.group().strip(),
-                          ticker=min(near)[1] if near else None, signed=bool(sign)))
-    return out

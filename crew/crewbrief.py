@@ -132,7 +132,7 @@ def run_crew_brief(memory: Any, drafts: Any, ledger: CostLedger, setup: CrewSetu
         built, report = checks.result
         draft = replace(
             built, status="pending" if report.ok else "flagged", validation=report.to_dict(),
-            meta={"run_id": run_id, "models": dict(setup.models), "prompt_version": prompt_version(),
+            meta={**built.meta, "run_id": run_id, "models": dict(setup.models), "prompt_version": prompt_version(),
                   "tokens": {u.agent: {"prompt": u.prompt_tokens, "completion": u.completion_tokens, "calls": u.calls}
                              for u in usage},
                   "llm_calls": sum(u.calls for u in usage), "cost_usd": round(cost, 6),

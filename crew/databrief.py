@@ -18,6 +18,7 @@ from crew.model import (
     ValidationReport,
 )
 from crew.render import render_markdown, render_telegram, render_x_thread
+from crew.trust import is_suspect
 from memory.drafts import Draft
 
 FOOTER = "Built from stored sources by deterministic signals (no language model). Not financial advice."
@@ -33,10 +34,19 @@ def window_label(window: timedelta) -> str:
     return f"last {seconds // 60}m"
 
 
+LinkOf = Callable[[Any], "str | None"]
+
+
 def compose(signals: Signals, rows: Mapping[str, Any], *, generated_at: datetime, ticker: str | None = None,
             story_ids: Sequence[str] | None = None, max_tickers: int = 5, max_narratives: int = 3,
-            max_stories: int = 5) -> DataBrief:
-    """Turn signals into brief sections; ``rows`` maps item ids to stored item rows for citations."""
+            max_stories: int = 5, link_of: LinkOf | None = None) -> DataBrief:
+    """Turn signals into brief sections; ``rows`` maps item ids to stored item rows for citations.
+
+    ``link_of`` gives the link a cited item may be published with (``crew.trust.SourcePolicy.link``);
+    None there means the item is cited without a link.
+    """
+    if link_of is not None:
+        rows = _Linked(rows, link_of)
     tickers = [t for t in signals.tickers if ticker is None or t.ticker == ticker.upper()]
     narratives = list(signals.narratives)
     if ticker:
@@ -65,11 +75,20 @@ def compose(signals: Signals, rows: Mapping[str, Any], *, generated_at: datetime
     )
 
 
+class _Linked(dict[str, Any]):
+    """Rows plus the policy that decides each one's publishable link."""
+
+    def __init__(self, rows: Mapping[str, Any], link_of: LinkOf) -> None:
+        super().__init__(rows)
+        self.link_of = link_of
+
+
 def _ref(item_id: str, rows: Mapping[str, Any]) -> SourceRef | None:
     row = rows.get(item_id)
-    if row is None:
-        return None
-    return SourceRef(item_id=row.id, title=row.title, url=row.url, outlet=row.source)
+    if row is None or is_suspect(row):
+        return None  # counted in the signals, never quoted or cited
+    url = (rows.link_of(row) or "") if isinstance(rows, _Linked) else row.url
+    return SourceRef(item_id=row.id, title=row.title, url=url, outlet=row.source)
 
 
 def _refs(ids: Sequence[str], rows: Mapping[str, Any], limit: int = 2) -> tuple[SourceRef, ...]:
@@ -95,7 +114,7 @@ def _ticker_line(t: TickerSignal, rows: Mapping[str, Any]) -> BriefLine:
 
 def _narrative_line(n: Narrative, rows: Mapping[str, Any]) -> BriefLine:
     lead = rows.get(n.id)
-    headline = f" ({lead.title})" if lead is not None else ""
+    headline = f" ({lead.title})" if lead is not None and not is_suspect(lead) else ""
     text = (f"{n.status.capitalize()}: {n.label}{headline}: {n.size} stories, {n.reports} reports "
             f"from {n.clusters} {'group' if n.clusters == 1 else 'groups'}")
     return BriefLine(text=text, sources=_refs(n.item_ids, rows),
@@ -108,7 +127,8 @@ def _top_stories(rows: Mapping[str, Any], story_ids: Sequence[str] | None, ticke
     reports: dict[str, list[Any]] = {}
     for row in sorted(rows.values(), key=lambda r: r.published_at):
         reports.setdefault(row.story_id, []).append(row)
-    candidates = [sid for sid, members in reports.items() if len(members) > 1 and sid in rows]
+    candidates = [sid for sid, members in reports.items()
+                  if len({r.source for r in members}) > 1 and sid in rows and not is_suspect(rows[sid])]
     if story_ids is not None:
         wanted = set(story_ids)
         candidates = [sid for sid in candidates if sid in wanted]
@@ -131,8 +151,14 @@ def to_draft(brief: DataBrief, signals: Signals, *, topic: str = "") -> Draft:
         created_at=brief.generated_at, mode="data", window_start=signals.window_start,
         window_end=signals.window_end, x_thread=tuple(render_x_thread(brief)),
         telegram_html=render_telegram(brief), markdown=render_markdown(brief), item_ids=cited,
-        tickers=tickers, topic=topic, signals=signals_summary(signals),
+        tickers=tickers, topic=topic, signals=signals_summary(signals), meta={"claims": claim_sources(brief)},
     )
+
+
+def claim_sources(brief: DataBrief) -> list[dict[str, Any]]:
+    """Each line's text with the items it cites: the grounding validator checks a claim against its own sources."""
+    return [{"text": line.text, "item_ids": [ref.item_id for ref in line.sources]}
+            for section in brief.sections for line in section.lines]
 
 
 def signals_summary(signals: Signals) -> dict[str, Any]:
@@ -150,7 +176,8 @@ def signals_summary(signals: Signals) -> dict[str, Any]:
 
 def build(memory: Any, drafts: Any, *, now: datetime, window: timedelta = timedelta(hours=24),
           ticker: str | None = None, topic: str | None = None, prices: Any = None,
-          validate: Callable[[Draft], ValidationReport] | None = None) -> tuple[Signals, Draft | None]:
+          validate: Callable[[Draft], ValidationReport] | None = None,
+          link_of: LinkOf | None = None) -> tuple[Signals, Draft | None]:
     """Compute signals for the window and, if there is anything to report, save a data-brief draft.
 
     With ``validate`` (the grounding validator) the draft carries its report and is flagged if it fails.
@@ -167,7 +194,7 @@ def build(memory: Any, drafts: Any, *, now: datetime, window: timedelta = timede
     if topic:
         hits = memory.search(topic, 30, since=signals.window_start, until=signals.window_end)
         story_ids = [rows[h.id].story_id for h in hits if h.id in rows and h.score >= 0.25]
-    brief = compose(signals, rows, generated_at=now, ticker=ticker, story_ids=story_ids)
+    brief = compose(signals, rows, generated_at=now, ticker=ticker, story_ids=story_ids, link_of=link_of)
     if not brief.sections:
         return signals, None
     label = topic or (f"${ticker.upper()}" if ticker else "")

@@ -1,18 +1,23 @@
 """The grounding validator: checks any draft (crew-written, data brief or hand-edited) against what was stored.
 
 Deterministic: the same draft and the same stored items, watchlist, price snapshots and settings give
-the same problems. Rules (see the README's "Grounding" section):
+the same report. Evidence has tiers (see the README's "Grounding"):
 
-- sources: the draft cites at least one item, and every cited id is a stored item;
-- tickers: every ticker named (cashtag or watchlist name) appears in a cited item; a watchlist ticker no
-  cited item mentions needs other stored evidence, a signal in the draft's window or a price snapshot,
-  and a ticker that is neither cited nor watched is never accepted;
-- numbers: every dollar amount or percentage matches a stored price snapshot of the ticker it is said
-  about (within the tolerances) or appears in a cited item;
-- links: every link is the canonical URL of a cited item;
-- format: X posts within 280 weighted characters and the post cap, Telegram within 4096 characters and
-  using only Telegram's tags;
-- compliance: the required disclaimer is in every format and no banned phrase is anywhere.
+- sources: the draft cites at least one stored item; an item that reads as instructions to an AI
+  (``suspect``) is counted but grounds nothing and is never linked;
+- prices: a ticker's price, move, volume and market cap are checked against its price snapshots only,
+  direction included, whatever any item says;
+- other numbers: an item the claim cites states the same number about the same asset (entity–number
+  binding on both sides, rounding and ranges allowed), in the same direction;
+- tickers: a watchlist ticker backed by the window's signals, or one named by
+  ``min_independent_sources`` independent groups (outlets, account clusters);
+- time words: "today", "yesterday", "this week" agree with when the cited items say it happened;
+- single source: a claim resting on one social/forum group is attributed or not publishable;
+- links: only the trusted link of a cited item (``crew.trust``); no link from any item's text;
+- format and platform: X's 280 weighted characters, post cap, @mentions, tag caps; Telegram's size and
+  tags; no hidden characters; compliance (``crew.compliance``).
+
+Claims are checked in every format (``crew.claimcheck``), so a hand edit cannot hide one.
 """
 
 from __future__ import annotations
@@ -24,25 +29,33 @@ from datetime import UTC, datetime
 from html.parser import HTMLParser
 from typing import Any
 
+from crew.claimcheck import ClaimChecker
 from crew.claims import (
-    Number,
     canonical_link,
     links_in_text,
     markdown_links,
     markdown_plain,
-    numbers_in,
     telegram_links,
     telegram_plain,
-    tickers_in,
 )
+from crew.entities import Entities
+from crew.evidence import read_source
 from crew.model import Problem, ValidationReport
 from crew.render import TELEGRAM_LIMIT, X_LIMIT, weighted_length
+from crew.trust import SourcePolicy
 from memory.drafts import Draft
 from memory.prices import PriceHistory
+from sources.coins import CoinDirectory
 from sources.tickers import Watchlist
 
 TELEGRAM_TAGS = frozenset({"b", "strong", "i", "em", "u", "ins", "s", "strike", "del", "a", "code", "pre",
                            "blockquote", "tg-spoiler", "span"})
+# Characters a reader cannot see but a model (or X's search) reads: bidi controls, zero-width, tag characters.
+HIDDEN = re.compile("[\u00ad\u034f\u061c\u115f\u1160\u17b4\u17b5\u180b-\u180f\u200b-\u200f\u202a-\u202e"
+                    "\u2060-\u206f\u3164\ufe00-\ufe0f\ufeff\uffa0\U000e0000-\U000e007f]")
+_MENTION = re.compile(r"(?<![\w@])@([A-Za-z0-9_]{1,15})(?![\w@])")
+_CASHTAG = re.compile(r"(?<![\w$])\$[A-Za-z][A-Za-z0-9]{1,9}(?![\w])")
+_HASHTAG = re.compile(r"(?<![\w#&])#[^\s#.,;:!?()\[\]{}'\"]{1,100}")
 
 
 @dataclass(frozen=True)
@@ -60,27 +73,41 @@ class GroundingContext:
     max_x_posts: int = 12
     telegram_limit: int = TELEGRAM_LIMIT
     clock: Callable[[], datetime] = field(default=lambda: datetime.now(UTC))
+    policy: SourcePolicy = field(default_factory=SourcePolicy)
+    coins: CoinDirectory | None = None
+    # Stored rows that name a ticker in a time range: corroboration beyond the cited items.
+    ticker_items: Callable[[str, datetime, datetime], Iterable[Any]] | None = None
+    single_source_policy: str = "attribute"  # or "block"
+    min_independent_sources: int = 2
+    volume_tolerance_pct: float = 5.0
+    allowed_mentions: frozenset[str] = frozenset()  # X handles (lower case) a post may @mention
+    max_cashtags: int = 4  # per X post
+    max_hashtags: int = 2  # per X post
 
 
 def validate_draft(draft: Draft, context: GroundingContext) -> ValidationReport:
-    """Every reason ``draft`` may not be published; an empty report means it is grounded and compliant."""
+    """Every reason ``draft`` may not be published, and per claim what grounded it."""
     rows = dict(context.lookup(draft.item_ids)) if draft.item_ids else {}
+    entities = Entities(context.watchlist, context.coins)
+    cashtags = {t for r in rows.values() for t in entities.cashtags(f"{r.title}\n{r.text or ''}")}
+    entities = entities.with_symbols(cashtags)
+    sources = [read_source(rows[i], entities, context.policy) for i in draft.item_ids if i in rows]
     texts = {"x": "\n".join(draft.x_thread), "telegram": telegram_plain(draft.telegram_html),
              "markdown": markdown_plain(draft.markdown)}
     links = {"x": links_in_text(texts["x"]), "telegram": telegram_links(draft.telegram_html),
              "markdown": markdown_links(draft.markdown)}
     problems: list[Problem] = []
-    problems += _sources(draft, rows)
+    problems += _sources(draft, rows, sources)
     problems += _format(draft, context)
-    evidence = _Evidence(draft, rows, context)
-    # The draft's ticker list is metadata readers don't see, but review and publishing key on it.
-    problems += evidence.tickers(" ".join(f"${t}" for t in draft.tickers), "tickers")
+    problems += _x_platform(draft, context)
+    checker = ClaimChecker(draft, context, entities, sources)
+    problems += checker.tickers(" ".join(f"${t}" for t in draft.tickers), "tickers")
     for where, text in texts.items():
-        problems += evidence.tickers(text, where)
-        problems += evidence.numbers(text, where)
-        problems += evidence.links(links[where], where)
+        problems += checker.check_text(text, where)
+        problems += _links(links[where], where, sources, context.policy)
+        problems += _hidden(text, where)
         problems += _compliance(text, where, context)
-    return ValidationReport(problems=_merged(problems), checked_at=context.clock())
+    return ValidationReport(problems=_merged(problems), checked_at=context.clock(), claims=checker.results())
 
 
 def _merged(problems: list[Problem]) -> tuple[Problem, ...]:
@@ -93,91 +120,55 @@ def _merged(problems: list[Problem]) -> tuple[Problem, ...]:
     return tuple(Problem(code, message, ", ".join(where)) for (code, message), where in places.items())
 
 
-def _sources(draft: Draft, rows: Mapping[str, Any]) -> list[Problem]:
+def _sources(draft: Draft, rows: Mapping[str, Any], sources: list[Any]) -> list[Problem]:
     if not draft.item_ids:
         return [Problem("no_sources", "the draft cites no stored item", "sources")]
-    return [Problem("unknown_source", f"cited item {item_id} is not in memory", "sources")
-            for item_id in draft.item_ids if item_id not in rows]
+    problems = [Problem("unknown_source", f"cited item {item_id} is not in memory", "sources")
+                for item_id in draft.item_ids if item_id not in rows]
+    if sources and all(s.suspect for s in sources):
+        problems.append(Problem("suspect_source", "every cited item reads as instructions to an AI", "sources"))
+    return problems
 
 
-class _Evidence:
-    """What the cited items, the watchlist, the draft's signals and the price snapshots support."""
+def _links(found: list[str], where: str, sources: list[Any], policy: SourcePolicy) -> list[Problem]:
+    trusted = {canonical_link(link) for s in sources if not s.suspect and (link := policy.link(s.row))}
+    problems = []
+    for link in dict.fromkeys(found):
+        if re.search(r"\[\.\]|\(\.\)|\{\.\}|\bdot\b|\[dot\]|\(dot\)", link, re.IGNORECASE):
+            problems.append(Problem("obfuscated_link", "the text spells out a link for readers to type in", where))
+        elif canonical_link(link) not in trusted:
+            host = re.sub(r"^[a-z]+://", "", link, flags=re.IGNORECASE).split("/")[0][:80]
+            problems.append(Problem("foreign_link", f"a link to {host} is not the trusted link of a cited item",
+                                    where))
+    return problems
 
-    def __init__(self, draft: Draft, rows: Mapping[str, Any], context: GroundingContext) -> None:
-        self.draft = draft
-        self.context = context
-        watch = context.watchlist
-        cited_text = "\n".join(f"{r.title}\n{r.text}" for r in rows.values())
-        self.cited_tickers = {t for r in rows.values() for t in r.tickers.split()} | tickers_in(cited_text, watch)
-        self.cited_numbers = numbers_in(cited_text)
-        self.cited_links = {canonical_link(r.url) for r in rows.values()}
-        signals = draft.signals.get("tickers", []) if isinstance(draft.signals, dict) else []
-        self.signal_tickers = {str(t.get("ticker")) for t in signals if isinstance(t, dict)}
-        self._snapshots: dict[str, Any] = {}
 
-    def snapshot(self, ticker: str) -> Any:
-        """The newest price snapshot of ``ticker`` at the draft's window end, cached."""
-        if ticker not in self._snapshots:
-            prices = self.context.prices
-            self._snapshots[ticker] = prices.latest(ticker, self.draft.window_end) if prices is not None else None
-        return self._snapshots[ticker]
+def _hidden(text: str, where: str) -> list[Problem]:
+    found = HIDDEN.findall(text)
+    if not found:
+        return []
+    names = sorted({f"U+{ord(c):04X}" for c in found})[:5]
+    return [Problem("hidden_characters", f"{len(found)} invisible character(s) ({', '.join(names)})", where)]
 
-    def tickers(self, text: str, where: str) -> list[Problem]:
-        problems = []
-        for ticker in sorted(tickers_in(text, self.context.watchlist)):
-            if ticker in self.cited_tickers:
-                continue
-            if ticker not in self.context.watchlist.aliases:
-                problems.append(Problem("unknown_ticker", f"${ticker} is in no cited item and not on the watchlist",
-                                        where))
-            elif ticker not in self.signal_tickers and self.snapshot(ticker) is None:
-                problems.append(Problem("uncited_ticker", f"${ticker} is on the watchlist but no cited item, "
-                                        "signal or price snapshot mentions it", where))
-        return problems
 
-    def numbers(self, text: str, where: str) -> list[Problem]:
-        problems = []
-        for number in numbers_in(text, self.context.watchlist):
-            if any(n.kind == number.kind and number.matches(n.value) for n in self.cited_numbers):
-                continue
-            stored = self._stored(number)
-            if stored is None:
-                about = f" about ${number.ticker}" if number.ticker else ""
-                problems.append(Problem("unverified_number", f"{number.text}{about} is in no cited item and no "
-                                        "stored price snapshot", where))
-            elif stored:
-                problems.append(Problem("price_mismatch", stored, where))
-        return problems
-
-    def _stored(self, number: Number) -> str | None:
-        """"" when a snapshot backs ``number``, a mismatch message when snapshots disagree, None when none exist."""
-        if number.ticker is None:
-            return None
-        snap = self.snapshot(number.ticker)
-        ctx = self.context
-        if number.kind == "usd":
-            if snap is None:
-                return None
-            if number.matches(snap.price_usd, abs(snap.price_usd) * ctx.price_tolerance_pct / 100):
-                return ""
-            return (f"${number.ticker} quoted at {number.text} but the stored price is ${snap.price_usd:,.2f} "
-                    f"({snap.observed_at:%Y-%m-%d %H:%M} UTC, ±{ctx.price_tolerance_pct:g}%)")
-        stored = [snap.change_24h_pct] if snap is not None and snap.change_24h_pct is not None else []
-        if ctx.prices is not None:
-            change = ctx.prices.change_pct(number.ticker, self.draft.window_start, self.draft.window_end)
-            if change is not None:
-                stored.append(change)
-        if not stored:
-            return None
-        if any(number.matches(s, ctx.percent_tolerance_pp) for s in stored):
-            return ""
-        shown = " or ".join(f"{s:+.2f}%" for s in stored)
-        return (f"${number.ticker} move given as {number.text} but stored changes are {shown} "
-                f"(±{ctx.percent_tolerance_pp:g} pp)")
-
-    def links(self, links: list[str], where: str) -> list[Problem]:
-        return [Problem("foreign_link", f"link {link} belongs to no cited item", where)
-                for link in dict.fromkeys(links) if canonical_link(link) not in self.cited_links]
+def _x_platform(draft: Draft, context: GroundingContext) -> list[Problem]:
+    """X's rules for automated accounts: no unsolicited @mentions, few cashtags and hashtags per post."""
+    problems = []
+    for n, post in enumerate(draft.x_thread, 1):
+        bare = post
+        for link in links_in_text(post):
+            bare = bare.replace(link, " ")
+        mentions = sorted({m.lower() for m in _MENTION.findall(bare)} - context.allowed_mentions)
+        if mentions:
+            problems.append(Problem("mention", f"X post {n} @mentions {len(mentions)} account(s) not on the "
+                                    "allow-list (X forbids unsolicited mentions)", "x"))
+        if len(_CASHTAG.findall(bare)) > context.max_cashtags:
+            problems.append(Problem("too_many_cashtags", f"X post {n} has more than {context.max_cashtags} "
+                                    "cashtags", "x"))
+        if len(_HASHTAG.findall(bare)) > context.max_hashtags:
+            problems.append(Problem("too_many_hashtags", f"X post {n} has more than {context.max_hashtags} "
+                                    "hashtags", "x"))
+    return problems
 
 
 def _format(draft: Draft, context: GroundingContext) -> list[Problem]:

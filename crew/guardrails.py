@@ -9,18 +9,19 @@ attempt it lets the brief through so the run can store it as a flagged draft wit
 # No ``from __future__ import annotations`` here: crewAI checks a guardrail's return annotation at run time
 # and needs a real ``tuple[bool, Any]``, not its string.
 import re
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, replace
 from datetime import datetime
 from typing import Any
 
 from crew.datablocks import Citations
-from crew.databrief import signals_summary
+from crew.databrief import claim_sources, signals_summary
 from crew.grounding import GroundingContext, validate_draft
 from crew.model import BriefLine, BriefSection, DataBrief, Problem, Signals, SourceRef, ValidationReport
 from crew.outputs import Analysis, FactSheet, MalformedOutput, WrittenBrief, parse_reply
 from crew.render import render_markdown, render_telegram, render_x_thread
 from memory.drafts import Draft
+from sources.plaintext import clean_text
 
 AI_NOTE = "Written by tapewatch's AI analysts from stored sources and checked against them."
 _TICKER = re.compile(r"^\$?([A-Z][A-Z0-9]{1,9})$")
@@ -38,8 +39,13 @@ class BriefFrame:
     disclaimer: str
 
 
-def assemble(brief: WrittenBrief, cites: Citations, frame: BriefFrame, max_posts: int) -> tuple[Draft, list[Problem]]:
-    """The writer's brief as a crew draft in all three formats, plus problems no rendered text would show."""
+def assemble(brief: WrittenBrief, cites: Citations, frame: BriefFrame, max_posts: int,
+             link_of: Callable[[Any], str | None] | None = None) -> tuple[Draft, list[Problem]]:
+    """The writer's brief as a crew draft in all three formats, plus problems no rendered text would show.
+
+    The model's text is sanitised like ingested text (hidden and bidi characters removed), and each
+    source is linked only by ``link_of`` (the trusted link of the item, or none).
+    """
     problems: list[Problem] = []
     sections = []
     cited: dict[str, None] = {}
@@ -55,29 +61,33 @@ def assemble(brief: WrittenBrief, cites: Citations, frame: BriefFrame, max_posts
             ids = list(dict.fromkeys(full for _, full in resolved if full is not None))
             if not ids:
                 continue
-            refs = tuple(_ref(cites.rows[i]) for i in ids[:_SOURCES_PER_LINE])
+            refs = tuple(_ref(cites.rows[i], link_of) for i in ids[:_SOURCES_PER_LINE])
             cited.update(dict.fromkeys(ids))
             symbol = _TICKER.match(claim.ticker.strip().upper())
             if symbol:
                 tickers[symbol.group(1)] = None
-            lines.append(BriefLine(text=claim.text, sources=refs, ticker=symbol.group(1) if symbol else None))
+            lines.append(BriefLine(text=clean_text(claim.text, 1000), sources=refs,
+                                   ticker=symbol.group(1) if symbol else None))
         if lines:
-            sections.append(BriefSection(heading=part.heading, lines=tuple(lines)))
+            sections.append(BriefSection(heading=clean_text(part.heading, 128), lines=tuple(lines)))
     if not sections:
         problems.append(Problem("no_sources", "no claim of the brief cites a stored item", "sources"))
-    data = DataBrief(title=brief.title, window_label=frame.window_label, generated_at=frame.generated_at,
+    data = DataBrief(title=clean_text(brief.title, 256), window_label=frame.window_label,
+                     generated_at=frame.generated_at,
                      sections=tuple(sections), footer=f"{AI_NOTE} {frame.disclaimer}".strip())
     draft = Draft(
         created_at=frame.generated_at, mode="crew", window_start=frame.signals.window_start,
         window_end=frame.signals.window_end, x_thread=tuple(render_x_thread(data, max_posts)),
         telegram_html=render_telegram(data), markdown=render_markdown(data), item_ids=tuple(cited),
         tickers=tuple(tickers), topic=frame.topic, signals=signals_summary(frame.signals),
+        meta={"claims": claim_sources(data)},
     )
     return draft, problems
 
 
-def _ref(row: Any) -> SourceRef:
-    return SourceRef(item_id=row.id, title=row.title, url=row.url, outlet=row.source)
+def _ref(row: Any, link_of: Callable[[Any], str | None] | None) -> SourceRef:
+    url = (link_of(row) or "") if link_of is not None else row.url
+    return SourceRef(item_id=row.id, title=row.title, url=url, outlet=row.source)
 
 
 def feedback(problems: Iterable[Problem]) -> str:
@@ -155,7 +165,8 @@ class RunChecks:
             self.last_error = f"writer: {exc}"
             return False, _with_context(f"{exc}. Answer with only the JSON object described in the task.",
                                         self.outputs)
-        draft, problems = assemble(brief, self.cites, self.frame, self.grounding.max_x_posts)
+        draft, problems = assemble(brief, self.cites, self.frame, self.grounding.max_x_posts,
+                                   self.grounding.policy.link)
         report = validate_draft(draft, self.grounding)
         report = replace(report, problems=(*problems, *report.problems))
         self.result = (draft, report)

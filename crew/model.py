@@ -111,23 +111,60 @@ class Problem:
 
 
 @dataclass(frozen=True)
+class ClaimCheck:
+    """What grounded one claim of a draft, for reviewers: its standing, the best tier behind it, and the basis."""
+
+    text: str  # the claim, clipped
+    standing: str  # corroborated | price data | official | single-source (media) | single-source (attributed) |
+    #                signals | unsupported
+    tier: str = ""  # the best tier among the sources that ground it ("" for price data and signals)
+    basis: tuple[str, ...] = ()  # e.g. "price snapshot BTC 2026-12-01 16:00 UTC", "coindesk (media)"
+
+    def to_dict(self) -> dict[str, object]:
+        """JSON-ready form."""
+        return {"text": self.text, "standing": self.standing, "tier": self.tier, "basis": list(self.basis)}
+
+    @classmethod
+    def from_dict(cls, data: dict[str, object]) -> ClaimCheck:
+        """Inverse of ``to_dict``."""
+        basis = data.get("basis")
+        return cls(str(data.get("text", "")), str(data.get("standing", "")), str(data.get("tier", "")),
+                   tuple(str(b) for b in basis) if isinstance(basis, list) else ())
+
+
+@dataclass(frozen=True)
 class ValidationReport:
     """The grounding validator's verdict on a draft; stored as ``Draft.validation``."""
 
     problems: tuple[Problem, ...] = ()
     checked_at: datetime | None = None
+    claims: tuple[ClaimCheck, ...] = ()
 
     @property
     def ok(self) -> bool:
         """True when nothing blocks publication."""
         return not self.problems
 
+    @property
+    def summary(self) -> str:
+        """One line for reviewers: "7 claims: 5 corroborated, 2 single-source (attributed)" and any problems."""
+        counts: dict[str, int] = {}
+        for claim in self.claims:
+            counts[claim.standing] = counts.get(claim.standing, 0) + 1
+        parts = ", ".join(f"{n} {standing}" for standing, n in sorted(counts.items(), key=lambda kv: -kv[1]))
+        head = f"{len(self.claims)} claim{'s' if len(self.claims) != 1 else ''}" + (f": {parts}" if parts else "")
+        if self.problems:
+            return f"{head}; {len(self.problems)} problem{'s' if len(self.problems) != 1 else ''}"
+        return head
+
     def to_dict(self) -> dict[str, object]:
         """JSON-ready form (what ``Draft.validation`` holds)."""
         return {
             "ok": self.ok,
             "checked_at": self.checked_at.isoformat() if self.checked_at else None,
+            "summary": self.summary,
             "problems": [p.to_dict() for p in self.problems],
+            "claims": [c.to_dict() for c in self.claims],
         }
 
     @classmethod
@@ -137,5 +174,8 @@ class ValidationReport:
         items = raw if isinstance(raw, list) else []
         problems = tuple(Problem(str(p["code"]), str(p["message"]), str(p.get("where", "")))
                          for p in items if isinstance(p, dict))
+        raw_claims = data.get("claims")
+        claims = tuple(ClaimCheck.from_dict(c) for c in raw_claims if isinstance(c, dict)) if isinstance(
+            raw_claims, list) else ()
         at = data.get("checked_at")
-        return cls(problems, datetime.fromisoformat(at) if isinstance(at, str) else None)
+        return cls(problems, datetime.fromisoformat(at) if isinstance(at, str) else None, claims)

@@ -133,6 +133,15 @@ class PriceStore:
             return None
         return round((last.price_usd / first.price_usd - 1.0) * 100.0, 4)
 
+    def price_range(self, ticker: str, start: datetime, end: datetime) -> tuple[float, float] | None:
+        """The lowest and highest stored price of ``ticker`` observed in [start, end], or None."""
+        t = schema.price_snapshots
+        q = select(func.min(t.c.price_usd), func.max(t.c.price_usd)).where(
+            t.c.ticker == ticker.upper(), t.c.price_usd > 0, t.c.observed_at >= start, t.c.observed_at <= end)
+        with self.engine.connect() as conn:
+            low, high = conn.execute(q).one()
+        return (float(low), float(high)) if low is not None else None
+
     def prune(self, older_than: timedelta, now: datetime) -> int:
         """Delete snapshots observed before ``now - older_than``; return how many."""
         t = schema.price_snapshots

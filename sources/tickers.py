@@ -38,6 +38,11 @@ class Watchlist:
             found.extend((m.start(), ticker) for m in pattern.finditer(text))
         return sorted(found)
 
+    def alias_spans(self, text: str) -> list[tuple[int, int, str]]:
+        """(start, end, ticker) for every watchlist alias written in ``text`` (cashtags not included)."""
+        return sorted((m.start(), m.end(), ticker) for ticker, pattern in self._patterns.items()
+                      for m in pattern.finditer(text))
+
     def extract(self, text: str) -> tuple[str, ...]:
         """Sorted unique tickers mentioned in ``text`` by cashtag or by alias."""
         found = {match.upper() for match in _CASHTAG.findall(text)}

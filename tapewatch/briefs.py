@@ -18,7 +18,6 @@ from tapewatch.clients import (
     crew_enabled,
     crew_llms,
     crew_setup,
-    draft_validator,
     grounding_context,
     price_history,
 )
@@ -66,6 +65,9 @@ def write_brief(settings: Settings, memory: Memory, *, now: datetime, window: ti
             if not scheduled:
                 raise
             note = f"The analyst crew could not write this brief ({exc}), so this is a data brief instead."
+    from crew.grounding import validate_draft
+
+    context = grounding_context(settings, state, prices)
     signals, draft = build(memory, drafts, now=now, window=window, ticker=ticker, topic=topic, prices=prices,
-                           validate=draft_validator(settings, state))
+                           validate=lambda d: validate_draft(d, context), link_of=context.policy.link)
     return BriefResult(signals, draft, "data", note=note)

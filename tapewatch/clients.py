@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable
+from datetime import datetime
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit
 
@@ -21,11 +23,13 @@ if TYPE_CHECKING:
     from crew.crewbrief import CrewSetup
     from crew.grounding import GroundingContext
     from crew.model import ValidationReport
+    from crew.trust import SourcePolicy
     from memory.drafts import Draft
     from memory.prices import PriceHistory
     from publish.channel import Channel
     from publish.delivery import Delivery
     from publish.review import ReviewQueue
+    from sources.coins import CoinDirectory
 
 log = logging.getLogger(__name__)
 
@@ -197,16 +201,46 @@ def price_history(settings: Settings, state: StateDB) -> PriceHistory | None:
     return PriceStore(state)
 
 
+def source_policy(settings: Settings, state: StateDB) -> SourcePolicy:
+    """Tiers, independence groups and publishable links of every configured (or once-fetched) source."""
+    from crew.trust import policy_from
+
+    feeds = [(f.name, f.url, f.source_tier, f.link_domains) for f in settings.feeds]
+    accounts = {a.handle: a.tier for a in settings.x.accounts}
+    return policy_from(feeds, accounts, stored_urls={h.name: h.url for h in state.source_health()})
+
+
+def coin_directory(settings: Settings) -> CoinDirectory:
+    """Known coins: the cached CoinGecko coin list when one was fetched, else the bundled snapshot."""
+    from sources.coins import CoinDirectory, load_coins
+
+    return CoinDirectory(load_coins(coin_list_path(settings)))
+
+
+def coin_list_path(settings: Settings) -> Path:
+    """Where the fetched CoinGecko coin list is cached."""
+    return Path(settings.data_dir).expanduser() / "coin_list.json"
+
+
 def grounding_context(settings: Settings, state: StateDB, prices: PriceHistory | None = None) -> GroundingContext:
-    """What drafts are checked against: stored items, the watchlist, price snapshots, compliance rules."""
+    """What drafts are checked against: stored items, the watchlist, price snapshots, tiers, compliance rules."""
     from crew.grounding import GroundingContext
 
+    def ticker_items(ticker: str, start: datetime, end: datetime) -> list[Any]:
+        ids = state.candidate_ids(start, end, [ticker], (), cap=200) or []
+        return list(state.items_by_ids(ids).values())
+
+    g = settings.grounding
     return GroundingContext(
         lookup=state.items_by_ids, watchlist=watchlist(settings), prices=prices,
         disclaimer=settings.compliance.disclaimer, require_disclaimer=settings.compliance.require_disclaimer,
         banned_phrases=tuple(settings.compliance.banned_phrases),
-        price_tolerance_pct=settings.grounding.price_tolerance_pct,
-        percent_tolerance_pp=settings.grounding.percent_tolerance_pp, max_x_posts=settings.grounding.max_x_posts,
+        price_tolerance_pct=g.price_tolerance_pct, percent_tolerance_pp=g.percent_tolerance_pp,
+        max_x_posts=g.max_x_posts, policy=source_policy(settings, state), coins=coin_directory(settings),
+        ticker_items=ticker_items, single_source_policy=g.single_source_policy,
+        min_independent_sources=g.min_independent_sources,
+        allowed_mentions=frozenset(h.lower().lstrip("@") for h in settings.publish.x_allowed_mentions),
+        max_cashtags=settings.publish.x_max_cashtags, max_hashtags=settings.publish.x_max_hashtags,
     )
 
 

@@ -383,6 +383,10 @@ class PublishSettings(BaseModel):
     max_posts_per_day: int = Field(default=12, ge=0, le=1000)  # briefs (a thread counts once) per 24h
     duplicate_window: Duration = timedelta(hours=72)
     duplicate_threshold: float = Field(default=0.9, gt=0.0, le=1.0)  # normalised text similarity, 0..1
+    # X's automation rules: no unsolicited @mentions (only these handles may be mentioned), few tags per post.
+    x_allowed_mentions: list[Annotated[str, Field(pattern=r"^@?[A-Za-z0-9_]{1,15}$")]] = []
+    x_max_cashtags: int = Field(default=4, ge=0, le=10)
+    x_max_hashtags: int = Field(default=2, ge=0, le=10)
     timeout: Duration = timedelta(seconds=15)
     connect_timeout: Duration = timedelta(seconds=5)
     max_attempts: int = Field(default=4, ge=1, le=10)  # per part, 429/5xx retries included
