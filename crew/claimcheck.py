@@ -17,7 +17,7 @@ from crew.claims import sentences, without_urls
 from crew.entities import Entities
 from crew.evidence import Backing, Source, backing, independent_groups, read_source
 from crew.model import ClaimCheck, Problem
-from crew.numbers import Number, numbers_in_sentence
+from crew.numbers import DURATION_NOUNS, TIME_FRAMES, Number, numbers_in_sentence
 from crew.timewords import TimeSpan, time_spans
 from memory.drafts import Draft
 
@@ -72,6 +72,9 @@ class ClaimChecker:
         self.sources = {s.id: s for s in sources}
         self.signal_tickers, self.signal_numbers = _signals(draft.signals)
         self.claim_items = _claim_items(draft.meta)
+        # The title and headings label the brief; they are checked for tickers and numbers, not for support.
+        labels = draft.meta.get("labels") if isinstance(draft.meta, dict) else None
+        self.labels = {_norm(str(x)) for x in labels or []}
         self._claims: dict[str, _Claim] = {}
         self._ticker_verdicts: dict[str, str | None] = {}
         # Outlet and account names label a line's sources; they are not claims.
@@ -133,6 +136,8 @@ class ClaimChecker:
                 signal = True
                 continue
             found, miss = backing(number, support)
+            if not found and number.noun in DURATION_NOUNS and round(number.value) in TIME_FRAMES and not miss:
+                continue  # "in 24 hours", "over 7 days": a time frame, not a fact to source
             if found:
                 backed += found
                 stating.update({b.source.id: b.source for b in found})
@@ -150,7 +155,7 @@ class ClaimChecker:
             lexical = _stems(sentence)
             stating = {s.id: s for s in support if not s.suspect and lexical & _stems(
                 " ".join(st.text for st in s.statements))}
-            if not stating and lexical and not tickers:
+            if not stating and (lexical or tickers) and _norm(sentence) not in self.labels:
                 code = "suspect_source" if support and all(s.suspect for s in support) else "unsupported_claim"
                 problems.append(Problem(code, f"claim {_clip(sentence)!r} is not stated by any usable cited item",
                                         where))
@@ -221,10 +226,14 @@ class ClaimChecker:
                 naming += [read_source(r, self.entities, self.ctx.policy) for r in extra[:50]]
             groups = independent_groups(naming)
             need = self.ctx.min_independent_sources
+            vetted = any(s.tier in ("media", "official") for s in naming if not s.suspect)
+            why = "a watchlist ticker without signals in the window" if watched else "not on the watchlist"
             if len(groups) < need:
-                why = "a watchlist ticker without signals in the window" if watched else "not on the watchlist"
                 verdict = (f"${ticker} is named by {len(groups)} independent source group(s) (at least {need} "
                            f"needed) and is {why}")
+            elif not vetted and need > 1:
+                # Chatter alone (posts, forums) is how a ticker gets pushed: one outlet or official source must name it.
+                verdict = (f"${ticker} is named only by social and forum sources ({len(groups)} groups) and is {why}")
         self._ticker_verdicts[ticker] = verdict
         return verdict
 
@@ -306,7 +315,10 @@ class ClaimChecker:
     def _times(self, spans: list[TimeSpan], backed: list[Backing], stating: list[Source], tickers: set[str],
                where: str) -> list[Problem]:
         if backed:
-            times = [b.statement.when for b in backed]
+            # A source's dated sentence ("... on Tuesday") says more than its undated headline.
+            dated = {b.source.id for b in backed if time_spans(b.statement.text, b.source.row.published_at)}
+            times = [b.statement.when for b in backed
+                     if b.source.id not in dated or time_spans(b.statement.text, b.source.row.published_at)]
         else:
             times = [st.when for s in stating for st in s.statements if not tickers or st.tickers & tickers]
             times = times or [s.row.published_at for s in stating]

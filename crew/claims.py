@@ -37,7 +37,7 @@ _TAG = re.compile(r"<[^>]*>")
 _MD_TARGET = re.compile(r"\]\(([^)\s]*)\)")
 _MD_ESCAPE = re.compile(r"\\(.)")
 # A sentence ends at . ! ? (not inside a number like 3.6 or an abbreviation like "U.S.") or a line break.
-_SENTENCE_END = re.compile(r"(?<![\d\s.][A-Z])(?<!\be\.g)(?<!\bi\.e)(?<!\bvs)(?<!\bNo)[.!?](?=\s|$)|\n")
+_SENTENCE_END = re.compile(r"(?<![\s.][A-Z])(?<!\be\.g)(?<!\bi\.e)(?<!\bvs)(?<!\bNo)[.!?](?=\s|$)|\n")
 
 
 @lru_cache(maxsize=1)

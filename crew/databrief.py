@@ -151,14 +151,18 @@ def to_draft(brief: DataBrief, signals: Signals, *, topic: str = "") -> Draft:
         created_at=brief.generated_at, mode="data", window_start=signals.window_start,
         window_end=signals.window_end, x_thread=tuple(render_x_thread(brief)),
         telegram_html=render_telegram(brief), markdown=render_markdown(brief), item_ids=cited,
-        tickers=tickers, topic=topic, signals=signals_summary(signals), meta={"claims": claim_sources(brief)},
+        tickers=tickers, topic=topic, signals=signals_summary(signals), meta=brief_meta(brief),
     )
 
 
-def claim_sources(brief: DataBrief) -> list[dict[str, Any]]:
-    """Each line's text with the items it cites: the grounding validator checks a claim against its own sources."""
-    return [{"text": line.text, "item_ids": [ref.item_id for ref in line.sources]}
-            for section in brief.sections for line in section.lines]
+def brief_meta(brief: DataBrief) -> dict[str, Any]:
+    """What the grounding validator needs beyond the text: each line with the items it cites (a claim is checked
+    against its own sources), and the title and headings (labels, not claims)."""
+    lines = [{"text": line.text, "item_ids": [ref.item_id for ref in line.sources]}
+             for section in brief.sections for line in section.lines]
+    labels = [brief.title, f"{brief.title} — {brief.window_label}", brief.window_label,
+              *(s.heading for s in brief.sections)]
+    return {"claims": lines, "labels": labels}
 
 
 def signals_summary(signals: Signals) -> dict[str, Any]:

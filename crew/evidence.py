@@ -8,6 +8,7 @@ AI grounds nothing at all.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from datetime import datetime
@@ -20,6 +21,7 @@ from crew.timewords import event_time
 from crew.trust import SourcePolicy, is_suspect
 
 _DIRECTED_ROLES = frozenset({"price", "move", "volume", "mcap", "flow"})
+_COPY_NOISE = re.compile(r"https?://\S+|@\w+|#\w+|[^\w\s$%]")
 
 
 @dataclass(frozen=True)
@@ -80,11 +82,14 @@ class Backing:
     statement: Statement
 
 
-def compatible(claim: Number, stated: Number) -> bool:
-    """Whether ``stated`` (from a source) is the same fact as ``claim``: unit, asset, direction and measure."""
+def compatible(claim: Number, stated: Number, about: frozenset[str] = frozenset()) -> bool:
+    """Whether ``stated`` (from a source about ``about``) is the same fact as ``claim``: unit, asset, direction
+    and measure. A number the source states about no asset in its sentence is about what the source names."""
     if claim.kind != stated.kind:
         return False
     if claim.entity and stated.entity and claim.entity != stated.entity:
+        return False
+    if claim.entity and not stated.entity and about and not set(claim.entity.split("/")) & about:
         return False
     if claim.direction and stated.direction and claim.direction != stated.direction:
         return False
@@ -104,10 +109,11 @@ def backing(claim: Number, sources: Iterable[Source]) -> tuple[list[Backing], st
             continue
         for statement in source.statements:
             for stated in statement.numbers:
-                if compatible(claim, stated):
+                if compatible(claim, stated, source.tickers):
                     found.append(Backing(source, statement))
                 elif stated.kind == claim.kind and claim.matches(stated.value, other_slack=stated.slack):
-                    if claim.entity and stated.entity and claim.entity != stated.entity:
+                    subject = {stated.entity} if stated.entity else set(source.tickers)
+                    if claim.entity and subject and claim.entity not in subject:
                         miss = miss or "wrong_asset"
                     elif claim.direction and stated.direction and claim.direction != stated.direction:
                         miss = "wrong_direction"
@@ -115,8 +121,24 @@ def backing(claim: Number, sources: Iterable[Source]) -> tuple[list[Backing], st
 
 
 def independent_groups(sources: Iterable[Source]) -> set[str]:
-    """The distinct independence groups among non-suspect sources."""
-    return {s.group for s in sources if not s.suspect}
+    """The distinct independence groups among non-suspect sources; copies of one text count once.
+
+    Posts that repeat one text (a copy-paste campaign across accounts) are one voice, whatever groups the
+    accounts are in: their group is the first copy's.
+    """
+    from rapidfuzz import fuzz
+
+    groups: set[str] = set()
+    seen: list[tuple[str, str]] = []  # (normalised text, group)
+    for s in sources:
+        if s.suspect:
+            continue
+        text = _COPY_NOISE.sub(" ", f"{s.row.title} {s.row.text or ''}".lower())
+        copy = next((g for t, g in seen if fuzz.token_set_ratio(text, t) >= 85), None)
+        group = copy or s.group
+        seen.append((text, group))
+        groups.add(group)
+    return groups
 
 
 def by_id(sources: Iterable[Source]) -> Mapping[str, Source]:

@@ -15,7 +15,7 @@ from datetime import datetime
 from typing import Any
 
 from crew.datablocks import Citations
-from crew.databrief import claim_sources, signals_summary
+from crew.databrief import brief_meta, signals_summary
 from crew.grounding import GroundingContext, validate_draft
 from crew.model import BriefLine, BriefSection, DataBrief, Problem, Signals, SourceRef, ValidationReport
 from crew.outputs import Analysis, FactSheet, MalformedOutput, WrittenBrief, parse_reply
@@ -80,7 +80,7 @@ def assemble(brief: WrittenBrief, cites: Citations, frame: BriefFrame, max_posts
         window_end=frame.signals.window_end, x_thread=tuple(render_x_thread(data, max_posts)),
         telegram_html=render_telegram(data), markdown=render_markdown(data), item_ids=tuple(cited),
         tickers=tuple(tickers), topic=frame.topic, signals=signals_summary(frame.signals),
-        meta={"claims": claim_sources(data)},
+        meta=brief_meta(data),
     )
     return draft, problems
 

@@ -33,11 +33,14 @@ _MULTIPLIER = {"k": 1e3, "thousand": 1e3, "m": 1e6, "mn": 1e6, "mm": 1e6, "milli
                "bn": 1e9, "billion": 1e9, "t": 1e12, "tn": 1e12, "trillion": 1e12}
 # Nouns after a number that make it a time, a date or a rank, not a count of anything.
 _NOT_COUNTED = frozenset(
-    ["hours", "hour", "hrs", "minutes", "minute", "mins", "seconds", "days", "day", "weeks", "week", "months",
-    "month", "years", "year", "am", "pm", "utc", "gmt", "et", "est", "pt", "times", "x", "percent", "pct", "per",
-    "usd", "dollars", "dollar", "cents", "bps", "basis", "th", "st", "nd", "rd", "jan", "feb", "mar", "apr", "may",
+    ["hrs", "am", "pm", "utc", "gmt", "et", "est", "pt", "times", "x", "percent", "pct", "per",
+    "usd", "dollars", "dollar", "cents", "th", "st", "nd", "rd", "jan", "feb", "mar", "apr", "may",
     "jun", "jul", "aug", "sep", "sept", "oct", "nov", "dec", "january", "february", "march", "april", "june",
     "july", "august", "september", "october", "november", "december"])
+# Durations: a streak of "7 days" is a quantity a source states; "24 hours" as a time frame is not.
+DURATION_NOUNS = frozenset(["hours", "hour", "minutes", "minute", "mins", "seconds", "days", "day", "weeks", "week",
+                            "months", "month", "years", "year", "sessions", "session"])
+TIME_FRAMES = frozenset([1, 2, 3, 4, 6, 7, 12, 14, 24, 30, 48, 60, 72, 90, 180, 365])
 # Counts tapewatch computes itself (signals), checked against the draft's stored signals.
 SIGNAL_NOUNS = frozenset([
     "stories", "story", "reports", "report", "groups", "group", "sources", "source", "outlets", "outlet",
@@ -78,6 +81,9 @@ _CLAUSE = re.compile(r"[;,(]|\)|\s[—–-]\s|\b(?:while|whereas|but|as|after|wi
 _LIST_GLUE = re.compile(r"^\s*(?:,|and|&|,\s*and|plus)\s*$", re.I)
 _WORDS = re.compile(r"[a-z']+|~", re.I)
 _Raw = list[tuple[int, int, str, re.Match[str]]]
+# An asset after one of these is not the subject of its clause ("fees on Ethereum"), unless it is "price of".
+_NOT_SUBJECT = re.compile(r"(?<!price )(?<!prices )\b(?:on|of|in|for|across|from|by|with|via|into|onto)\s*\$?$",
+                          re.IGNORECASE)
 
 
 @dataclass(frozen=True)
@@ -123,7 +129,7 @@ def _raw(text: str) -> _Raw:
     spans = [(s, e) for s, e, _, _ in found]
     for m in _COUNT.finditer(text):
         noun = m.group("noun").lower()
-        value = float(m.group("num").replace(",", ""))
+        value = _value(m.group("num"), m.group("suffix"))[0]
         if noun in _NOT_COUNTED or any(s <= m.start() < e for s, e in spans):
             continue
         if (1900 <= value <= 2100 and "," not in m.group("num")) or value < 2:
@@ -152,7 +158,7 @@ def _direction(sign: str | None, before: str, after: str) -> int:
         return 1
     if sign in ("-", "−"):
         return -1
-    near = f"{before[-40:]} {after[:25]}"
+    near = f"{before[-60:]} {after[:25]}"
     up, down = bool(_UP.search(near)), bool(_DOWN.search(near))
     return 1 if up and not down else -1 if down and not up else 0
 
@@ -223,6 +229,8 @@ def numbers_in_sentence(text: str, mentions: Sequence[Mention]) -> list[Number]:
             clause = text[c_start:c_end]
         elif in_clause:
             entity, gap = in_clause[-1].ticker, text[in_clause[-1].end:start]
+            if _NOT_SUBJECT.search(text[c_start:in_clause[-1].start]):
+                gap = None  # "Blob transactions on Ethereum climbed 25%": the asset is not what moved
         else:
             after = [m for m in mentions if c_start <= m.start < c_end and m.start >= end]
             if after:

@@ -60,9 +60,12 @@ class SourcePolicy:
         return self.feed_tiers.get(row.source, "media" if row.kind == "news" else "forum")
 
     def group(self, row: Any) -> str:
-        """The independence group of a stored item: its account cluster, its account, or its outlet."""
+        """The independence group of a stored item: its account cluster, or its outlet.
+
+        Accounts nobody configured (found by a search) are one group together: anyone can open a hundred.
+        """
         if row.kind == "social":
-            return f"cluster:{row.cluster}" if row.cluster else f"account:{_handle(row) or row.source}"
+            return f"cluster:{row.cluster}" if row.cluster else "unvetted accounts"
         return f"outlet:{row.source}"
 
     def link(self, row: Any) -> str | None:
