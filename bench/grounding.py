@@ -21,7 +21,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from tests.grounding_suite import (  # noqa: E402
+from tests.grounding_suite import (
     CORRECT,
     PLANTED,
     build_world,

@@ -24,7 +24,7 @@ from memory.drafts import Draft
 _TIME_SLACK = timedelta(hours=6)
 _SNAPSHOT_ROLES = frozenset({"price", "move", "volume", "mcap"})
 _BOILERPLATE = (
-    re.compile(r"^\s*\d{1,2}/\d{1,2}\s*$", re.M),  # thread numbering
+    re.compile(r"^\s*\d{1,2}/\d{1,2}(?=\s|$)|(?<=\s)\d{1,2}/\d{1,2}\s*$", re.M),  # thread numbering
     re.compile(r"\+\d+ more in the full brief"),
     re.compile(r"…and \d+ more"),
     re.compile(r"^\s*[•·\-]\s*", re.M),
@@ -159,7 +159,8 @@ class ClaimChecker:
                 code = "suspect_source" if support and all(s.suspect for s in support) else "unsupported_claim"
                 problems.append(Problem(code, f"claim {_clip(sentence)!r} is not stated by any usable cited item",
                                         where))
-        if spans and stating:
+        if spans and stating and (backed or not (snapshot or signal)):
+            # Time words about a price move are the snapshots' business, checked above.
             problems += self._times(spans, backed, list(stating.values()), tickers, where)
         if signal and self.draft.mode == "data":
             # A data-brief line about signals (stories, reports, groups from N groups): its breadth is the signal
@@ -170,11 +171,18 @@ class ClaimChecker:
             claim.standing = "unsupported"
         return problems
 
-    def _support(self, sentence: str) -> list[Source]:
+    def _line(self, sentence: str) -> tuple[str, tuple[str, ...]] | None:
+        """The brief line (text, cited ids) a sentence belongs to, if the draft recorded its lines."""
         key = _norm(sentence)
         for text, ids in self.claim_items:
             if key and (key in text or text.startswith(key[:60]) or text in key):
-                return [self.sources[i] for i in ids if i in self.sources]
+                return text, ids
+        return None
+
+    def _support(self, sentence: str) -> list[Source]:
+        line = self._line(sentence)
+        if line is not None:
+            return [self.sources[i] for i in line[1] if i in self.sources]
         return list(self.sources.values())
 
     def _standing(self, claim: _Claim, sentence: str, stating: list[Source], snapshot: bool, signal: bool,
@@ -191,7 +199,9 @@ class ClaimChecker:
             claim.standing = "corroborated"
         elif "media" in tiers:
             claim.standing = "single-source (media)"
-        elif self.ctx.single_source_policy == "attribute" and _ATTRIBUTED.search(sentence):
+        elif self.ctx.single_source_policy == "attribute" and (
+                _ATTRIBUTED.search(sentence) or _ATTRIBUTED.search((self._line(sentence) or ("",))[0])):
+            # Attribution at the start of a line covers its later sentences.
             claim.standing = "single-source (attributed)"
         else:
             hint = ("word it as that source's claim (\"a post on X claims ...\") or " if

@@ -14,6 +14,7 @@ from datetime import datetime, timedelta
 
 _WEEKDAYS = ("monday", "tuesday", "wednesday", "thursday", "friday", "saturday", "sunday")
 _PATTERN = re.compile(
+    r"(?<!since )(?<!from )(?<!until )(?<!till )"
     r"\b(?P<word>earlier today|so far today|today|tonight|this (?:morning|afternoon|evening)|"
     r"yesterday|last night|overnight|this week|last week|this month|last month|"
     r"(?:on |last |this )?(?:monday|tuesday|wednesday|thursday|friday|saturday|sunday))(?:'s)?\b",

@@ -14,7 +14,7 @@ the one link of it we may publish.
 from __future__ import annotations
 
 import re
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import urlsplit
@@ -98,6 +98,22 @@ def _handle(row: Any) -> str:
     return (match.group("handle") or "").lower() if match else ""
 
 
+class _Layered(Mapping[str, str]):
+    """Configured feed URLs first, then whatever the state DB knows (read when asked)."""
+
+    def __init__(self, first: Mapping[str, str], then: Mapping[str, str]) -> None:
+        self.first, self.then = first, then
+
+    def __getitem__(self, name: str) -> str:
+        return self.first[name] if name in self.first else self.then[name]
+
+    def __iter__(self) -> Iterator[str]:
+        return iter({**self.then, **self.first})
+
+    def __len__(self) -> int:
+        return len({**self.then, **self.first})
+
+
 def policy_from(feeds: Iterable[tuple[str, str, str, Iterable[str]]], accounts: Mapping[str, str],
                 stored_urls: Mapping[str, str] | None = None) -> SourcePolicy:
     """A policy from (name, url, tier, link_domains) per feed and handle → tier per X account.
@@ -105,14 +121,15 @@ def policy_from(feeds: Iterable[tuple[str, str, str, Iterable[str]]], accounts: 
     ``stored_urls`` (the state DB's source rows) covers sources no longer configured, such as the bundled
     samples, so their items keep their links.
     """
-    urls = dict(stored_urls or {})
+    configured: dict[str, str] = {}
     tiers: dict[str, str] = {}
     domains: dict[str, tuple[str, ...]] = {}
     for name, url, tier, link_domains in feeds:
-        urls[name] = url
+        configured[name] = url
         tiers[name] = tier
         cleaned = tuple(d.strip().lower().lstrip(".") for d in link_domains if d.strip())
         if cleaned:
             domains[name] = cleaned
-    return SourcePolicy(feed_urls=urls, link_domains=domains, feed_tiers=tiers,
+    stored = stored_urls if stored_urls is not None else {}
+    return SourcePolicy(feed_urls=_Layered(configured, stored), link_domains=domains, feed_tiers=tiers,
                         account_tiers={h.lower().lstrip("@"): t for h, t in accounts.items()})

@@ -32,7 +32,8 @@ _WORD_SYMBOLS = frozenset({
 _WORD_NAMES = frozenset({
     "blast", "blur", "dash", "flow", "gala", "maker", "movement", "neo", "quant", "sky", "sonic", "story",
     "gate", "leo token", "sei", "dai", "official trump", "render", "immutable", "mantle", "optimism", "sui",
-    "stellar", "aave", "compound", "cosmos hub", "frax", "graph", "helium",
+    "stellar", "aave", "compound", "cosmos hub", "frax", "graph", "helium", "brett", "jupiter", "stacks",
+    "polygon", "internet computer", "the graph", "the sandbox", "trust wallet", "wormhole",
 })
 _NAME_CLEAN = re.compile(r"\s*\([^)]*\)")
 
@@ -103,7 +104,7 @@ class CoinDirectory:
             if len(coin.symbol) >= 2 and coin.symbol not in _WORD_SYMBOLS:
                 self.symbols.add(coin.symbol)
             name = _NAME_CLEAN.sub("", coin.name).strip().lower()
-            if len(name) >= 4 and name not in _WORD_NAMES and name.upper() != coin.symbol:
+            if len(name) >= 4 and name not in _WORD_NAMES:
                 names.setdefault(name, coin.symbol)
         self.names = names
         self._name_pattern = (re.compile(r"(?<![\w$])(" + "|".join(re.escape(n) for n in sorted(names, key=len,

@@ -31,7 +31,8 @@ SAMPLE_FEEDS: tuple[tuple[FeedSpec, str], ...] = (
     (FeedSpec("sample-ledgerpost", "https://ledgerpost.example/atom.xml", "news"), "ledgerpost.xml"),
     (FeedSpec("sample-blockbeat", "https://blockbeat.example/rss", "news"), "blockbeat.xml"),
     (FeedSpec("sample-onchain-digest", "https://onchaindigest.example/rdf", "news"), "coinmetrics_digest.xml"),
-    (FeedSpec("sample-r-cryptomarkets", "https://forum.example/r/CryptoMarkets/.rss", "forum"), "r_cryptomarkets.xml"),
+    (FeedSpec("sample-r-cryptomarkets", "https://www.reddit.example/r/CryptoMarkets/.rss", "forum"),
+     "r_cryptomarkets.xml"),
 )
 
 

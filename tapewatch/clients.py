@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable
+from collections.abc import Callable, Iterator, Mapping
 from datetime import datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -207,7 +207,26 @@ def source_policy(settings: Settings, state: StateDB) -> SourcePolicy:
 
     feeds = [(f.name, f.url, f.source_tier, f.link_domains) for f in settings.feeds]
     accounts = {a.handle: a.tier for a in settings.x.accounts}
-    return policy_from(feeds, accounts, stored_urls={h.name: h.url for h in state.source_health()})
+    return policy_from(feeds, accounts, stored_urls=_StoredSourceUrls(state))
+
+
+class _StoredSourceUrls(Mapping[str, str]):
+    """Source name → URL as the state DB has it now (a long-lived validator sees sources added later)."""
+
+    def __init__(self, state: StateDB) -> None:
+        self.state = state
+
+    def _all(self) -> dict[str, str]:
+        return {h.name: h.url for h in self.state.source_health()}
+
+    def __getitem__(self, name: str) -> str:
+        return self._all()[name]
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self._all())
+
+    def __len__(self) -> int:
+        return len(self._all())
 
 
 def coin_directory(settings: Settings) -> CoinDirectory:

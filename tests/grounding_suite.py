@@ -22,8 +22,8 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
-from crew.databrief import to_draft
 from crew.datablocks import Citations
+from crew.databrief import to_draft
 from crew.grounding import GroundingContext, validate_draft
 from crew.guardrails import BriefFrame, RunChecks
 from crew.model import BriefLine, BriefSection, DataBrief, Signals, SourceRef, ValidationReport
@@ -353,7 +353,7 @@ def injections() -> list[Injection]:
         for payload in _PAYLOADS:
             n += 1
             text = style.format(payload=payload)
-            key, item = _post(f"inj{n}", 500 + n, f"pwn_{n:02d}", f"pwn{n % 3}", text, 2)
+            _, item = _post(f"inj{n}", 500 + n, f"pwn_{n:02d}", f"pwn{n % 3}", text, 2)
             out.append(Injection(item, (payload,)))
     return out
 

@@ -37,7 +37,7 @@ def test_happy_path_writes_a_grounded_pending_draft_with_provenance_and_cost(
 
     draft = outcome.draft
     assert draft is not None and draft.mode == "crew"
-    assert draft.status == "pending", draft.validation
+    assert draft.status == "pending", [(p["code"], p["message"]) for p in draft.validation["problems"]]
     assert draft.validation["ok"] is True and draft.validation["problems"] == []
     stored = DraftStore(sample_memory.state).get(draft.id)
     assert stored.status == "pending" and stored.markdown == draft.markdown

@@ -54,16 +54,16 @@ def test_made_up_ticker_wrong_price_and_foreign_link_are_sent_back_then_flagged(
     draft = outcome.draft
     assert draft is not None and draft.status == "flagged"
     problems = {p["code"]: p for p in draft.validation["problems"]}
-    assert {"unknown_ticker", "price_mismatch", "foreign_link"} <= set(problems)
-    assert "$PEPEX" in problems["unknown_ticker"]["message"]
+    assert {"uncorroborated_ticker", "price_mismatch", "foreign_link"} <= set(problems)
+    assert "$PEPEX" in problems["uncorroborated_ticker"]["message"]
     assert "$3,300.00" in problems["price_mismatch"]["message"]
     assert "evil.example" in problems["foreign_link"]["message"]
     assert problems["price_mismatch"]["where"] == "x, telegram, markdown"
     # Two revisions with the specific problems (and the facts again), then stored as flagged.
     attempts = writer_requests(llm_server)
     assert len(attempts) == 3 and draft.meta["attempts"]["writer"] == 3
-    assert "[price_mismatch] $ETH quoted at $33K but the stored price is $3,300.00" in attempts[1].text
-    assert "[unknown_ticker] $PEPEX" in attempts[1].text and "Researcher's output" in attempts[1].text
+    assert "[price_mismatch] $ETH price given as $33K but the stored price is $3,300.00" in attempts[1].text
+    assert "[uncorroborated_ticker] $PEPEX" in attempts[1].text and "Researcher's output" in attempts[1].text
     assert DraftStore(sample_memory.state).list(status="flagged")[0].id == draft.id
 
 

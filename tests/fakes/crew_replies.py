@@ -15,7 +15,8 @@ from typing import Any
 from tests.fakes.llm_server import Reply
 
 ROLES = {"researcher": "Market Researcher", "analyst": "Market Analyst", "writer": "Brief Writer"}
-_BLOCK = re.compile(r'<data id="([0-9a-f]+)"[^>]*?tickers="([^"]*)">\n(.*?)\n</data>', re.DOTALL)
+_BLOCK = re.compile(r'<data id="([0-9a-f]+)"[^>]*? kind="([a-z]+)"[^>]*?tickers="([^"]*)"[^>]*>\n(.*?)\n</data>',
+                    re.DOTALL)
 _URL = re.compile(r"\S*https?://\S+|\S+\.example/\S*")
 
 
@@ -31,9 +32,18 @@ def all_text(body: dict[str, Any]) -> str:
 
 
 def blocks(text: str) -> list[tuple[str, list[str], str]]:
-    """(id, tickers, first line) of each item data block in ``text``, unescaped."""
-    return [(bid, tickers.split(), html.unescape(body.split("\n", 1)[0]))
-            for bid, tickers, body in _BLOCK.findall(text)]
+    """(id, tickers, first line) of each item data block in ``text``, unescaped.
+
+    A post or forum thread is one voice: its line comes attributed ("A post claims ..."), as the grounding
+    rules ask of a claim resting on a single social or forum source.
+    """
+    out = []
+    for bid, kind, tickers, body in _BLOCK.findall(text):
+        line = html.unescape(body.split("\n", 1)[0])
+        if kind in ("social", "forum") and line:
+            line = f"A {'post' if kind == 'social' else 'forum post'} claims: {line}"
+        out.append((bid, tickers.split(), line))
+    return out
 
 
 def _clean(title: str) -> str:

@@ -10,9 +10,10 @@ from typing import Any
 from pydantic import SecretStr
 
 from memory.drafts import Draft, DraftStore
-from memory.state import StateDB
+from memory.state import FetchRecord, StateDB
 from sources.item import Item, item_id_for_url
-from tapewatch.settings import PublishSettings, ReviewSettings, Settings
+from sources.tickers import Watchlist
+from tapewatch.settings import DEFAULT_WATCHLIST, PublishSettings, ReviewSettings, Settings
 from tests.fakes.telegram_api import CHANNEL, TOKEN
 
 REVIEWERS = ["alice", "bob"]
@@ -50,7 +51,10 @@ def add_draft(state: StateDB, tag: str = "a", *, posts: int = 4, status: str = "
                     text=f"{words}; traders watch $SOL.", published_at=now - timedelta(hours=1),
                     fetched_at=now - timedelta(hours=1), tickers=("SOL",))
         if not state.existing_ids([item.id]):
-            state.commit_batch([item], [], None)
+            # Fetched from the outlet's own feed, so its link is one the validator trusts.
+            fetch = FetchRecord(source="wire", kind="news", url="https://news.example/feed.xml", started_at=now,
+                                finished_at=now, status="ok", new=1)
+            state.commit_batch([item], [], fetch)
         item_ids = (item.id,)
     thread = tuple(f"{i}/{posts} {words}: point {i} of the {tag} brief" for i in range(1, posts + 1))
     thread = (*thread[:-1], f"{thread[-1]} {DISCLAIMER}")
@@ -58,6 +62,9 @@ def add_draft(state: StateDB, tag: str = "a", *, posts: int = 4, status: str = "
         created_at=now, mode="data", window_start=now - timedelta(hours=24), window_end=now, x_thread=thread,
         telegram_html=f"<b>{tag.upper()} brief</b>\n{words} — <a href=\"{url}\">source</a>\n{DISCLAIMER}",
         markdown=f"# {tag}\n{words}\n\n{DISCLAIMER}", item_ids=item_ids, tickers=("SOL",), status=status,
+        # $SOL is a watchlist ticker backed by the window's signals.
+        signals={"items": 1, "stories": 1, "tickers": [{"ticker": t, "mentions": 1, "clusters": 1}
+                                                       for t in {"SOL", *Watchlist(DEFAULT_WATCHLIST).extract(words)}]},
         validation=validation or {},
     )
     return DraftStore(state).save(draft)
