@@ -7,6 +7,7 @@ The shell builds the LLM clients (``tapewatch.clients.crew_llms``) and hands the
 from __future__ import annotations
 
 import hashlib
+import logging
 import uuid
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
@@ -21,11 +22,13 @@ from crew.errors import llm_error
 from crew.grounding import GroundingContext
 from crew.guardrails import BriefFrame, RunChecks
 from crew.lookup import Lookup
-from crew.model import Signals
+from crew.model import Signals, ValidationReport
 from memory.costs import CostEntry, CostLedger
 from memory.drafts import Draft
 from memory.prices import PriceHistory
 from sources.errors import LLMError
+
+log = logging.getLogger(__name__)
 
 AGENTS = ("researcher", "analyst", "writer")
 TOPIC_MIN_SCORE = 0.25  # as the data brief: below this a search hit is not about the topic
@@ -65,6 +68,8 @@ class CrewSetup:
     disclaimer: str = "Not financial advice."
     where: str = ""  # the model server, for error messages
     timeout_s: float = 60.0
+    # grounding.verifier_model's client; its model and price are under "verifier" in models and prices.
+    verifier: Any = None
 
 
 @dataclass
@@ -125,11 +130,14 @@ def run_crew_brief(memory: Any, drafts: Any, ledger: CostLedger, setup: CrewSetu
         _kickoff(setup, lookup, checks, inputs)
     except Exception as exc:  # every failure inside crewAI becomes one readable LLMError
         error = llm_error(exc, setup.where, setup.timeout_s, checks.last_error)
-    usage = tuple(_usage(agent, setup) for agent in AGENTS)
-    cost = sum(u.cost(setup.prices[u.agent]) for u in usage)
     draft = None
     if error is None and checks.result is not None:
         built, report = checks.result
+        if setup.verifier is not None and report.ok:
+            report = _verified(setup.verifier, built, cites, report)
+    usage = tuple(_usage(agent, setup) for agent in (*AGENTS, *(("verifier",) if setup.verifier else ())))
+    cost = sum(u.cost(setup.prices[u.agent]) for u in usage)
+    if error is None and checks.result is not None:
         draft = replace(
             built, status="pending" if report.ok else "flagged", validation=report.to_dict(),
             meta={**built.meta, "run_id": run_id, "models": dict(setup.models), "prompt_version": prompt_version(),
@@ -250,7 +258,21 @@ def _forget(instance: Any) -> None:
             del store[key]
 
 
+def _verified(llm: Any, draft: Draft, cites: Citations, report: ValidationReport) -> ValidationReport:
+    """The report with the verifier's verdicts added; a failed verifier call leaves every claim unverified."""
+    from crew import verifier
+
+    claims = verifier.claims_of(draft.meta, cites.rows)
+    try:
+        labels = verifier.verify(llm, claims)
+    except Exception as exc:
+        log.warning("the claim verifier failed (%s); the draft is flagged for review", type(exc).__name__)
+        labels = ["unverified"] * len(claims)
+    return replace(report, problems=(*report.problems, *verifier.problems(claims, labels)))
+
+
 def _usage(agent: str, setup: CrewSetup) -> AgentUsage:
-    summary = setup.llms[agent].get_token_usage_summary()
+    client = setup.verifier if agent == "verifier" else setup.llms[agent]
+    summary = client.get_token_usage_summary()
     return AgentUsage(agent=agent, model=setup.models[agent], calls=int(summary.successful_requests),
                       prompt_tokens=int(summary.prompt_tokens), completion_tokens=int(summary.completion_tokens))

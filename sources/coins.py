@@ -17,7 +17,7 @@ from importlib import resources
 from pathlib import Path
 from typing import Any
 
-from sources.errors import FeedParseError
+from sources.errors import FeedParseError, FetchError
 
 BUNDLED = "coin_list.json"
 COIN_LIST_PATH = "/coins/list"
@@ -82,14 +82,26 @@ def load_coins(cache: Path | None) -> tuple[Coin, ...]:
     return bundled_coins()
 
 
-def fetch_coin_list(client: Any, base_url: str, cache: Path, headers: dict[str, str] | None = None) -> int:
-    """Fetch CoinGecko's coin list with ``client`` (an ``httpx.Client``) into ``cache``; the number of coins."""
-    response = client.get(base_url.rstrip("/") + COIN_LIST_PATH, headers=headers or {})
-    response.raise_for_status()
-    coins = parse_coin_list(response.content)
+def fetch_coin_list(client: Any, cache: Path, max_bytes: int = 20_000_000) -> int:
+    """Fetch CoinGecko's coin list with ``client`` (an ``httpx.Client`` on the API's base URL) into ``cache``.
+
+    Returns the number of coins. A failed fetch or a body that is not a coin list leaves the cache as it was.
+    """
+    import httpx
+
+    from sources.rss import read_capped
+
+    try:
+        with client.stream("GET", COIN_LIST_PATH.lstrip("/")) as response:
+            if response.status_code != 200:
+                raise FetchError(f"CoinGecko coin list: HTTP {response.status_code}")
+            body = read_capped(response, max_bytes)
+    except httpx.HTTPError as exc:
+        raise FetchError(f"CoinGecko coin list: {type(exc).__name__}: {exc}") from exc
+    coins = parse_coin_list(body)
     cache.parent.mkdir(parents=True, exist_ok=True)
     tmp = cache.with_suffix(".tmp")
-    tmp.write_bytes(response.content)
+    tmp.write_bytes(body)
     tmp.replace(cache)  # atomic: a reader never sees half a list
     return len(coins)
 

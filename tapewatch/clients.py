@@ -150,44 +150,46 @@ def crew_llms(settings: Settings) -> dict[str, Any]:
     if not crew_enabled(settings):
         raise ConfigError(NO_MODEL)
     crewai_environment(settings)
-    from crewai import LLM
-
     from crew.outputs import Analysis, WrittenBrief
 
-    llm = settings.llm
     schemas: dict[str, type[Any]] = {"analyst": Analysis, "writer": WrittenBrief}
-    out: dict[str, Any] = {}
-    for agent in AGENTS:
-        model = str(llm.model_for(agent))
-        provider = model.split("/", 1)[0].lower() if "/" in model else "openai"
-        kwargs: dict[str, Any] = {
-            "model": model, "temperature": llm.temperature, "timeout": llm.timeout.total_seconds(),
-            "max_retries": llm.max_retries, "max_tokens": llm.max_tokens,
-        }
-        if llm.base_url:
-            kwargs["base_url"] = llm.base_url
-        elif provider == "openai":
-            kwargs["base_url"] = "https://api.openai.com/v1"  # pinned: never redirected by OPENAI_BASE_URL
-        if settings.llm_api_key is not None:
-            kwargs["api_key"] = settings.llm_api_key.get_secret_value()
-        elif provider == "openai":
-            if not llm.base_url:
-                raise ConfigError(f"model {model} needs an API key: set TAPEWATCH_LLM_API_KEY")
-            kwargs["api_key"] = "no-key"  # the openai SDK insists on one; local servers ignore it
-        if llm.json_schema and agent in schemas:
-            kwargs["response_format"] = schemas[agent]
-        try:
-            out[agent] = LLM(**kwargs)
-        except ImportError as exc:
-            raise ConfigError(
-                f"model {model!r} needs a crewAI provider that is not installed here ({_first_line(exc)}). "
-                "Installed: openai/… (any OpenAI-compatible server with llm.base_url), ollama/…, hosted_vllm/…, "
-                "openrouter/…, deepseek/…. For anthropic/… pip install 'crewai[anthropic]', for gemini/… "
-                "'crewai[google-genai]', for other prefixes pip install litellm."
-            ) from exc
-        except ValueError as exc:
-            raise ConfigError(f"cannot use model {model!r}: {_first_line(exc)}") from exc
-    return out
+    return {agent: _crew_llm(settings, str(settings.llm.model_for(agent)),
+                             schemas.get(agent) if settings.llm.json_schema else None) for agent in AGENTS}
+
+
+def _crew_llm(settings: Settings, model: str, response_format: type[Any] | None = None) -> Any:
+    """One crewAI LLM client for ``model`` with the ``[llm]`` server, key, timeouts and limits."""
+    from crewai import LLM
+
+    llm = settings.llm
+    provider = model.split("/", 1)[0].lower() if "/" in model else "openai"
+    kwargs: dict[str, Any] = {
+        "model": model, "temperature": llm.temperature, "timeout": llm.timeout.total_seconds(),
+        "max_retries": llm.max_retries, "max_tokens": llm.max_tokens,
+    }
+    if llm.base_url:
+        kwargs["base_url"] = llm.base_url
+    elif provider == "openai":
+        kwargs["base_url"] = "https://api.openai.com/v1"  # pinned: never redirected by OPENAI_BASE_URL
+    if settings.llm_api_key is not None:
+        kwargs["api_key"] = settings.llm_api_key.get_secret_value()
+    elif provider == "openai":
+        if not llm.base_url:
+            raise ConfigError(f"model {model} needs an API key: set TAPEWATCH_LLM_API_KEY")
+        kwargs["api_key"] = "no-key"  # the openai SDK insists on one; local servers ignore it
+    if response_format is not None:
+        kwargs["response_format"] = response_format
+    try:
+        return LLM(**kwargs)
+    except ImportError as exc:
+        raise ConfigError(
+            f"model {model!r} needs a crewAI provider that is not installed here ({_first_line(exc)}). "
+            "Installed: openai/… (any OpenAI-compatible server with llm.base_url), ollama/…, hosted_vllm/…, "
+            "openrouter/…, deepseek/…. For anthropic/… pip install 'crewai[anthropic]', for gemini/… "
+            "'crewai[google-genai]', for other prefixes pip install litellm."
+        ) from exc
+    except ValueError as exc:
+        raise ConfigError(f"cannot use model {model!r}: {_first_line(exc)}") from exc
 
 
 def _first_line(exc: BaseException) -> str:
@@ -278,9 +280,13 @@ def crew_setup(settings: Settings, llms: dict[str, Any]) -> CrewSetup:
 
     llm = settings.llm
     models = {agent: str(llm.model_for(agent)) for agent in AGENTS}
+    verifier = None
+    if settings.grounding.verifier_model:
+        models["verifier"] = settings.grounding.verifier_model
+        verifier = _crew_llm(settings, models["verifier"])
     prices = {agent: Price(p.prompt, p.completion) for agent, p in
               ((agent, llm.price_of(model)) for agent, model in models.items())}
-    return CrewSetup(
+    return CrewSetup(verifier=verifier,
         llms=llms, models=models, prices=prices, budget=Budget(llm.daily_budget_usd, llm.monthly_budget_usd),
         limits=Limits(max_iter=llm.max_iter, max_execution_time_s=max(1, int(llm.agent_timeout.total_seconds())),
                       writer_retries=llm.guardrail_retries),

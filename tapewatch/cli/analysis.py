@@ -125,6 +125,8 @@ def brief(
 
 def _print_problems(draft: Draft) -> None:
     problems = draft.validation.get("problems") or []
+    if draft.validation.get("summary"):
+        out.print(f"\ngrounding: {draft.validation['summary']}", highlight=False)
     if not problems:
         return
     out.print(f"\n[red]Flagged: {len(problems)} grounding problem(s); this draft will not be published as is.[/red]")

@@ -47,6 +47,26 @@ def prices(
     out.print(table)
 
 
+@app.command("coins")
+def coins(
+    refresh: Annotated[bool, typer.Option("--refresh", help="Fetch CoinGecko's coin list and cache it.")] = False,
+) -> None:
+    """The coin list grounding uses to recognise tickers written without $ (cached, or the bundled snapshot)."""
+    from sources.coins import CoinDirectory, fetch_coin_list, load_coins
+    from tapewatch.clients import coin_list_path, coingecko_client
+
+    s = settings()
+    cache = coin_list_path(s)
+    if refresh:
+        with coingecko_client(s) as client:
+            count = fetch_coin_list(client, cache)
+        out.print(f"Fetched CoinGecko's coin list: {count} coins, cached at {cache}.", highlight=False)
+    directory = CoinDirectory(load_coins(cache))
+    where = (f"cached at {cache}" if cache.is_file()
+             else "the bundled snapshot (`tapewatch coins --refresh` fetches the full list)")
+    out.print(f"{len(directory.symbols)} symbols and {len(directory.names)} names, from {where}.", highlight=False)
+
+
 def usd(value: float) -> str:
     """$97,950 / $213.20 / $0.3800: more digits for cheaper coins."""
     if value >= 1000:

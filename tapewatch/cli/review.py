@@ -90,12 +90,18 @@ def drafts_show(
     report = ValidationReport.from_dict(draft.validation)
     if report.checked_at is None:
         out.print("grounding: not checked")
-    elif report.ok:
-        out.print("grounding: [green]ok[/green]")
     else:
-        out.print("grounding: [red]problems[/red]")
+        verdict = "[green]ok[/green]" if report.ok else "[red]problems[/red]"
+        out.print(f"grounding: {verdict} ({report.summary})", highlight=False)
         for p in report.problems:
             out.print(f"  - {p.code}{f' ({p.where})' if p.where else ''}: {p.message}", markup=False)
+        if report.claims:
+            table = Table(title="claims", header_style="bold")
+            for col in ("claim", "standing", "grounded by"):
+                table.add_column(col, overflow="fold")
+            for claim in report.claims:
+                table.add_row(claim.text, claim.standing, "; ".join(claim.basis))
+            out.print(table)
     if fmt != "none":
         _print_draft(draft, fmt)
     rows = Outbox(state.engine).rows(draft.id, dry_run=None)
