@@ -14,7 +14,7 @@ from datetime import timedelta
 from typing import Any
 
 from crew.claims import sentences, without_urls
-from crew.entities import Entities
+from crew.entities import Entities, organisations_in
 from crew.evidence import Backing, Source, backing, independent_groups, read_source
 from crew.model import ClaimCheck, Problem
 from crew.numbers import DURATION_NOUNS, TIME_FRAMES, Number, numbers_in_sentence
@@ -149,6 +149,7 @@ class ClaimChecker:
                                            "direction"}.get(code, f"{number.text}{about} is stated by none of the "
                                                                   "claim's cited items")
                 problems.append(Problem(code, text, where))
+        price_led = snapshot and not backed  # what the claim states is price data; items only give context
         if not stating and tickers:
             stating = {s.id: s for s in support if not s.suspect and s.tickers & tickers}
         if not stating and not snapshot and not signal:
@@ -162,11 +163,13 @@ class ClaimChecker:
         if spans and stating and (backed or not (snapshot or signal)):
             # Time words about a price move are the snapshots' business, checked above.
             problems += self._times(spans, backed, list(stating.values()), tickers, where)
+        if stating and not price_led:
+            problems += self._names(sentence, list(stating.values()), where)
         if signal and self.draft.mode == "data":
             # A data-brief line about signals (stories, reports, groups from N groups): its breadth is the signal
             # itself; a headline it quotes as a label still had its numbers checked above.
             stating = {}
-        problems += self._standing(claim, sentence, list(stating.values()), snapshot, signal, where)
+        problems += self._standing(claim, sentence, list(stating.values()), snapshot, signal, where, price_led)
         if problems:
             claim.standing = "unsupported"
         return problems
@@ -186,9 +189,9 @@ class ClaimChecker:
         return list(self.sources.values())
 
     def _standing(self, claim: _Claim, sentence: str, stating: list[Source], snapshot: bool, signal: bool,
-                  where: str) -> list[Problem]:
+                  where: str, price_led: bool = False) -> list[Problem]:
         claim.basis += [s.label() for s in stating]
-        if not stating:
+        if not stating or price_led:
             claim.standing = "price data" if snapshot else "signals" if signal else claim.standing
             return []
         tiers = {s.tier for s in stating}
@@ -208,6 +211,22 @@ class ClaimChecker:
                     self.ctx.single_source_policy == "attribute" else "")
             return [Problem("single_source", f"claim {_clip(sentence)!r} rests on one {claim.tier} source; "
                             f"{hint}add an independent source", where)]
+        return []
+
+    def _names(self, sentence: str, stating: list[Source], where: str) -> list[Problem]:
+        """Every proper name in the claim (an exchange, a fund, a project) is in one of the sources it rests on."""
+        text = " ".join(f"{s.row.title} {s.row.text or ''} {s.row.source} {s.row.author or ''}"
+                        for s in stating).lower()
+        known = {t.lower() for s in stating for t in s.tickers}
+        missing = [name for name in _proper_names(sentence) if name.lower() not in text and name.lower() not in known
+                   and not self.entities.tickers(name)]
+        # Known organisations count even as a sentence's first word ("Kraken halted withdrawals").
+        missing += [names[0] for names in organisations_in(sentence)
+                    if not any(re.search(rf"(?<!\w){re.escape(n.lower())}(?!\w)", text) for n in names)
+                    and names[0] not in missing]
+        if missing:
+            return [Problem("unsupported_entity", f"claim {_clip(sentence)!r} names {', '.join(missing[:3])}, which "
+                            "its sources do not mention", where)]
         return []
 
     # --- tickers ------------------------------------------------------------------------------------------
@@ -338,6 +357,31 @@ class ClaimChecker:
                 return [Problem("time_mismatch", f"the claim says {span.word!r} but its sources report it on {dates}",
                                 where)]
         return []
+
+
+_PROPER = re.compile(r"(?<![\w$@#/.-])([A-Z][a-z]+(?:[A-Z][a-z]+)*|[A-Z]{2,}[a-z]?)(?:'s)?(?![\w/.-])")
+_COMMON_CAPS = frozenset(
+    "US USA UK EU ETF ETFs SEC CFTC CEO CTO UTC GMT AI X TVL DeFi NFT NFTs DEX CEX OTC API L1 L2 Fed FOMC IPO USD "
+    "EUR GBP JPY OK Q1 Q2 Q3 Q4 YTD ATH ATL EOY EOD PM AM UN IMF ECB".split()
+    + "Monday Tuesday Wednesday Thursday Friday Saturday Sunday January February March April May June July "
+      "August September October November December".split()
+    + "The A An In On At For Of And Or But As After Before While With From To By Its It This That These Those "
+      "One Two Three Some Most Many Analysts Traders Investors Holders Per According Why What How When Where Risks "
+      "Catalysts Contrarian Meanwhile Still Also However Elsewhere Overall Spot Net Average".split())
+
+
+def _proper_names(sentence: str) -> list[str]:
+    """Capitalised names in ``sentence`` other than its first word and everyday capitalised words."""
+    words = sentence.lstrip("•-–—*\"' ").split(maxsplit=1)
+    rest_start = len(sentence) - len(words[1]) if len(words) > 1 else len(sentence)
+    out = []
+    for m in _PROPER.finditer(sentence):
+        name = m.group(1)
+        if m.start() < rest_start and not name.isupper():
+            continue  # the sentence's first word is capitalised anyway
+        if name not in _COMMON_CAPS and name.rstrip("s") not in _COMMON_CAPS:
+            out.append(name)
+    return list(dict.fromkeys(out))
 
 
 def _clip(text: str, size: int = 70) -> str:

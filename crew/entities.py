@@ -11,6 +11,10 @@ from __future__ import annotations
 import re
 from collections.abc import Iterable
 from dataclasses import dataclass
+from functools import lru_cache
+from importlib import resources
+
+import yaml
 
 from sources.coins import CoinDirectory
 from sources.tickers import Watchlist
@@ -73,6 +77,23 @@ class Entities:
     def cashtags(self, text: str) -> set[str]:
         """Symbols ``text`` writes as cashtags."""
         return {m.group(1).upper() for m in _CASHTAG.finditer(text)}
+
+
+@lru_cache(maxsize=1)
+def _organisations() -> tuple[tuple[re.Pattern[str], tuple[str, ...]], ...]:
+    data = yaml.safe_load(resources.files("sources").joinpath("data", "organisations.yaml").read_text("utf-8"))
+    out = []
+    for group in (data or {}).values():
+        for aliases in group or []:
+            names = tuple(str(a) for a in aliases)
+            pattern = "|".join(re.escape(n) for n in sorted(names, key=len, reverse=True))
+            out.append((re.compile(rf"(?<![\w.$@#])(?:{pattern})(?![\w])"), names))
+    return tuple(out)
+
+
+def organisations_in(text: str) -> list[tuple[str, ...]]:
+    """The organisations (exchanges, issuers, regulators ...) ``text`` names, each as its tuple of aliases."""
+    return [names for pattern, names in _organisations() if pattern.search(text)]
 
 
 def _merged(found: list[Mention]) -> list[Mention]:

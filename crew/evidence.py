@@ -89,8 +89,8 @@ def compatible(claim: Number, stated: Number, about: frozenset[str] = frozenset(
         return False
     if claim.entity and stated.entity and claim.entity != stated.entity:
         return False
-    if claim.entity and not stated.entity and about and not set(claim.entity.split("/")) & about:
-        return False
+    if claim.entity and not stated.entity and not set(claim.entity.split("/")) & about:
+        return False  # the source names no such asset: its number is about something else
     if claim.direction and stated.direction and claim.direction != stated.direction:
         return False
     if claim.role in _DIRECTED_ROLES and stated.role in _DIRECTED_ROLES and claim.role != stated.role:
@@ -113,7 +113,7 @@ def backing(claim: Number, sources: Iterable[Source]) -> tuple[list[Backing], st
                     found.append(Backing(source, statement))
                 elif stated.kind == claim.kind and claim.matches(stated.value, other_slack=stated.slack):
                     subject = {stated.entity} if stated.entity else set(source.tickers)
-                    if claim.entity and subject and claim.entity not in subject:
+                    if claim.entity and claim.entity not in subject:
                         miss = miss or "wrong_asset"
                     elif claim.direction and stated.direction and claim.direction != stated.direction:
                         miss = "wrong_direction"

@@ -72,11 +72,13 @@ _ROLE_WORDS: tuple[tuple[str, re.Pattern[str]], ...] = (
 _UP = re.compile(r"\b(?:rose|rise|rises|risen|rising|up|gain(?:ed|s|ing)?|jump(?:ed|s)?|climb(?:ed|s)?|"
                  r"rall(?:ied|y|ies)|"
                  r"surge[ds]?|soar(?:ed|s)?|spike[ds]?|rebound(?:ed|s)?|higher|added|adds|advance[ds]?|inflows?|"
-                 r"took in|pulled in|increase[ds]?|grew|grows|up from|more|extended gains)\b", re.I)
+                 r"took in|pulled in|increase[ds]?|grew|grows|up from|more|extended gains|creations?|subscriptions?|"
+                 r"net buy(?:ing|ers)?|drew|attracted)\b", re.I)
 _DOWN = re.compile(r"\b(?:fell|fall|falls|fallen|falling|down|drop(?:ped|s)?|lost|lose|loses|slid|slide[s]?|"
                    r"slip(?:ped|s)?|"
                    r"sank|sink[s]?|tumble[ds]?|plunge[ds]?|decline[ds]?|lower|shed|sheds|dip(?:ped|s)?|outflows?|"
-                   r"decrease[ds]?|shrank|off|retreat(?:ed|s)?|slump(?:ed|s)?|crash(?:ed|es)?|pulled out|bled)\b", re.I)
+                   r"decrease[ds]?|shrank|off|retreat(?:ed|s)?|slump(?:ed|s)?|crash(?:ed|es)?|pulled out|bled|"
+                   r"redemptions?|redeemed|withdrawals?|withdrew|sold off|net sell(?:ing|ers)?)\b", re.I)
 _CLAUSE = re.compile(r"[;,(]|\)|\s[—–-]\s|\b(?:while|whereas|but|as|after|with)\b", re.I)
 _LIST_GLUE = re.compile(r"^\s*(?:,|and|&|,\s*and|plus)\s*$", re.I)
 _WORDS = re.compile(r"[a-z']+|~", re.I)

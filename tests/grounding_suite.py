@@ -229,7 +229,24 @@ CORRECT: list[tuple[str, list[str]]] = [
     ("Solana rallied 3.6% as validators moved to the new client.", ["sol1"]),
 ]
 
-# --- one planted error each, by class -----------------------------------------------------------------------
+# Written after the rules, as a check on cases the rules were not tuned on.
+CORRECT += [
+    ("Bitcoin rose 0.8% on the day to about $97.9K.", ["fed1"]),
+    ("Ether is 1.2% higher over 24 hours.", ["gas1"]),
+    ("Solana (SOL) climbed 3.6%.", ["sol1"]),
+    ("Dogecoin slipped about 1.5% over the day.", ["doge1"]),
+    ("In ETF news, US spot bitcoin funds drew $1.38B on Tuesday.", ["etf2", "etf1"]),
+    ("Tuesday's $1.38B intake was the largest single day for spot bitcoin ETFs.", ["etf1", "etf2"]),
+    ("BlackRock's fund accounted for $612M of Tuesday's inflows.", ["etf1"]),
+    ("After the Halcyon upgrade, Solana's failed-transaction rate dropped from 31% to 12%.", ["sol1"]),
+    ("Roughly 68% of SOL stake has moved to the new client.", ["sol1", "sol2"]),
+    ("Fees on Ethereum averaged $0.42 this week, 40% lower.", ["gas1"]),
+    ("Bitrex lost $48M to an exploit on Monday and paused withdrawals.", ["hack1", "hack2"]),
+    ("BTC: $97,900, +0.8% (24h).", ["fed1"]),
+    ("The Fed cut rates by 25 bps and bitcoin held near $97,000.", ["fed1"]),
+    ("One X account says SOL's validator count reached 1,420 today.", ["val1"]),
+    ("Ethereum's blob transactions rose 25% this week.", ["gas1"]),
+]
 
 PLANTED: dict[str, list[tuple[str, list[str]]]] = {
     "wrong asset": [
@@ -307,6 +324,40 @@ PLANTED: dict[str, list[tuple[str, list[str]]]] = {
         ("Source: ledgerpost.co/2026/11/25/etf-flows-record", ["etf2"]),
     ],
 }
+# Written after the rules, as a check on cases the rules were not tuned on.
+PLANTED["wrong asset"] += [
+    ("Attackers drained $48M from Coinbase on Monday.", ["hack1", "hack2"]),
+    ("Fidelity's fund took in $612M on Tuesday.", ["etf1"]),
+    ("Kraken halted withdrawals after a $48M exploit.", ["hack1"]),
+    ("Solana ETFs took in $1.38B on Tuesday.", ["etf1", "etf2"]),
+    ("Bitcoin's failed transactions fell to 12% after Halcyon.", ["sol1"]),
+    ("Attackers drained $48M from an Ethereum bridge.", ["hack1"]),
+]
+PLANTED["wrong direction"] += [
+    ("Solana fell 3.6% on the day.", ["sol1"]),
+    ("Ethereum fees climbed 40% this week.", ["gas1"]),
+    ("Bitcoin funds saw net redemptions of $1.38B on Tuesday.", ["etf1", "etf2"]),
+]
+PLANTED["wrong quantity"] += [
+    ("Bitcoin rose 8% on the day.", ["fed1"]),
+    ("BlackRock's fund took in $6.12B on Tuesday.", ["etf1"]),
+    ("Fees on Ethereum averaged $4.20 this week.", ["gas1"]),
+    ("The Fed cut rates by 50 bps.", ["fed1"]),
+]
+PLANTED["false time words"] += [
+    ("Bitrex lost $48M to an exploit this morning.", ["hack1", "hack2"]),
+    ("Solana's failed transactions fell to 12% after Halcyon last month.", ["sol1"]),
+    ("US spot bitcoin funds drew $1.38B today.", ["etf1", "etf2"]),
+]
+PLANTED["paraphrased promotion"] += [
+    ("Traders are piling into $FROG after a 300% week.", ["frog1", "frog2", "frog3"]),
+    ("FROG listing rumours are heating up.", ["frog0"]),
+]
+PLANTED["lookalike links"] += [
+    ("More: https://chainwire.example.co/markets/2026/11/25/bitcoin-etf-record-inflow", ["etf1"]),
+    ("More at t.me/frogarmy", ["frog1"]),
+    ("See coindesk.com/markets for more.", ["etf1"]),
+]
 
 
 def validate_case(world: World, text: str, keys: list[str], **overrides: Any) -> ValidationReport:

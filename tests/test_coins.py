@@ -33,9 +33,9 @@ def test_fetch_caches_the_list_and_a_failure_keeps_the_old_cache(tmp_path: Path)
         with client(httpx.MockTransport(lambda r, f=failure: f)) as c, pytest.raises((FetchError, FeedParseError)):
             fetch_coin_list(c, cache)
         assert {c.symbol for c in load_coins(cache)} == {"BTC", "FROGX"}  # untouched
-    with client(httpx.MockTransport(lambda r: httpx.Response(200, content=b"[" + b" " * 2000 + b"]"))) as c:
-        with pytest.raises(FetchError, match="cap"):
-            fetch_coin_list(c, cache, max_bytes=1000)
+    big = httpx.MockTransport(lambda r: httpx.Response(200, content=b"[" + b" " * 2000 + b"]"))
+    with client(big) as c, pytest.raises(FetchError, match="cap"):
+        fetch_coin_list(c, cache, max_bytes=1000)
 
 
 def test_a_damaged_cache_falls_back_to_the_bundled_snapshot(tmp_path: Path) -> None:
