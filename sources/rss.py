@@ -16,6 +16,7 @@ import feedparser
 import httpx
 
 from sources.errors import FeedParseError, FetchError
+from sources.feed_transport import exchange
 from sources.item import Item, canonical_url, item_id_for_guid, item_id_for_post, item_id_for_url
 from sources.plaintext import clean_text, html_to_text
 from sources.tickers import Watchlist
@@ -76,47 +77,60 @@ def fetch_feed(
     max_bytes: int = 5_000_000,
     deadline_s: float = 60.0,
 ) -> FetchResult:
-    """GET a feed with conditional headers, a body size cap and an overall deadline."""
+    """GET a feed with conditional headers and a body size cap, all of it (connect to body) within ``deadline_s``.
+
+    The deadline and the refusal of private addresses are enforced on a client built over a ``FeedTransport``.
+    """
     headers = {"Accept": ACCEPT}
     if validators and validators.etag:
         headers["If-None-Match"] = validators.etag
     if validators and validators.last_modified:
         headers["If-Modified-Since"] = validators.last_modified
     started = time.monotonic()
-    try:
-        with client.stream("GET", url, headers=headers) as response:
-            if response.status_code == 304:
-                return FetchResult(
-                    url=str(response.url), status_code=304, not_modified=True,
-                    validators=validators or Validators(), elapsed_s=time.monotonic() - started,
-                )
-            if response.status_code >= 400:
-                raise FetchError(f"HTTP {response.status_code} {response.reason_phrase} from {url}")
-            declared = response.headers.get("content-length")
-            if declared and declared.isdigit() and int(declared) > max_bytes:
-                raise FetchError(f"body of {declared} bytes exceeds the {max_bytes}-byte cap")
-            body = read_capped(response, max_bytes, started=started, deadline_s=deadline_s)
+    with exchange(url, deadline_s) as current:
+        try:
+            return _exchange(client, url, headers, validators, max_bytes, started, deadline_s)
+        except httpx.TimeoutException as exc:
+            if current.expired or time.monotonic() - started >= deadline_s:
+                raise FetchError(f"no complete answer from {url} within the {deadline_s:g}s deadline") from exc
+            if isinstance(exc, httpx.ConnectTimeout):
+                raise FetchError(f"could not connect to {url}: timed out", unreachable=True) from exc
+            raise FetchError(f"timed out fetching {url} ({type(exc).__name__})") from exc
+        except httpx.ConnectError as exc:
+            if current.refused:
+                raise FetchError(f"{url}: {current.refused}") from exc
+            raise FetchError(f"could not connect to {url}: {exc}", unreachable=True) from exc
+        except httpx.TooManyRedirects as exc:
+            raise FetchError(f"too many redirects fetching {url}") from exc
+        except httpx.HTTPError as exc:
+            raise FetchError(f"could not fetch {url}: {exc}") from exc
+
+
+def _exchange(client: httpx.Client, url: str, headers: dict[str, str], validators: Validators | None,
+              max_bytes: int, started: float, deadline_s: float) -> FetchResult:
+    with client.stream("GET", url, headers=headers) as response:
+        if response.status_code == 304:
             return FetchResult(
-                url=str(response.url),
-                status_code=response.status_code,
-                body=body,
-                content_type=response.headers.get("content-type"),
-                validators=Validators(
-                    etag=response.headers.get("etag"),
-                    last_modified=response.headers.get("last-modified"),
-                ),
-                elapsed_s=time.monotonic() - started,
+                url=str(response.url), status_code=304, not_modified=True,
+                validators=validators or Validators(), elapsed_s=time.monotonic() - started,
             )
-    except httpx.ConnectTimeout as exc:
-        raise FetchError(f"could not connect to {url}: timed out", unreachable=True) from exc
-    except httpx.TimeoutException as exc:
-        raise FetchError(f"timed out fetching {url} ({type(exc).__name__})") from exc
-    except httpx.ConnectError as exc:
-        raise FetchError(f"could not connect to {url}: {exc}", unreachable=True) from exc
-    except httpx.TooManyRedirects as exc:
-        raise FetchError(f"too many redirects fetching {url}") from exc
-    except httpx.HTTPError as exc:
-        raise FetchError(f"could not fetch {url}: {exc}") from exc
+        if response.status_code >= 400:
+            raise FetchError(f"HTTP {response.status_code} {response.reason_phrase} from {url}")
+        declared = response.headers.get("content-length")
+        if declared and declared.isdigit() and int(declared) > max_bytes:
+            raise FetchError(f"body of {declared} bytes exceeds the {max_bytes}-byte cap")
+        body = read_capped(response, max_bytes, started=started, deadline_s=deadline_s)
+        return FetchResult(
+            url=str(response.url),
+            status_code=response.status_code,
+            body=body,
+            content_type=response.headers.get("content-type"),
+            validators=Validators(
+                etag=response.headers.get("etag"),
+                last_modified=response.headers.get("last-modified"),
+            ),
+            elapsed_s=time.monotonic() - started,
+        )
 
 
 def read_capped(response: httpx.Response, max_bytes: int, *, started: float | None = None,
