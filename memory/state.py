@@ -72,8 +72,8 @@ class SourceHealth:
 
     @property
     def status(self) -> str | None:
-        """The last status as shown: ``degraded`` for a good fetch with problems."""
-        return "degraded" if self.last_status == "ok" and self.degraded else self.last_status
+        """The last status as shown: ``degraded`` for a good fetch with problems (or a 304 repeating it)."""
+        return "degraded" if self.last_status in ("ok", "not_modified") and self.degraded else self.last_status
 
 
 @dataclass(frozen=True)

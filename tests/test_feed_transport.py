@@ -51,6 +51,7 @@ def test_trickled_status_line_and_headers_end_at_the_deadline(feed_server: FeedS
     started = time.monotonic()
     with http_client(settings()) as client, pytest.raises(FetchError, match=r"within the 0\.5s deadline") as info:
         fetch_feed(client, feed_server.url("/slowloris"), deadline_s=0.5)
+    assert feed_server.trickled == []  # the client hung up during the headers, not after them
     assert time.monotonic() - started < 2.5  # loose: the trickle alone would take ~4 s
     assert info.value.unreachable is False
 
@@ -62,6 +63,7 @@ def test_deadline_holds_on_a_reused_keep_alive_connection(feed_server: FeedServe
         assert fetch_feed(client, feed_server.url("/feed"), deadline_s=5).body == BODY
         with pytest.raises(FetchError, match="deadline"):
             fetch_feed(client, feed_server.url("/slowloris"), deadline_s=0.5)
+        assert feed_server.trickled == []
         # the pool stays usable for the next feed
         assert fetch_feed(client, feed_server.url("/feed"), deadline_s=5).body == BODY
 
@@ -87,6 +89,7 @@ def test_a_feed_past_its_deadline_gets_an_error_row_and_the_others_are_stored(me
         outcomes = {o.name: o for o in ingestor.run(feeds)}
     assert outcomes["good"].status == "ok" and outcomes["good"].new == 1
     assert outcomes["slowloris"].status == "error" and "deadline" in (outcomes["slowloris"].error or "")
+    assert feed_server.trickled == []  # given up during the headers
     log = schema.fetch_log
     with memory.state.engine.connect() as conn:
         rows = conn.execute(select(log.c.status, log.c.error).where(log.c.source == "slowloris")).all()

@@ -41,6 +41,7 @@ class FeedServer(LoopbackServer):
     def __init__(self) -> None:
         self.routes: dict[str, Route] = {}
         self.hits: list[Hit] = []
+        self.trickled: list[str] = []  # paths whose trickled status line and headers were sent in full
         server = self
 
         class Handler(QuietHandler):
@@ -82,6 +83,7 @@ class FeedServer(LoopbackServer):
                         self.wfile.write(head[index : index + 1])
                         self.wfile.flush()
                         time.sleep(route.trickle_s)
+                    server.trickled.append(self.path)  # the client stayed for all of it
                     self.wfile.write(route.body)
                     self.wfile.flush()
                 except (BrokenPipeError, ConnectionResetError):
