@@ -6,15 +6,11 @@ feed server, real Chroma and SQLite) and the ``sources`` / ``status`` commands.
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
-from pathlib import Path
-from typing import Any
 
 import pytest
 
-from memory.state import StateDB
-from memory.store import Memory, NearDuplicatePolicy
+from memory.store import Memory
 from sources.plaintext import clean_text
 from sources.rss import FeedSpec, ParsedFeed, parse_feed
 from sources.tickers import Watchlist
@@ -33,22 +29,6 @@ FEED_URL = "https://feeds.example/f.xml"
 def parse(name: str, content_type: str | None = None) -> ParsedFeed:
     return parse_feed((FEEDS / name).read_bytes(), FeedSpec("t", FEED_URL), WATCH, fetched_at=FETCHED,
                       content_type=content_type)
-
-
-@pytest.fixture
-def cli_memory(tmp_path: Path, hash_embedder: Any) -> Iterator[Memory]:
-    """A real Memory on the state DB the CLI opens (``TAPEWATCH_DATA_DIR``/state.db)."""
-    import chromadb
-    from chromadb.config import Settings as ChromaSettings
-
-    from memory.chroma import ChromaVectors
-
-    (tmp_path / "data").mkdir(exist_ok=True)
-    client = chromadb.PersistentClient(path=str(tmp_path / "chroma"), settings=ChromaSettings(anonymized_telemetry=False))
-    state = StateDB(f"sqlite:///{tmp_path / 'data' / 'state.db'}")
-    yield Memory(ChromaVectors(client, "content", hash_embedder.name, hash_embedder.dimension), state, hash_embedder,
-                 NearDuplicatePolicy(threshold=0.6))
-    state.close()
 
 
 def ingest(memory: Memory, server: FeedServer, feeds: dict[str, tuple[str, str]], *,

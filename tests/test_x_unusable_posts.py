@@ -7,7 +7,6 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
-from pathlib import Path
 from typing import Any
 
 import pytest
@@ -15,8 +14,7 @@ from sqlalchemy import select
 
 from memory import schema
 from memory.quotas import Quotas, month_of
-from memory.state import StateDB
-from memory.store import Memory, NearDuplicatePolicy
+from memory.store import Memory
 from sources.item import item_id_for_post
 from sources.tickers import Watchlist
 from sources.x import XReader, parse_posts, post_time
@@ -38,19 +36,9 @@ def x() -> Iterator[FakeXAPI]:
 
 
 @pytest.fixture
-def memory(tmp_path: Path, hash_embedder: Any) -> Iterator[Memory]:
-    """A real Memory on the state DB the CLI opens (``TAPEWATCH_DATA_DIR``/state.db)."""
-    import chromadb
-    from chromadb.config import Settings as ChromaSettings
-
-    from memory.chroma import ChromaVectors
-
-    (tmp_path / "data").mkdir(exist_ok=True)
-    client = chromadb.PersistentClient(path=str(tmp_path / "chroma"), settings=ChromaSettings(anonymized_telemetry=False))
-    state = StateDB(f"sqlite:///{tmp_path / 'data' / 'state.db'}")
-    yield Memory(ChromaVectors(client, "x-posts", hash_embedder.name, hash_embedder.dimension), state, hash_embedder,
-                 NearDuplicatePolicy(threshold=0.6))
-    state.close()
+def memory(cli_memory: Memory) -> Memory:
+    """A real Memory on the state DB the CLI opens."""
+    return cli_memory
 
 
 def run(memory: Memory, x: FakeXAPI, *, retention: timedelta | None = None, **xs: Any) -> dict[str, Any]:
