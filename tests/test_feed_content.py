@@ -112,7 +112,7 @@ def test_sources_and_status_show_degraded_feeds_not_ok(cli_memory: Memory, feed_
     assert outcomes["truncated"].skipped == 1  # the cut-off fourth entry
     code, output = cli(["sources"], monkeypatch, capsys)
     assert code == 0, output
-    rows = {line.split("│")[1].strip(): line for line in output.splitlines() if line.count("│") > 5}
+    rows = {line.split("│")[1].strip(): line for line in output.splitlines() if line.startswith("│ ")}
     for name in ("journalbloc", "mercado", "truncated"):
         assert "degraded" in rows[name], rows[name]
     assert "mis-decoded" in rows["journalbloc"] and "CharacterEncodingOverride" in rows["mercado"]

@@ -87,7 +87,7 @@ def test_posts_missing_fields_are_defaulted_or_counted_as_skipped_and_shown(
 
     code, output = cli(["sources"], monkeypatch, capsys)
     assert code == 0, output
-    [line] = [ln for ln in output.splitlines() if "x:@mira_onchain" in ln]
+    [line] = [ln for ln in output.splitlines() if ln.startswith("│ x:@mira_onchain ")]
     cells = [c.strip() for c in line.split("│")]
     assert cells[4:7] == ["degraded", "3", "1"]  # status, items, skipped
     code, output = cli(["status"], monkeypatch, capsys)
