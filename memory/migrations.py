@@ -91,7 +91,7 @@ def applied_versions(engine: Engine) -> set[int]:
 
 def migrate(engine: Engine, migrations: tuple[Migration, ...] = MIGRATIONS) -> list[int]:
     """Bring the database to the latest version; return the versions applied."""
-    latest = migrations[-1].version if migrations else 0
+    latest = max((m.version for m in migrations), default=0)  # the last step listed need not be the highest
     with engine.begin() as conn:
         schema.schema_version.create(conn, checkfirst=True)
     at = current_version(engine)
