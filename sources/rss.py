@@ -197,7 +197,7 @@ def parse_feed(
     garbled = [m.group(0) for i in items if (m := _MOJIBAKE.search(f"{i.title} {i.text}"))]
     if garbled:
         degraded.append(f"{len(garbled)} of {len(items)} item(s) look mis-decoded (e.g. {garbled[0]!r}): "
-                        "the feed's declared encoding is probably wrong")
+                        "the publisher's text or declared encoding is wrong")
     problems.extend(p for p in degraded if p not in problems)
     return ParsedFeed(title=_feed_title(parsed, feed), items=tuple(items), warnings=tuple(problems),
                       degraded=tuple(degraded), skipped=skipped)

@@ -81,6 +81,7 @@ def test_items_older_than_retention_are_not_stored_so_prune_does_not_fight_the_n
 @pytest.mark.parametrize(("name", "fragment"), [
     ("truncated.xml", "SAXParseException"),  # ill-formed XML: items salvaged, but the feed is broken
     ("wrong_encoding.xml", "declared as utf-8, but parsed as windows-1252"),  # wrong declared encoding
+    ("undeclared_encoding.xml", "CharacterEncodingOverride"),  # none declared, and not UTF-8
     ("mojibake.xml", "item(s) look mis-decoded (e.g. '"),  # double-encoded text in well-formed XML
 ])
 def test_feeds_that_parse_with_problems_are_degraded(name: str, fragment: str) -> None:
