@@ -1,0 +1,69 @@
+"""Benchmark: compliance phrasing families against the old 7-phrase substring check.
+
+Run: .venv/bin/python bench/compliance.py [--show-misses]
+
+Cases: each family's must_catch / must_not_catch examples from prompts/compliance/phrasing.yaml plus the
+adversarial and legitimate cases in tests/test_compliance.py. Prints, per family, the catch rate of the
+families and of the baseline (the substring check crew/grounding.py did with the old default
+compliance.banned_phrases), and the false-flag rate of both over everything legitimate.
+"""
+
+from __future__ import annotations
+
+import argparse
+import re
+import sys
+import time
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from crew.compliance import check_compliance, families
+from tests.test_compliance import ADVERSARIAL, LEGITIMATE
+
+OLD_DEFAULT = ("guaranteed", "guarantee", "price target", "risk-free", "risk free", "can't lose", "cannot lose")
+
+
+def baseline(text: str) -> bool:
+    """The old check: a banned phrase as a whole-word substring after folding spaces and curly apostrophes."""
+    flat = " ".join(text.replace("\u2019", "'").split()).lower()
+    return any(re.search(rf"(?<![\w]){re.escape(p)}(?![\w])", flat) for p in OLD_DEFAULT)
+
+
+def flagged_by(text: str) -> set[str]:
+    """Family labels that flag ``text``."""
+    problems = check_compliance(text, "x", disclaimer="", require_disclaimer=False)
+    return {p.message.split(":")[0] for p in problems}
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--show-misses", action="store_true", help="list every miss and false flag")
+    args = parser.parse_args()
+    fams = families()
+    started = time.perf_counter()
+    checks = 0
+    print(f"{'family':<16}{'cases':>7}{'families':>11}{'old 7':>9}")
+    for family in fams:
+        cases = [*family.must_catch, *ADVERSARIAL.get(family.id, [])]
+        missed = [t for t in cases if family.label not in flagged_by(t)]
+        old = sum(baseline(t) for t in cases)
+        checks += len(cases)
+        print(f"{family.id:<16}{len(cases):>7}{1 - len(missed) / len(cases):>10.1%}{old / len(cases):>9.1%}")
+        if args.show_misses:
+            for t in missed:
+                print(f"    missed: {t!r}")
+    legit = [*LEGITIMATE, *(t for f in fams for t in f.must_not_catch)]
+    false = {t: sorted(flagged_by(t)) for t in legit if flagged_by(t)}
+    old_false = sum(baseline(t) for t in legit)
+    checks += len(legit)
+    print(f"{'false flags':<16}{len(legit):>7}{len(false) / len(legit):>10.1%}{old_false / len(legit):>9.1%}")
+    if args.show_misses:
+        for t, labels in false.items():
+            print(f"    flagged: {t!r} by {', '.join(labels)}")
+    elapsed = time.perf_counter() - started
+    print(f"{checks} checks in {elapsed:.2f}s ({elapsed / checks * 1e3:.2f} ms per text, patterns compiled once)")
+
+
+if __name__ == "__main__":
+    main()
