@@ -186,7 +186,8 @@ _RETRACTIONS = re.compile(
     r"|\(not\)|/s\b|;-?\)|[\U0001F609\U0001F61C\U0001F60F\U0001F92B\U0001F92D\U0001F643\U0001F602\U0001F923"
     r"\U0001F921\U0001F618\U0001F61D]")
 _AFFIRM = (r"\b(?:(?:this|that|it|which|post|thread|brief|tweet|above)(?:'s| is| was)|"
-           r"consider (?:this|it)(?: as)?|take (?:this|it) as)(?: (?:definitely|totally|actually|really|absolutely|100%|literally|very much|in fact))*"
+           r"consider (?:this|it)(?: as)?|take (?:this|it) as)"
+           r"(?: (?:definitely|totally|actually|really|absolutely|100%|literally|very much|in fact))*"
            r" (?:a |some )?(?:pure |real |genuine |solid |sound )?")
 
 

@@ -10,14 +10,19 @@ from __future__ import annotations
 
 import tomllib
 from collections.abc import Sequence
+from datetime import UTC, datetime
 from importlib.resources import files
 from pathlib import Path
+from typing import Any
 
 import pytest
 
 from crew.compliance import check_compliance, families
+from crew.databrief import build
 from crew.model import Problem
+from memory.drafts import DraftStore
 from tapewatch.settings import ComplianceSettings
+from tests.crew_support import fill_with_samples
 
 DISCLAIMER = "Not financial advice."
 ROOT = Path(__file__).resolve().parents[1]
@@ -29,93 +34,131 @@ ADVERSARIAL: dict[str, list[str]] = {
         "ｇｕａｒａｎｔｅｅｄ gains", "guarаnteed", "Guaranteed!!!", "You can’t go wrong here",
         "cant go wrong with $SOL", "Guaranteed\nreturns for stakers", "#Guaranteed", "g u a r a n t e e d gains",
         "<b>Guaranteed</b> returns", "**guaranteed** returns", "We 100% guarantee a 3x", "gu&#97;ranteed yield",
-        "𝐠𝐮𝐚𝐫𝐚𝐧𝐭𝐞𝐞𝐝 profit", "G.U.A.R.A.N.T.E.E.D", "guaran\u00adteed upside", "guaranteed 🚀 returns",
+        "Profits guaranteed or your money back.", "guar\u200canteed", "guarantee\u0301d", "gaurantee you profits",
+        "guaranteeeed", "You literally cannot go wrong.", "𝐠𝐮𝐚𝐫𝐚𝐧𝐭𝐞𝐞𝐝 profit", "G.U.A.R.A.N.T.E.E.D",
+        "guaran\xadteed upside", "guaranteed 🚀 returns",
     ],
     "price_target": [
-        "PT $5 🚀", "price\u2011target $9 on $OP", "Price Target → $5", "$SOL will h1t $1k", "next stop: $100k",
+        "PT $5 🚀", "price‑target $9 on $OP", "Price Target → $5", "$SOL will h1t $1k", "next stop: $100k",
         "TARGET OF $150K", "target of $150,000 by EOY", "ETH to 10k by summer", "$LINK $10 by E.O.Y.",
-        "BTC will hit 200k eoy", "SOL is going to $500, mark my words", "ᴘʀɪᴄᴇ ᴛᴀʀɢᴇᴛ $12", "p r i c e  t a r g e t $3",
-        "my price target: $0.10", "heading to $200 💰", "$ETH headed for $10,000", "DOGE will reach $1 by Christmas",
-        "BTC $150k by year end", "targeting 5k on ETH", "$2 is next for $ARB",
+        "BTC will hit 200k eoy", "SOL is going to $500, mark my words", "ᴘʀɪᴄᴇ ᴛᴀʀɢᴇᴛ $12",
+        "p r i c e  t a r g e t $3", "my price target: $0.10", "heading to $200 💰", "$ETH headed for $10,000",
+        "DOGE will reach $1 by Christmas", "BTC $150k by year end", "targeting 5k on ETH", "$2 is next for $ARB",
+        "Our target: $4,000 ETH.", "$BTC 200k incoming.", "SOL $1,000 soon.",
+        "ETH will hit five figures by December.", "We expect $DOGE to hit $1.", "PT 1.5 for $XRP", "$ARB → $5",
+        "Expect $ARB at $5 by Q2",
     ],
     "call_to_action": [
         "BUY NOW", "ｂｕｙ ｎｏｗ", "buу now", "buy 🚀 now", "buy\u200d now", "b u y  n o w", "Buy\n\nnow",
         "buy    now", "BUY $PEPE NOW!!!", "#BuyNow", "dont miss out", "Don’t miss this", "get in b4 the listing",
-        "APE IN NOW", "l0ad up", "last chance!!", "act fast 🔥", "SEND IT 🚀", "accumulate n0w", "sell everything now",
-        "Buy <b>now</b>", "Buy **now**", "b&#117;y now", "gеt in before the pump", "bu\u200by now", "b-u-y n-o-w",
-        "Aping into $BONK now", "LOAD UP ON $SOL", "Don't sleep on this one", "grab a bag before it moons",
+        "APE IN NOW", "l0ad up", "last chance!!", "act fast 🔥", "SEND IT 🚀", "accumulate n0w",
+        "sell everything now", "Buy <b>now</b>", "Buy **now**", "b&#117;y now", "gеt in before the pump",
+        "bu\u200by now", "b-u-y n-o-w", "Aping into $BONK now", "LOAD UP ON $SOL", "Don't sleep on this one",
+        "grab a bag before it moons", "This is your sign to buy $SOL now.", "Stack $BTC now.",
+        "Time to load the boat.", "Now's the time to buy.", "You won't regret buying $LINK.", "Join the presale now!",
+        "Don't get left behind.", "B.U.Y N.O.W", "buy\xa0now", "BuY nOw", "bụy now", "bʊy now", "ßuy now", "βuy now",
+        "🅱uy now", "𝓫𝓾𝔂 𝓷𝓸𝔀",
     ],
     "certainty": [
-        "risk\u2011free", "risk—free", "risk–free", "r1sk-free", "RISK FREE", "riskfree yield", "sure thing 💯",
-        "can’t lose", "cant lose", "can not lose", "no brainer", "no-brainer", "nobrainer", "100 % safe",
-        "100% SAFE", "еasy money", "free m0ney", "will definitely pump", "is bound to moon", "w1ll def1n1tely pump",
+        "risk‑free", "risk—free", "risk–free", "r1sk-free", "RISK FREE", "riskfree yield", "sure thing 💯",
+        "can’t lose", "cant lose", "can not lose", "no brainer", "no-brainer", "nobrainer", "100 % safe", "100% SAFE",
+        "еasy money", "free m0ney", "will definitely pump", "is bound to moon", "w1ll def1n1tely pump",
         "zero-downside", "𝐫𝐢𝐬𝐤-𝐟𝐫𝐞𝐞", "SURE THING", "ᴇᴀsʏ ᴍᴏɴᴇʏ", "this can only go up",
+        "Zero-risk returns on $USDe.", "It can't go down from here.", "The safest bet in crypto right now.",
+        "Certain to double.", "This will 100% pump.", "risk‐free", "risk – free", "ri$k-free",
     ],
     "dated_hype": [
         "to the moon by friday", "TO THE MOON 🚀🚀", "t0 the m00n", "moon soon™", "mo0n soon", "10x by next week",
         "10X BY NEXT WEEK", "pump incoming!!!", "about to explode 💥", "going parabolic", "#ToTheMoon",
         "mooning soon", "about to 100x", "gonna 10x this week", "P U M P incoming", "to the mооn", "lambo soon",
-        "SOL is about to go parabolic", "pumping tomorrow", "50x before christmas",
+        "SOL is about to go parabolic", "pumping tomorrow", "50x before christmas", "Parabolic move incoming.",
+        "10x incoming", "It's about to blast off.", "We're going to Valhalla by Friday", "ＴＯ ＴＨＥ ＭＯＯＮ",
     ],
 }
 
 # Market news written the way tapewatch writes it, plus traps: words that contain or resemble banned
 # phrasing without promoting anything.
 LEGITIMATE: list[str] = [
-    "ETF issuers guarantee nothing.", "The SEC's target date is May 23.", "Analysts' price targets were cut (Reuters).",
-    "Coinbase announced a $1B buyback.", "Buyers stepped in near $95k.",
-    "The bridge was drained before users could act.", "A risk-free rate of 4.3% caps what stablecoin yields pay.",
-    "The lowest-risk tranche filled first.", "MoonPay added SOL payments.", "Moonbeam (GLMR) rose 3%.",
-    "Target date funds added a bitcoin sleeve.", "There is no guarantee of approval.",
-    "BTC traded near $97,900 (+0.8%), ETH at $3,452 (+1.2%).", "Spot bitcoin ETFs took in a net $1.38B on Tuesday.",
-    "ETH/BTC is down 4.2% on the week.", "Solana validators finished the Halcyon upgrade.",
-    "Failed transactions fell to 12%.", "The SEC delayed its decision to May 23.",
-    "MicroStrategy bought 5,000 BTC last week.", "Funding turned negative as longs were flushed.",
-    "Stablecoin supply hit a record $180B.", "The Fed held rates at 4.25%-4.5%.",
-    "Mt. Gox moved 10,000 BTC to a new wallet.", "Arbitrum's DAO voted to fund a $200M grant program.",
-    "A whale bought $12M of PEPE on Binance.", "Open interest on SOL futures rose to $6.1B.",
-    "Analysts at Bernstein said the rally could extend.", "Tether minted another $1B of USDT.",
-    "The exchange paused withdrawals for two hours.", "Pump.fun launched a new token standard.",
-    "Grayscale's fund saw outflows of $50M.", "The SEC chair said approval is not guaranteed.",
-    "The DAO's objective is to cut fees.", "Hackers drained $40M; users were urged to revoke approvals.",
+    "ETF issuers guarantee nothing.", "The SEC's target date is May 23.",
+    "Analysts' price targets were cut (Reuters).", "Coinbase announced a $1B buyback.",
+    "Buyers stepped in near $95k.", "The bridge was drained before users could act.",
+    "A risk-free rate of 4.3% caps what stablecoin yields pay.", "The lowest-risk tranche filled first.",
+    "MoonPay added SOL payments.", "Moonbeam (GLMR) rose 3%.", "Target date funds added a bitcoin sleeve.",
+    "There is no guarantee of approval.", "BTC traded near $97,900 (+0.8%), ETH at $3,452 (+1.2%).",
+    "Spot bitcoin ETFs took in a net $1.38B on Tuesday.", "ETH/BTC is down 4.2% on the week.",
+    "Solana validators finished the Halcyon upgrade.", "Failed transactions fell to 12%.",
+    "The SEC delayed its decision to May 23.", "MicroStrategy bought 5,000 BTC last week.",
+    "Funding turned negative as longs were flushed.", "Stablecoin supply hit a record $180B.",
+    "The Fed held rates at 4.25%-4.5%.", "Mt. Gox moved 10,000 BTC to a new wallet.",
+    "Arbitrum's DAO voted to fund a $200M grant program.", "A whale bought $12M of PEPE on Binance.",
+    "Open interest on SOL futures rose to $6.1B.", "Analysts at Bernstein said the rally could extend.",
+    "Tether minted another $1B of USDT.", "The exchange paused withdrawals for two hours.",
+    "Pump.fun launched a new token standard.", "Grayscale's fund saw outflows of $50M.",
+    "The SEC chair said approval is not guaranteed.", "The DAO's objective is to cut fees.",
+    "Hackers drained $40M; users were urged to revoke approvals.",
     "Volatility is expected around Friday's CPI print.", "Bitcoin's 10x run since 2020 drew new buyers.",
-    "This isn't a sure thing.", "Moonwell and Moonbeam both rose.", "ETH could reach $4k if flows hold, analysts said.",
-    "The token is up 10x from its low.", "Citi lowered its ETH price target to $4,300, the bank said.",
+    "This isn't a sure thing.", "Moonwell and Moonbeam both rose.",
+    "ETH could reach $4k if flows hold, analysts said.", "The token is up 10x from its low.",
+    "Citi lowered its ETH price target to $4,300, the bank said.",
     "Standard Chartered reiterated its $200k bitcoin target for year-end.", "Buy-side demand stayed thin.",
     "ETF buyers now hold 1.1M BTC.", "Sell-off deepened after the hack.", "Nothing in DeFi is risk-free.",
     "The fund guarantees nothing to depositors.", "The presale's promoters were charged with fraud.",
-    "Loading times on the explorer improved.", "The upgrade ships on Friday.", "Data via CoinGecko; prices at 12:00 UTC.",
-    "Retail buyers returned as fees fell.", "The launch targets developers first.",
-    "Regulators warned that no investment is risk-free.", "The SEC charged a Ponzi scheme that promised guaranteed returns.",
-    "Easy-money policy ended in 2022.", "Traders loaded up on puts ahead of the vote.", "Users who act late pay more gas.",
-    "Solana's send rate doubled.", "A moon-themed memecoin fell 40%.", "SafeMoon's former CEO was convicted.",
+    "Loading times on the explorer improved.", "The upgrade ships on Friday.",
+    "Data via CoinGecko; prices at 12:00 UTC.", "Retail buyers returned as fees fell.",
+    "The launch targets developers first.", "Regulators warned that no investment is risk-free.",
+    "The SEC charged a Ponzi scheme that promised guaranteed returns.", "Easy-money policy ended in 2022.",
+    "Traders loaded up on puts ahead of the vote.", "Users who act late pay more gas.", "Solana's send rate doubled.",
+    "A moon-themed memecoin fell 40%.", "SafeMoon's former CEO was convicted.",
     "Governance passed a proposal to target 2% inflation.", "The project's roadmap lists no price objective.",
-    "I/O bottlenecks slowed the node.", "Pepe (PEPE) slid 6% as whales sold.", "Hashrate is bound to the difficulty cycle.",
-    "Polymarket odds of a rate cut by June rose to 62%.", "ARB unlocks 92M tokens on Saturday.",
+    "I/O bottlenecks slowed the node.", "Pepe (PEPE) slid 6% as whales sold.",
+    "Hashrate is bound to the difficulty cycle.", "Polymarket odds of a rate cut by June rose to 62%.",
+    "ARB unlocks 92M tokens on Saturday.", "The bank's analysts cut their BTC target to $120k, citing ETF outflows.",
+    "BTC dropped 5% to $91,000 overnight.", "Coinbase's stock price target was lifted by Needham.",
+    "A court set a target date of June 1 for the ruling.", "The SEC has not approved any staking ETF.",
+    "The DAO will vote on the buyback next week.", "The Fed is expected to cut by 25 bp in March.",
+    "Gold hit a record $3,000 an ounce.", "USDC supply grew 10% this month.",
+    "Users must act before the deadline to keep their tokens, the team said.", "Traders are buying puts to hedge.",
+    "Bulls defended $95k for a third day.", "Miners sent 5,000 BTC to exchanges.",
+    "The token's 10x rally in January drew scrutiny.", "Developers plan to ship the upgrade by Q3.",
+    "A pump in memecoin volume lifted Solana fees.", "The network's target block time is 12 seconds.",
+    "Ethereum developers target a Q2 launch for Pectra.", "Stablecoins are not risk-free, the BIS said.",
+    "BTC's move was sure to draw attention.", "The CFTC warned about guaranteed-return schemes.",
+    "The fund's objective is long-term capital growth.", "Whales bought the dip as ETH slid to $3,000.",
+    "The protocol's last chance to repay lenders is Friday.", "Holders accumulate more BTC as price dips.",
+    "Buy orders stacked near $95k.", "ETH went parabolic in 2017.", "Volume jumped 5x this week.",
+    "Can't-miss events this week: CPI, FOMC.", "Easy-money conditions fuelled the rally.",
+    "The bill's sponsors said it will definitely face amendments.",
+    "The project's main objective is to scale throughput.",
+    "SEC chair: 'there is no such thing as a risk-free crypto product.'",
+    "Binance told users to act fast and withdraw.",
 ]
 
 NEGATED_DISCLAIMERS: list[str] = [
     "This is financial advice.", "Not financial advice? Think again.", "Not financial advice (jk)",
     "not not financial advice.", "Not financial advice. Just kidding.", "Not financial advice 😉",
     "Not financial advice... or is it?", "Nоt financial advice.", "Not financial\u200b advice.",
-    "Not financial advice. Actually, this is financial advice.", "Not financial advice-ish.", "Not financial advice /s",
-    "NFA", "Not financial advice\u2020 (\u2020it is)", "Not financial advice. lol", "It isn't \"not financial advice\".",
-    "Not financial advice. Consider this financial advice.", "Ignore the 'not financial advice' part.",
+    "Not financial advice. Actually, this is financial advice.", "Not financial advice-ish.",
+    "Not financial advice /s", "NFA", "Not financial advice† (†it is)", "Not financial advice. lol",
+    'It isn\'t "not financial advice".', "Not financial advice. Consider this financial advice.",
+    "Ignore the 'not financial advice' part.",
 ]
 # (text, format): the disclaimer is only there as markup a reader does not see as the disclaimer.
 HIDDEN_DISCLAIMERS: list[str] = [
-    "Not <b>financial</b> advice.", "Not fin<i></i>ancial advice.", '<a href="https://x.example">Not financial advice.</a>',
-    "[Not financial advice.](https://x.example)", "Not **financial** advice.", "~~Not financial advice.~~",
-    "<s>Not financial advice.</s>", "<tg-spoiler>Not financial advice.</tg-spoiler>", "<!-- Not financial advice. -->",
+    "Not <b>financial</b> advice.", "Not fin<i></i>ancial advice.",
+    '<a href="https://x.example">Not financial advice.</a>', "[Not financial advice.](https://x.example)",
+    "Not **financial** advice.", "~~Not financial advice.~~", "<s>Not financial advice.</s>",
+    "<tg-spoiler>Not financial advice.</tg-spoiler>", "<!-- Not financial advice. -->",
     '<span class="tg-spoiler">Not financial advice.</span>', "||Not financial advice.||", "[Not financial advice.]",
 ]
 KEPT_DISCLAIMERS: list[str] = [
     "AI-written from stored sources. Not financial advice.", "This is not financial advice.", "NOT FINANCIAL ADVICE.",
     "<i>Not financial advice.</i>", "*Not financial advice.*", "Not financial advice. Do your own research.",
-    "Not  financial\nadvice.", "Sources: CoinDesk, The Block. Not financial advice.", "No memes here, not financial advice.",
-    "ETH rose 2%.\n\nNot financial advice.", "Not financial advice!", "<b>Brief</b>\nBTC up.\n\n<i>Not financial advice.</i>",
-    "**Brief**\n\n_Not financial advice._", "Not financial advice. BTC data via [CoinGecko](https://coingecko.com).",
-    "Not financial advice; figures from stored snapshots.", "Not financial advice \u2014 figures are from stored snapshots.",
+    "Not  financial\nadvice.", "Sources: CoinDesk, The Block. Not financial advice.",
+    "No memes here, not financial advice.", "ETH rose 2%.\n\nNot financial advice.", "Not financial advice!",
+    "<b>Brief</b>\nBTC up.\n\n<i>Not financial advice.</i>", "**Brief**\n\n_Not financial advice._",
+    "Not financial advice. BTC data via [CoinGecko](https://coingecko.com).",
+    "Not financial advice; figures from stored snapshots.",
+    "Not financial advice — figures are from stored snapshots.",
 ]
 
 
@@ -234,3 +277,14 @@ def test_the_default_banned_phrases_are_empty_because_the_families_cover_the_old
                  "you can't lose", "you cannot lose"]:
         assert flags(text), text
     assert len(old) == 7
+
+
+def test_the_sample_day_data_briefs_pass_in_every_format_as_rendered(memory: Any) -> None:
+    fill_with_samples(memory)
+    drafts = DraftStore(memory.state)
+    for ticker in (None, "SOL", "BTC", "ETH"):
+        _, draft = build(memory, drafts, now=datetime.now(UTC), ticker=ticker)
+        assert draft is not None
+        for where, text in (("x", "\n".join(draft.x_thread)), ("telegram", draft.telegram_html),
+                            ("markdown", draft.markdown)):
+            assert check_compliance(text, where, disclaimer=DISCLAIMER, require_disclaimer=True) == [], (where, text)
