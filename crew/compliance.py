@@ -183,7 +183,7 @@ _RETRACTIONS = re.compile(
     r"\b(?:jk|j/k|just kidding|kidding|not really|or is it|think again|yeah right|as if|lol|lmao|rofl|wink|"
     r"psych|sike|kappa|my foot|but it is|but it's|but actually|it is though|it actually is|or not|"
     r"ignore (?:that|this|the above|it)|disregard (?:that|this|it)|never mind|nvm|sarcasm)\b"
-    r"|\(not\)|/s\b|;-?\)|[\U0001F609\U0001F61C\U0001F60F\U0001F92B\U0001F92D\U0001F643\U0001F602\U0001F923"
+    r"|\b(?:it|this|that)(?:'s| (?:\w+ )?is)\s*(?:[).!]|$)|\(not\)|/s\b|;-?\)|[\U0001F609\U0001F61C\U0001F60F\U0001F92B\U0001F92D\U0001F643\U0001F602\U0001F923"
     r"\U0001F921\U0001F618\U0001F61D]")
 _AFFIRM = (r"\b(?:(?:this|that|it|which|post|thread|brief|tweet|above)(?:'s| is| was)|"
            r"consider (?:this|it)(?: as)?|take (?:this|it) as)"
@@ -230,8 +230,8 @@ def _altered(shown: str, s: int, e: int, vis: Visible, where: tuple[int, int]) -
     if _NEGATORS.search(" ".join(clause.split()[-3:])):
         return True
     tail = shown[e:]
-    if re.match(r"[.!]*\s*[?*\u2020\u2021]", tail):
-        return True  # a question, or a footnote that may take it back
+    if re.match(r"[.!]*\s*[?*\u2020\u2021]|\s*[,;:\u2014-]?\s*\(?but\b", tail):
+        return True  # a question, a footnote that may take it back, or "…, but"
     ends = [m.end() for m in _SENTENCE_END.finditer(tail)]
     window = tail[:min(ends[1] if len(ends) > 1 else len(tail), (ends[0] if ends else 0) + 40)]
     return bool(_RETRACTIONS.search(window))
