@@ -183,8 +183,9 @@ _RETRACTIONS = re.compile(
     r"\b(?:jk|j/k|just kidding|kidding|not really|or is it|think again|yeah right|as if|lol|lmao|rofl|wink|"
     r"psych|sike|kappa|my foot|but it is|but it's|but actually|it is though|it actually is|or not|"
     r"ignore (?:that|this|the above|it)|disregard (?:that|this|it)|never mind|nvm|sarcasm)\b"
-    r"|\b(?:it|this|that)(?:'s| (?:\w+ )?is)\s*(?:[).!]|$)|\(not\)|/s\b|;-?\)|[\U0001F609\U0001F61C\U0001F60F\U0001F92B\U0001F92D\U0001F643\U0001F602\U0001F923"
-    r"\U0001F921\U0001F618\U0001F61D]")
+    r"|\b(?:it|this|that)(?:'s| (?:\w+ )?is)\s*(?:[).!]|$)|\(not\)|/s\b|;-?\)"  # "(it is)", "/s", ";)"
+    r"|[\U0001F609\U0001F61C\U0001F60F\U0001F92B\U0001F92D\U0001F643\U0001F602\U0001F923\U0001F921\U0001F618"
+    r"\U0001F61D]")  # winks, smirks, shushes, clowns
 _AFFIRM = (r"\b(?:(?:this|that|it|which|post|thread|brief|tweet|above)(?:'s| is| was)|"
            r"consider (?:this|it)(?: as)?|take (?:this|it) as)"
            r"(?: (?:definitely|totally|actually|really|absolutely|100%|literally|very much|in fact))*"
