@@ -7,7 +7,8 @@ zero-width characters, emoji, spelled-out letters and leetspeak don't hide a phr
 
 The disclaimer counts only when a reader sees it as written and meant: not negated ("not not financial
 advice"), questioned or retracted ("Not financial advice? Think again", "(jk)"), contradicted ("this is
-financial advice"), struck through, split by markup or moved into a link label.
+financial advice"), struck through, split by markup or moved into a link label. Pass each format as
+rendered (the X text, the Telegram HTML, the Markdown), not reduced to plain text, so markup is seen.
 """
 
 from __future__ import annotations

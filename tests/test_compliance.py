@@ -21,6 +21,7 @@ from crew.compliance import check_compliance, families
 from crew.databrief import build
 from crew.model import Problem
 from memory.drafts import DraftStore
+from sources.errors import ConfigError
 from tests.crew_support import fill_with_samples
 
 DISCLAIMER = "Not financial advice."
@@ -322,3 +323,8 @@ def test_the_sample_day_data_briefs_pass_in_every_format_as_rendered(memory: Any
         for where, text in (("x", "\n".join(draft.x_thread)), ("telegram", draft.telegram_html),
                             ("markdown", draft.markdown)):
             assert check_compliance(text, where, disclaimer=DISCLAIMER, require_disclaimer=True) == [], (where, text)
+
+
+def test_a_profile_that_is_not_shipped_is_one_clear_config_error() -> None:
+    with pytest.raises(ConfigError, match=r"^compliance profile eu\.yaml: "):
+        families("eu.yaml")
