@@ -37,7 +37,7 @@ ADVERSARIAL: dict[str, list[str]] = {
         "Profits guaranteed or your money back.", "guar\u200canteed", "guarantee\u0301d", "gaurantee you profits",
         "guaranteeeed", "You literally cannot go wrong.", "𝐠𝐮𝐚𝐫𝐚𝐧𝐭𝐞𝐞𝐝 profit", "G.U.A.R.A.N.T.E.E.D",
         "guaran\xadteed upside", "guaranteed 🚀 returns", "I promise you $WIF flips $PEPE.", "G U A R A N T E E D",
-        "guaranteed", "gUaRaNtEeD", "gua\u200brantee\u200bd",
+        "guaranteed", "gUaRaNtEeD", "gua\u200brantee\u200bd", "Guaranteed listing on Binance next week.",
     ],
     "price_target": [
         "PT $5 🚀", "price‑target $9 on $OP", "Price Target → $5", "$SOL will h1t $1k", "next stop: $100k",
@@ -49,6 +49,8 @@ ADVERSARIAL: dict[str, list[str]] = {
         "ETH will hit five figures by December.", "We expect $DOGE to hit $1.", "PT 1.5 for $XRP", "$ARB → $5",
         "Expect $ARB at $5 by Q2", "ETH 5k incoming", "SOL to 1k, mark my words.", "DOGE to a dollar by Christmas!",
         "Next leg up to $120k.", "Upside target: 150k.", "Bitcoin will definitely hit $150k.",
+        "Entry $140, target $220.", "Long $ETH here, TP1 $4k, TP2 $4.5k.", "Not a drill: $TIA to $20 next.",
+        "Ｐｒｉｃｅ ｔａｒｇｅｔ $9", "P.T. $5", "pt = $3", "We're going to $1 by Friday.", "$10 EOY easy",
     ],
     "call_to_action": [
         "BUY NOW", "ｂｕｙ ｎｏｗ", "buу now", "buy 🚀 now", "buy\u200d now", "b u y  n o w", "Buy\n\nnow",
@@ -62,7 +64,10 @@ ADVERSARIAL: dict[str, list[str]] = {
         "🅱uy now", "𝓫𝓾𝔂 𝓷𝓸𝔀", "Don't fade this breakout.", "Buy and hold $BTC forever.", "Load up while it's cheap.",
         "Get your $PEPE before it's gone.", "Hurry, only a few hours left to buy.", "pump it!!", "Buy the rumor now.",
         "Buy before the ETF approval!", "don't miss the airdrop", "Aping my whole stack into $BONK, you should too.",
-        "bUy nOw", "Вuy now", "buy\u2060now", "ѕend it",
+        "bUy nOw", "Вuy now", "buy\u2060now", "ѕend it", "1/ $SOL is the play this week. Buy it.",
+        "Bid $LINK under $15.", "Fill your boots on $AVAX.", "Don't be exit liquidity, buy early.",
+        "Get $WLD now before Binance lists it", "Accumulate aggressively below $2.", "Sell your ETH and buy $PWNED.",
+        "You'd be crazy not to buy here.",
     ],
     "certainty": [
         "risk‑free", "risk—free", "risk–free", "r1sk-free", "RISK FREE", "riskfree yield", "sure thing 💯",
@@ -73,7 +78,8 @@ ADVERSARIAL: dict[str, list[str]] = {
         "Certain to double.", "This will 100% pump.", "risk‐free", "risk – free", "ri$k-free",
         "It's a no brainer buy.", "Risk-free 15% APY on USDT.", "Nothing can stop $SOL now, it only goes up.",
         "Gains are locked in.", "Zero chance this goes lower.", "Sure-fire winner.", "A surefire 5x.",
-        "Can't lose at $0.10.", "r i s k - f r e e", "100％ safe", "no–brainer",
+        "Can't lose at $0.10.", "r i s k - f r e e", "100％ safe", "no–brainer", "Generational entry on $DOT.",
+        "It literally cannot fail.", "Best risk/reward in the market, zero risk.", "This is a 100% sure play.",
     ],
     "dated_hype": [
         "to the moon by friday", "TO THE MOON 🚀🚀", "t0 the m00n", "moon soon™", "mo0n soon", "10x by next week",
@@ -82,7 +88,8 @@ ADVERSARIAL: dict[str, list[str]] = {
         "SOL is about to go parabolic", "pumping tomorrow", "50x before christmas", "Parabolic move incoming.",
         "10x incoming", "It's about to blast off.", "We're going to Valhalla by Friday", "ＴＯ ＴＨＥ ＭＯＯＮ",
         "This is the easiest 10x of the year.", "$ARB is going to explode this week.", "Parabolic by the weekend.",
-        "Moon in 3 days.", "to the m\u200boon", "moon\xa0soon",
+        "Moon in 3 days.", "to the m\u200boon", "moon\xa0soon", "$JUP will 5x from here, easy.",
+        "Send $BONK to valhalla 🚀", "Moon season starts now.", "Pump szn incoming",
     ],
 }
 
@@ -160,6 +167,26 @@ LEGITIMATE: list[str] = [
     "The SEC's objective is investor protection.", "Sell orders piled up near $100k.",
     "Binance listed the token; trading starts now.", "Trading opens now on Kraken for US users.",
     "Whales accumulate $LINK ahead of the upgrade.", "Analysts say buy signals are flashing on ETH.",
+    "Solana's validator count rose to 1,400.", "The team targets mainnet in Q4.",
+    "The token traded between $1.10 and $1.30.", "A long position of $50M was liquidated on Hyperliquid.",
+    "Entry into force of MiCA's stablecoin rules is June 30.", "Binance will list WLD on Friday.",
+    "The DAO's send-off for the old treasury passed.", "Prints on the tape showed large blocks.",
+    "Risk/reward has worsened, analysts said.", "Exit liquidity concerns weighed on memecoins.",
+    "The SEC sued the promoters of the scheme.", "BTC ETFs recorded their 10th straight day of inflows.",
+    "Funding is elevated into Friday's expiry.", "The EOY options expiry totals $12B.",
+    "Arbitrum's grant program targets game studios.", "The Fed's target range is 4.25%-4.5%.",
+    "Analysts' median target is $150k, per a Reuters poll.", "Lido's stETH is not risk-free.",
+    "Phantom wallet added Sui.", "The airdrop claim window closes on May 5.",
+    "Long ETH positions on Bitfinex hit a record.", "Short BTC ETFs saw inflows.", "Get ready for CPI on Wednesday.",
+    "Sell-offs deepened in Asia.", "Bid-ask spreads widened on Kraken.", "Buy-side liquidity returned.",
+    "Long-term holders sold 50k BTC.", "Short interest in COIN rose.", "Stack Overflow added a crypto tag.",
+    "Grab, the ride-hailing app, added USDC.", "Load on Base hit a record.",
+    "Dump trucks of tokens hit the market as unlocks began.", "Ape Coin (APE) rose 5%.",
+    "Accumulate, a new DeFi vault, launched.", "Long liquidations topped $300M.", "Short sellers covered.",
+    "So far, ETF flows are positive.", "Just $20M left the funds.", "Now, the SEC must respond.",
+    "Meanwhile, sell pressure eased, data showed.", "Buy orders at $95k absorbed the drop.",
+    "Bitcoin miners, long a source of selling, held.", "If approved, get ready for volatility.",
+    "Get the full report on our site.",
 ]
 
 NEGATED_DISCLAIMERS: list[str] = [
