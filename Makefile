@@ -35,6 +35,7 @@ bench: install
 	$(BIN)/python bench/brief.py
 	$(BIN)/python bench/publish.py
 	$(BIN)/python bench/bot.py
+	$(BIN)/python bench/compliance.py
 
 clean:
 	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache

@@ -359,15 +359,19 @@ class ClaimChecker:
         return []
 
 
+def _words(text: str) -> frozenset[str]:
+    return frozenset(text.split())
+
+
 _PROPER = re.compile(r"(?<![\w$@#/.-])([A-Z][a-z]+(?:[A-Z][a-z]+)*|[A-Z]{2,}[a-z]?)(?:'s)?(?![\w/.-])")
-_COMMON_CAPS = frozenset(
-    "US USA UK EU ETF ETFs SEC CFTC CEO CTO UTC GMT AI X TVL DeFi NFT NFTs DEX CEX OTC API L1 L2 Fed FOMC IPO USD "
-    "EUR GBP JPY OK Q1 Q2 Q3 Q4 YTD ATH ATL EOY EOD PM AM UN IMF ECB".split()
-    + "Monday Tuesday Wednesday Thursday Friday Saturday Sunday January February March April May June July "
-      "August September October November December".split()
-    + "The A An In On At For Of And Or But As After Before While With From To By Its It This That These Those "
-      "One Two Three Some Most Many Analysts Traders Investors Holders Per According Why What How When Where Risks "
-      "Catalysts Contrarian Meanwhile Still Also However Elsewhere Overall Spot Net Average".split())
+_COMMON_CAPS = _words(
+    "US USA UK EU ETF ETFs SEC CFTC CEO CTO UTC GMT AI X TVL DeFi NFT NFTs DEX CEX OTC API L1 L2 Fed FOMC "
+    "IPO USD EUR GBP JPY OK Q1 Q2 Q3 Q4 YTD ATH ATL EOY EOD PM AM UN IMF ECB Monday Tuesday Wednesday "
+    "Thursday Friday Saturday Sunday January February March April May June July August September October "
+    "November December The A An In On At For Of And Or But As After Before While With From To By Its It "
+    "This That These Those One Two Three Some Most Many Analysts Traders Investors Holders Per According "
+    "Why What How When Where Risks Catalysts Contrarian Meanwhile Still Also However Elsewhere Overall "
+    "Spot Net Average ")
 
 
 def _proper_names(sentence: str) -> list[str]:

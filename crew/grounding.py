@@ -15,7 +15,7 @@ the same report. Evidence has tiers (see the README's "Grounding"):
 - single source: a claim resting on one social/forum group is attributed or not publishable;
 - links: only the trusted link of a cited item (``crew.trust``); no link from any item's text;
 - format and platform: X's 280 weighted characters, post cap, @mentions, tag caps; Telegram's size and
-  tags; no hidden characters; compliance (``crew.compliance``).
+  tags; no hidden characters; compliance phrasing and the disclaimer (``crew.compliance``).
 
 Claims are checked in every format (``crew.claimcheck``), so a hand edit cannot hide one.
 """
@@ -38,6 +38,7 @@ from crew.claims import (
     telegram_links,
     telegram_plain,
 )
+from crew.compliance import check_compliance
 from crew.entities import Entities
 from crew.evidence import read_source
 from crew.model import Problem, ValidationReport
@@ -100,13 +101,17 @@ def validate_draft(draft: Draft, context: GroundingContext) -> ValidationReport:
     problems += _sources(draft, rows, sources)
     problems += _format(draft, context)
     problems += _x_platform(draft, context)
+    rendered = {"x": texts["x"], "telegram": draft.telegram_html, "markdown": draft.markdown}
     checker = ClaimChecker(draft, context, entities, sources)
     problems += checker.tickers(" ".join(f"${t}" for t in draft.tickers), "tickers")
     for where, text in texts.items():
         problems += checker.check_text(text, where)
         problems += _links(links[where], where, sources, context.policy)
         problems += _hidden(text, where)
-        problems += _compliance(text, where, context)
+        # As rendered: a disclaimer hidden in a link label or split by markup does not count.
+        problems += check_compliance(rendered[where], where, disclaimer=context.disclaimer,
+                                     require_disclaimer=context.require_disclaimer,
+                                     banned_phrases=context.banned_phrases)
     return ValidationReport(problems=_merged(problems), checked_at=context.clock(), claims=checker.results())
 
 
@@ -220,17 +225,3 @@ def _html_problems(message: str) -> list[str]:
     check.feed(message)
     check.close()
     return check.problems + [f"<{tag}> is never closed" for tag in check.open]
-
-
-def _compliance(text: str, where: str, context: GroundingContext) -> list[Problem]:
-    flat = " ".join(text.replace("\u2019", "'").split()).lower()
-    problems = []
-    for phrase in context.banned_phrases:
-        wanted = " ".join(phrase.replace("\u2019", "'").split()).lower()
-        if wanted and re.search(rf"(?<![\w]){re.escape(wanted)}(?![\w])", flat):
-            problems.append(Problem("banned_phrase", f"banned phrase {phrase!r}", where))
-    disclaimer = " ".join(context.disclaimer.split()).lower()
-    if context.require_disclaimer and disclaimer and disclaimer not in flat:
-        problems.append(Problem("missing_disclaimer", f"the required disclaimer {context.disclaimer!r} is missing",
-                                where))
-    return problems

@@ -20,7 +20,7 @@ from typing import Any
 from urllib.parse import urlsplit
 
 from crew.claims import registrable_domain
-from sources.injection import looks_like_instructions
+from sources.injection import is_suspect_row
 
 TIERS = ("official", "media", "social", "forum")
 _X_STATUS = re.compile(r"^https?://(?:www\.|mobile\.)?(?:x|twitter)\.com/(?:(?P<handle>[A-Za-z0-9_]{1,15})|i/web|i)"
@@ -30,7 +30,7 @@ _RESERVED_HANDLES = frozenset({"i", "home", "search", "intent", "share", "hashta
 
 def is_suspect(row: Any) -> bool:
     """Whether a stored item reads as instructions to an AI (stored flag, or the detector on its text now)."""
-    return bool(getattr(row, "suspect", 0)) or looks_like_instructions(f"{row.title}\n{row.text or ''}")
+    return is_suspect_row(row)
 
 
 def x_post_link(url: str) -> str | None:

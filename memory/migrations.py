@@ -70,6 +70,8 @@ MIGRATIONS: tuple[Migration, ...] = (
               _create("audit_log", "outbox", "draft_schedule", "publish_lease")),
     Migration(8, "run-time switches and review cards", _create("switches", "review_cards")),
     Migration(9, "items that read as instructions to an AI", _add_columns("items", "suspect")),
+    Migration(40, "degraded sources and skipped entries",
+              _steps(_add_columns("sources", "degraded", "skipped"), _add_columns("fetch_log", "skipped", "degraded"))),
 )
 
 
@@ -89,7 +91,7 @@ def applied_versions(engine: Engine) -> set[int]:
 
 def migrate(engine: Engine, migrations: tuple[Migration, ...] = MIGRATIONS) -> list[int]:
     """Bring the database to the latest version; return the versions applied."""
-    latest = migrations[-1].version if migrations else 0
+    latest = max((m.version for m in migrations), default=0)  # the last step listed need not be the highest
     with engine.begin() as conn:
         schema.schema_version.create(conn, checkfirst=True)
     at = current_version(engine)

@@ -66,6 +66,9 @@ sources = Table(
     Column("last_status", String(20)),
     Column("last_error", Text),
     Column("consecutive_errors", Integer, nullable=False, default=0),
+    # Added in schema version 40: why the last good fetch was degraded, and entries or posts skipped so far.
+    Column("degraded", Text),
+    Column("skipped", Integer, nullable=False, server_default="0"),
 )
 
 fetch_log = Table(
@@ -82,6 +85,9 @@ fetch_log = Table(
     Column("near_duplicate", Integer, nullable=False, default=0),
     Column("warnings", Text),
     Column("error", Text),
+    # Added in schema version 40.
+    Column("skipped", Integer, nullable=False, server_default="0"),
+    Column("degraded", Text),
     Index("ix_fetch_log_source_started", "source", "started_at"),
 )
 

@@ -39,6 +39,10 @@ class FetchRecord:
     validators: Validators | None = None
     # Where an incremental source resumes next time (X: newest stored post id); stored with the items.
     cursor: str | None = None
+    # Entries or posts the source sent that could not be used (counted on the source, never silently lost).
+    skipped: int = 0
+    # Why a fetch that still produced items is not fully trustworthy (malformed XML, a wrong encoding…).
+    degraded: str | None = None
 
 
 @dataclass(frozen=True)
@@ -63,6 +67,13 @@ class SourceHealth:
     last_error: str | None
     consecutive_errors: int
     items: int
+    degraded: str | None = None  # set while the last good fetch had problems
+    skipped: int = 0  # entries or posts skipped over all fetches
+
+    @property
+    def status(self) -> str | None:
+        """The last status as shown: ``degraded`` for a good fetch with problems (or a 304 repeating it)."""
+        return "degraded" if self.last_status in ("ok", "not_modified") and self.degraded else self.last_status
 
 
 @dataclass(frozen=True)
@@ -172,6 +183,8 @@ class StateDB:
             "last_fetch_at": fetch.finished_at,
             "last_status": fetch.status,
         }
+        if fetch.status == "ok":  # a 304 or an error says nothing new about the body's quality
+            values["degraded"] = fetch.degraded
         if fetch.status == "error":
             values["last_error"] = fetch.error
         else:
@@ -188,10 +201,12 @@ class StateDB:
         if exists:
             if fetch.status == "error":
                 values["consecutive_errors"] = src.c.consecutive_errors + 1
+            if fetch.skipped:
+                values["skipped"] = src.c.skipped + fetch.skipped
             conn.execute(update(src).where(src.c.name == fetch.source).values(**values))
         else:
             values.setdefault("consecutive_errors", 1 if fetch.status == "error" else 0)
-            conn.execute(insert(src).values(name=fetch.source, **values))
+            conn.execute(insert(src).values(name=fetch.source, skipped=fetch.skipped, **values))
         conn.execute(
             insert(schema.fetch_log).values(
                 source=fetch.source,
@@ -204,6 +219,8 @@ class StateDB:
                 near_duplicate=fetch.near_duplicate,
                 warnings="\n".join(fetch.warnings) or None,
                 error=fetch.error,
+                skipped=fetch.skipped,
+                degraded=fetch.degraded,
             )
         )
 
@@ -228,7 +245,7 @@ class StateDB:
             SourceHealth(
                 name=r.name, kind=r.kind, url=r.url, last_fetch_at=r.last_fetch_at, last_ok_at=r.last_ok_at,
                 last_status=r.last_status, last_error=r.last_error,
-                consecutive_errors=r.consecutive_errors or 0, items=r.n,
+                consecutive_errors=r.consecutive_errors or 0, items=r.n, degraded=r.degraded, skipped=r.skipped or 0,
             )
             for r in rows
         ]

@@ -1,47 +1,214 @@
 """A deterministic detector for ingested text that reads as instructions to an AI (prompt injection).
 
 An item it flags is stored ``suspect``: counted in signals, but never quoted to an agent, linked in a
-brief or used as a claim's only support. It runs on sanitised text (``sources.plaintext``), so hidden
-and look-alike characters are already gone; it also folds case and spacing itself.
+brief or used as a claim's only support. Text is normalised before matching: Unicode compatibility
+forms, invisible and tag characters, look-alike Cyrillic/Greek letters, leetspeak digits, letters spaced
+out or dotted apart, and base64-wrapped payloads. The families of wording are in
+``sources.injection_patterns``, with the rule for quoted versus reported wording.
 """
 
 from __future__ import annotations
 
+import base64
+import binascii
 import re
 import unicodedata
+from collections.abc import Iterable
+from functools import lru_cache
+from re import _constants as _sre  # type: ignore[attr-defined]
+from re import _parser  # type: ignore[attr-defined]
+from typing import Any
 
-# Each pattern is one family of instruction-to-a-model phrasing; the name says which in reports.
-_PATTERNS: tuple[tuple[str, re.Pattern[str]], ...] = tuple(
-    (name, re.compile(pattern, re.IGNORECASE))
-    for name, pattern in (
-        ("override", r"\b(?:ignore|disregard|forget|override|bypass)\b[^.\n]{0,40}\b(?:previous|prior|above|earlier|"
-                     r"all|your|the|any)\b[^.\n]{0,30}\b(?:instructions?|prompts?|rules?|guidelines?|directives?|"
-                     r"context|messages?)\b"),
-        ("new_instructions", r"\b(?:new|updated|real|actual|hidden|secret)\s+(?:system\s+)?(?:instructions?|"
-                             r"prompt|directives?|orders)\b\s*[:\-]"),
-        ("role_tag", r"<\|?\s*(?:im_start|im_end|system|assistant|user|endoftext|begin_of_text|start_header_id)"
-                     r"\s*\|?>|\[/?(?:INST|SYS)\]|<</?SYS>>|^\s*(?:system|assistant)\s*:"),
-        ("address_ai", r"\b(?:you are (?:now )?(?:an?|the) (?:ai|assistant|language model|llm|bot|agent|writer|"
-                       r"analyst)|as an ai (?:model|assistant)|dear (?:ai|assistant|bot|agent)|(?:attention|note|"
-                       r"message) (?:to|for) (?:all )?(?:ai|llms?|bots?|agents?|assistants?|language models?))\b"),
-        ("agent_protocol", r"\b(?:final answer\s*:|thought\s*:\s*i (?:now )?(?:know|should)|action input\s*:)"),
-        ("publish_command", r"\b(?:auto[_\s-]?publish|approve (?:this|the) (?:draft|brief|post)|"
-                            r"(?:post|publish|tweet) (?:this|the following) (?:verbatim|exactly|immediately|now))\b"),
-        ("jailbreak", r"\b(?:developer mode|jailbreak|do anything now|DAN mode|system prompt)\b"),
-    )
-)
+from sources import injection_patterns as fam
+from sources.injection_languages import NATIVE
+
+# Look-alikes of Latin letters (after case folding) from Cyrillic, Greek, Armenian and IPA; NFKC already
+# folds full-width and mathematical letters.
+_CONFUSABLES = str.maketrans({
+    "а": "a", "б": "b", "в": "b", "г": "r", "е": "e", "ё": "e", "з": "3", "и": "u", "й": "u", "к": "k",
+    "м": "m", "н": "h", "о": "o", "п": "n", "р": "p", "с": "c", "т": "t", "у": "y", "х": "x", "ь": "b",
+    "ѕ": "s", "і": "i", "ї": "i", "ј": "j", "ԁ": "d", "ԛ": "q", "ԝ": "w", "ӏ": "l", "һ": "h", "ү": "y",
+    "α": "a", "β": "b", "γ": "y", "δ": "d", "ε": "e", "η": "n", "ι": "i", "κ": "k", "μ": "u", "ν": "v",
+    "ο": "o", "ρ": "p", "σ": "o", "ς": "c", "τ": "t", "υ": "u", "χ": "x", "ω": "w", "ϲ": "c", "ϳ": "j",
+    "օ": "o", "ս": "u", "ց": "g", "հ": "h", "ո": "n", "ɑ": "a", "ɡ": "g", "ı": "i", "ȷ": "j", "ℓ": "l",
+    "ɩ": "i", "ʀ": "r", "ᴀ": "a", "ʙ": "b", "ᴄ": "c", "ᴅ": "d", "ᴇ": "e", "ɢ": "g", "ʜ": "h", "ɪ": "i",
+    "ᴊ": "j", "ᴋ": "k", "ʟ": "l", "ᴍ": "m", "ɴ": "n", "ᴏ": "o", "ᴘ": "p", "ꜱ": "s", "ᴛ": "t",
+    "ᴜ": "u", "ᴠ": "v", "ᴡ": "w", "ʏ": "y", "ᴢ": "z", "\u2018": "'", "\u2019": "'", "\u02bc": "'",
+    "\u2010": "-", "\u2011": "-", "\u2012": "-", "\u2013": "-", "\u2014": "-", "\u2212": "-",
+})
+_LEET = {"0": "o", "1": "i", "3": "e", "4": "a", "5": "s", "7": "t", "9": "g", "@": "a", "$": "s"}
+_LEET_TOKEN = re.compile(r"\S*[a-z]\S*")
+_LEET_CHAR = re.compile(r"(?<=[a-z0-9])[013457@$9]|[013457@$9](?=[a-z])")
+# Letters spelled apart: "i g n o r e", "i.g.n.o.r.e", "i-g-n-o-r-e".
+_SPACED = re.compile(r"(?<![a-z])(?:[a-z][ .\-_*·•~+|/]{1,2}){3,}[a-z](?![a-z])")
+_JOINERS = re.compile(r"(?<=[a-z])(?:[_*·•~+]+|-)(?=[a-z])")
+_PUNCTUATED = re.compile(r"(?:\b[a-z]{2,}[^\w\s]+\s*){3,}[a-z]{2,}")
+_SLANG_WORDS = {"ur": "your", "u": "you", "pls": "please", "plz": "please", "da": "the", "ya": "you", "yr": "your"}
+_SLANG = re.compile(r"\b(?:" + "|".join(_SLANG_WORDS) + r")\b")
+_B64 = re.compile(r"[A-Za-z0-9+/]{24,}={0,2}")
+_TAG_CHARS = re.compile("[\U000e0020-\U000e007e]+")
+_LEAD_END = re.compile(r"(?:[^\w\s]|\b(?:" + fam.LEAD_WORDS + r"))\s*$", re.IGNORECASE)
+_WINDOW = 80  # characters of context around a match that gating looks at
+
+_FLAGS = re.IGNORECASE | re.DOTALL
 
 
-def _folded(text: str) -> str:
-    return " ".join(unicodedata.normalize("NFKC", text).split())
+Compiled = tuple[str, re.Pattern[str], str, frozenset[str]]
+
+
+def _required(items: Any) -> set[str] | None:
+    """Literal strings one of which every match of a parsed pattern contains (None: no such set)."""
+    best: set[str] | None = None
+    prefix = ""
+
+    def keep(found: set[str] | None) -> None:
+        nonlocal best
+        if found and (best is None or min(map(len, found)) > min(map(len, best))):
+            best = found
+
+    for op, arg in [*items, (None, None)]:
+        if op is _sre.LITERAL:
+            prefix += chr(arg)
+            continue
+        if len(prefix) >= 2:
+            keep({prefix})
+        prefix = ""
+        if op is _sre.SUBPATTERN:
+            keep(_required(arg[-1]))
+        elif op is _sre.BRANCH:
+            options = [_required(branch) for branch in arg[1]]
+            if all(options):
+                keep(set().union(*options))  # type: ignore[arg-type]
+        elif op in (_sre.MAX_REPEAT, _sre.MIN_REPEAT) and arg[0] >= 1:
+            keep(_required(arg[2]))
+    return best
+
+
+def _compile(name: str, pattern: str, gate: str, flags: int) -> Compiled:
+    # A pattern runs only on text holding one of its required literals: most text holds none, and the
+    # substring checks cost far less than the regex engine trying every position.
+    needed = _required(_parser.parse(pattern, flags)) or set()
+    if flags & re.IGNORECASE:
+        needed = {word.casefold() for word in needed}
+    return name, re.compile(pattern, flags), gate, frozenset(needed)
+
+
+@lru_cache(maxsize=1)
+def _compiled() -> dict[str, list[Compiled]]:
+    return {
+        "latin": [_compile(name, p, gate, _FLAGS) for name, p, gate in fam.LATIN],
+        "native": [_compile(name, p, gate, _FLAGS) for name, p, gate in NATIVE],
+        "tags": [_compile(name, p, "any", _FLAGS) for name, p in fam.TAGS],
+        "cased": [_compile(name, p, "any", re.DOTALL) for name, p in fam.CASED],
+        "squashed": [_compile(name, p, "any", 0) for name, p in fam.SQUASHED],
+    }
+
+
+def _hidden_payloads(text: str) -> list[str]:
+    """Text smuggled as Unicode tag characters or base64 that decodes to readable words."""
+    runs = ["".join(chr(ord(c) - 0xE0000) for c in run) for run in _TAG_CHARS.findall(text)]
+    found = [" ".join(runs)] if runs else []
+    for token in _B64.findall(text):
+        try:
+            raw = base64.b64decode(token + "=" * (-len(token) % 4), validate=True)
+        except (binascii.Error, ValueError):
+            continue
+        decoded = raw.decode("utf-8", "replace")
+        readable = sum(ch.isprintable() and ord(ch) < 0x3000 for ch in decoded)
+        if " " in decoded and readable >= 0.9 * len(decoded):
+            found.append(decoded)
+    return found
+
+
+def _base(text: str) -> str:
+    text = unicodedata.normalize("NFKC", text)
+    # Format characters (zero-width, bidi, soft hyphen, tags) carry no meaning in news text.
+    return "".join(ch for ch in text if unicodedata.category(ch) != "Cf")
+
+
+def _deleet(text: str, one: str) -> str:
+    table = {**_LEET, "1": one}
+
+    def token(m: re.Match[str]) -> str:
+        return _LEET_CHAR.sub(lambda c: table[c.group(0)], m.group(0))
+
+    return _LEET_TOKEN.sub(token, text)
+
+
+def _views(text: str) -> dict[str, list[str]]:
+    """The normalised forms of ``text`` each family is matched against."""
+    cased = " ".join(_base(text).split())
+    native = cased.casefold()
+    # Accents off, look-alikes to Latin, joiners and hyphens between letters to spaces.
+    folded = "".join(ch for ch in unicodedata.normalize("NFKD", native) if not unicodedata.combining(ch))
+    folded = _JOINERS.sub(" ", folded.translate(_CONFUSABLES))
+    spaced = bool(_SPACED.search(folded))
+    joined = _SPACED.sub(lambda m: re.sub(r"[^a-z]", "", m.group(0)), folded) if spaced else folded
+    joined = _SLANG.sub(lambda m: _SLANG_WORDS[m.group(0)], joined)
+    latin = [_deleet(joined, "i")]
+    if "1" in joined:
+        latin.append(_deleet(joined, "l"))
+    if _PUNCTUATED.search(joined):
+        # "IGNORE. ALL. PREVIOUS." reads as one phrase once the stops between its words are gone.
+        latin.append(" ".join(re.sub(r"[^\w\s']", " ", latin[0]).split()))
+    squashed = [re.sub(r"[^a-z]", "", v) for v in latin] if spaced else []
+    return {"cased": [cased], "native": [native], "tags": [native, folded], "latin": latin, "squashed": squashed}
+
+
+def _imperative(view: str, start: int) -> bool:
+    """The match at ``start`` begins a command: at the start, after a symbol, a softener or a modal."""
+    before = view[max(0, start - _WINDOW):start]
+    return not before.strip() or bool(_LEAD_END.search(before))
+
+
+def _named(view: str, start: int, end: int) -> bool:
+    """The phrase is named as a thing ("the 'ignore previous instructions' attack"), not said."""
+    before, after = view[max(0, start - _WINDOW):start], view[end:end + _WINDOW]
+    if not fam.MENTION_AFTER.search(after):
+        return False
+    quoted = before.rstrip().endswith(("'", '"', "\u201c")) and after.lstrip()[:1] in ("'", '"', "\u201d")
+    return quoted or bool(fam.MENTION_BEFORE.search(before))
+
+
+def _passes(gate: str, view: str, match: re.Match[str]) -> bool:
+    if gate == "any":
+        return True
+    if _named(view, match.start(), match.end()):
+        return False
+    if gate == "lead":
+        return _imperative(view, match.start())
+    if _imperative(view, match.start()):
+        return True
+    return not fam.REPORTED.search(view[max(0, match.start() - _WINDOW):match.start()])
+
+
+def _families(views: dict[str, list[str]]) -> Iterable[str]:
+    for kind, patterns in _compiled().items():
+        for view in views[kind]:
+            for name, pattern, gate, needed in patterns:
+                if needed and not any(word in view for word in needed):
+                    continue
+                if any(_passes(gate, view, m) for m in pattern.finditer(view)):
+                    yield name
 
 
 def instruction_markers(text: str) -> list[str]:
     """The names of the instruction families ``text`` matches, in a fixed order (empty: looks like data)."""
-    flat = _folded(text)
-    return [name for name, pattern in _PATTERNS if pattern.search(flat)]
+    if not text:
+        return []
+    found: set[str] = set()
+    for part in (text, *_hidden_payloads(text)):
+        found.update(_families(_views(part)))
+    return [name for name in fam.ORDER if name in found]
 
 
 def looks_like_instructions(text: str) -> bool:
     """True when ``text`` reads as instructions to an AI rather than as news or commentary."""
     return bool(instruction_markers(text))
+
+
+def is_suspect_row(row: Any) -> bool:
+    """A stored item to count but never quote: flagged at ingest, or by today's detector (older rows)."""
+    if bool(getattr(row, "suspect", 0)):
+        return True
+    return looks_like_instructions(f"{getattr(row, 'title', '') or ''}\n{getattr(row, 'text', '') or ''}")

@@ -33,9 +33,19 @@ def html_to_text(markup: str, limit: int = 8000) -> str:
     return clean_text(text, limit)
 
 
+# NFKC also rewrote "…" to "...", "™" to "TM" and "½" to "1/2". Only display variants of plain letters and
+# digits (fullwidth, mathematical bold/italic, ligatures) are folded, so "ＢＴＣ" and "𝐁𝐓𝐂" still read as "BTC".
+_COMPAT = re.compile("[\uff01-\uff5e\ufb00-\ufb06\U0001d400-\U0001d7ff]")
+
+
+def _fold(match: re.Match[str]) -> str:
+    return unicodedata.normalize("NFKC", match.group(0))
+
+
 def clean_text(text: str, limit: int = 8000) -> str:
     """Normalise unicode, drop control and invisible characters, fold whitespace, cap length."""
-    text = unicodedata.normalize("NFKC", text)
+    text = unicodedata.normalize("NFC", text)
+    text = _COMPAT.sub(_fold, text)
     text = _INVISIBLE.sub("", text)
     text = "".join(ch for ch in text if ch in "\n\t" or unicodedata.category(ch) != "Cc")
     text = _SPACE.sub(" ", text).strip()

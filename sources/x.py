@@ -69,6 +69,7 @@ class XPage:
     newest_id: str | None
     next_token: str | None
     warnings: tuple[str, ...] = ()
+    skipped: int = 0  # posts X returned (and billed) that could not become items
 
 
 def parse_posts(
@@ -79,11 +80,14 @@ def parse_posts(
     fetched_at: datetime,
     clusters: Mapping[str, str] | None = None,
     authors: Mapping[str, str] | None = None,
+    account: str | None = None,
 ) -> XPage:
     """X API v2 JSON (``data``, ``includes.users``, ``meta``) → items.
 
     ``clusters`` maps lower-case handles to their configured cluster (others get none); ``authors`` maps
-    user ids to handles for responses that come without ``includes``.
+    user ids to handles for responses that come without ``includes``; ``account`` is the handle whose
+    timeline this is, the author of every post in it. A field that can be defaulted is; a post with no id
+    or no text is skipped and counted.
     """
     if not isinstance(payload, Mapping):
         raise FeedParseError(f"malformed X response: expected a JSON object, got {type(payload).__name__}")
@@ -100,47 +104,85 @@ def parse_posts(
     items: list[Item] = []
     warnings = [f"X reported: {_error_text(e)}" for e in payload.get("errors") or [] if isinstance(e, Mapping)]
     ids: list[int] = []
+    skipped = 0
     for index, post in enumerate(data):
+        # Every post read counts for the cursor, used or not: X has billed it, and reading it again would not help.
+        if isinstance(post, Mapping) and str(post.get("id") or "").isdigit():
+            ids.append(int(post["id"]))
+        notes: list[str] = []
         try:
-            item = _post_to_item(post, source, watchlist, fetched_at, handles, wanted)
+            item = _post_to_item(post, source, watchlist, fetched_at, handles, wanted, account, notes)
         except (KeyError, TypeError, ValueError) as exc:
+            skipped += 1
             warnings.append(f"post {index + 1}: skipped ({type(exc).__name__}: {exc})")
             continue
+        warnings += [f"post {index + 1} ({item.url.rsplit('/', 1)[-1]}): {note}" for note in notes]
         items.append(item)
-        ids.append(int(post["id"]))
     newest = meta.get("newest_id")
     if ids and (newest is None or not str(newest).isdigit() or int(newest) < max(ids)):
         newest = str(max(ids))
     token = meta.get("next_token")
     return XPage(items=tuple(items), count=len(data), newest_id=str(newest) if newest else None,
-                 next_token=str(token) if token else None, warnings=tuple(warnings))
+                 next_token=str(token) if token else None, warnings=tuple(warnings), skipped=skipped)
 
 
 def _post_to_item(post: Any, source: str, watchlist: Watchlist, fetched_at: datetime,
-                  handles: Mapping[str, str], clusters: Mapping[str, str]) -> Item:
-    post_id = str(post["id"])
+                  handles: Mapping[str, str], clusters: Mapping[str, str], account: str | None,
+                  notes: list[str]) -> Item:
+    if not isinstance(post, Mapping):
+        raise TypeError(f"a post is a JSON object, not {type(post).__name__}")
+    post_id = str(post.get("id") or "")
     if not post_id.isdigit():
-        raise ValueError(f"post id {post_id[:40]!r} is not numeric")
+        raise ValueError(f"post id {post_id[:40]!r} is not numeric" if post_id else "no post id")
     # X sends text with &amp; &lt; &gt; escaped; long posts carry their full text in note_tweet.
-    raw = (post.get("note_tweet") or {}).get("text") or post["text"]
-    text = clean_text(html.unescape(str(raw)), 4000)
+    note = post.get("note_tweet")
+    raw = (note.get("text") if isinstance(note, Mapping) else None) or post.get("text")
+    text = clean_text(html.unescape(str(raw)), 4000) if raw else ""
     if not text:
-        raise ValueError("empty text")
-    published = datetime.fromisoformat(str(post["created_at"]).replace("Z", "+00:00"))
-    if published.tzinfo is None:
-        raise ValueError("created_at has no time zone")
-    published = published.astimezone(UTC)
-    if published > fetched_at + FUTURE_TOLERANCE:  # a wrong clock must not put a post ahead of everything
-        published = fetched_at
-    handle = handles.get(str(post.get("author_id", "")), "")
+        raise ValueError("no text")
+    published = _published(post, post_id, fetched_at, notes)
+    author_id = str(post.get("author_id") or "")
+    handle = handles.get(author_id, "") if author_id else ""
+    if not author_id and account:
+        handle = account  # a timeline holds its own account's posts
+        notes.append(f"no author_id; attributed to @{account}, whose timeline it is")
     url = f"https://x.com/{handle}/status/{post_id}" if handle else f"https://x.com/i/web/status/{post_id}"
-    metrics = post.get("public_metrics") or {}
     return Item(
         id=item_id_for_post("x", post_id), kind="social", source=source, url=url, title=headline(text),
         text=text, published_at=published, fetched_at=fetched_at, author=f"@{handle}" if handle else "",
         tickers=watchlist.extract(text), cluster=clusters.get(handle.lower(), "") if handle else "",
-        metrics={ours: int(metrics[theirs]) for theirs, ours in _METRICS.items() if theirs in metrics},
+        metrics=_metrics(post.get("public_metrics"), notes),
     )
+
+
+def _published(post: Mapping[str, Any], post_id: str, fetched_at: datetime, notes: list[str]) -> datetime:
+    """When the post was made: its created_at, else the time in its (snowflake) id, else the fetch time."""
+    try:
+        published = datetime.fromisoformat(str(post["created_at"]).replace("Z", "+00:00"))
+        if published.tzinfo is None:
+            raise ValueError("created_at has no time zone")
+        published = published.astimezone(UTC)
+    except (KeyError, ValueError) as exc:
+        published = post_time(post_id) or fetched_at
+        notes.append(f"no usable created_at ({exc}); dated {'by its id' if post_time(post_id) else 'now'}")
+    # A wrong clock must not put a post ahead of everything.
+    return fetched_at if published > fetched_at + FUTURE_TOLERANCE else published
+
+
+def _metrics(raw: Any, notes: list[str]) -> dict[str, int]:
+    if raw is None:
+        return {}
+    if not isinstance(raw, Mapping):
+        notes.append("public_metrics is not an object; no metrics")
+        return {}
+    metrics: dict[str, int] = {}
+    for theirs, ours in _METRICS.items():
+        if theirs in raw:
+            try:
+                metrics[ours] = int(raw[theirs])
+            except (TypeError, ValueError):
+                notes.append(f"{theirs} {str(raw[theirs])[:20]!r} is not a number; left out")
+    return metrics
 
 
 def _error_text(error: Mapping[str, Any]) -> str:

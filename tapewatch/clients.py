@@ -15,6 +15,7 @@ from memory.embeddings import Embedder, MiniLMEmbedder
 from memory.state import StateDB
 from memory.store import Memory, NearDuplicatePolicy
 from sources.errors import ConfigError, StoreError
+from sources.feed_transport import FeedTransport, Resolver
 from sources.rss import FeedSpec
 from sources.tickers import Watchlist
 from tapewatch.settings import AGENTS, Settings
@@ -34,10 +35,11 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 
-def http_client(settings: Settings) -> httpx.Client:
-    """An httpx client with tapewatch's timeouts, redirect limit and user agent."""
+def http_client(settings: Settings, resolver: Resolver | None = None) -> httpx.Client:
+    """The feed client: tapewatch's timeouts, redirect limit and user agent over a ``FeedTransport``."""
     fetch = settings.fetch
     return httpx.Client(
+        transport=FeedTransport(allow_private=fetch.allow_private, resolver=resolver),
         timeout=httpx.Timeout(fetch.timeout.total_seconds(), connect=fetch.connect_timeout.total_seconds()),
         follow_redirects=True,
         max_redirects=fetch.max_redirects,

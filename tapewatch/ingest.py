@@ -6,7 +6,7 @@ import logging
 from collections.abc import Callable, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor, as_completed
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 
 import httpx
 
@@ -43,6 +43,14 @@ class SourceOutcome:
     warnings: tuple[str, ...] = ()
     error: str | None = None
     unreachable: bool = False
+    skipped: int = 0  # entries or posts the source sent that could not be used
+    degraded: str | None = None  # why the items of an "ok" fetch are in doubt
+    too_old: int = 0  # items published before the retention window, not stored
+
+    @property
+    def shown_status(self) -> str:
+        """The status as shown: ``degraded`` for an ok fetch with problems."""
+        return "degraded" if self.status == "ok" and self.degraded else self.status
 
 
 @dataclass
@@ -71,7 +79,8 @@ class Ingestor:
     """Runs feeds through fetch → parse → memory, one source's failure never stopping the rest."""
 
     def __init__(self, memory: Memory, client: httpx.Client, watchlist: Watchlist, *, max_body_bytes: int,
-                 deadline_s: float, concurrency: int = 4, clock: Clock = _utcnow) -> None:
+                 deadline_s: float, concurrency: int = 4, clock: Clock = _utcnow,
+                 retention: timedelta | None = None) -> None:
         self.memory = memory
         self.client = client
         self.watchlist = watchlist
@@ -79,6 +88,7 @@ class Ingestor:
         self.deadline_s = deadline_s
         self.concurrency = concurrency
         self.clock = clock
+        self.retention = retention
 
     def run(self, feeds: Sequence[FeedSpec],
             on_done: Callable[[SourceOutcome], None] | None = None) -> list[SourceOutcome]:
@@ -165,7 +175,8 @@ class Ingestor:
             parsed = parse_feed(fetched.body, feed, self.watchlist, fetched_at=started,
                                 content_type=fetched.content_type)
             return self._commit(feed, started, parsed.items, parsed.warnings,
-                                http_status=fetched.status_code, validators=fetched.validators)
+                                http_status=fetched.status_code, validators=fetched.validators,
+                                skipped=parsed.skipped, degraded="; ".join(parsed.degraded) or None)
         except (IngestError, StoreError) as exc:
             return self._failed(feed, started, exc, http_status=fetched.status_code)
         except Exception as exc:  # one source's surprise must not sink the batch
@@ -174,17 +185,23 @@ class Ingestor:
                                 http_status=fetched.status_code)
 
     def _commit(self, feed: FeedSpec, started: datetime, items: Sequence[Item], warnings: Sequence[str], *,
-                http_status: int | None, validators: Validators | None) -> SourceOutcome:
+                http_status: int | None, validators: Validators | None, skipped: int = 0,
+                degraded: str | None = None) -> SourceOutcome:
+        fresh = within_retention(items, started, self.retention)
         record = FetchRecord(
             source=feed.name, kind=feed.kind, url=feed.url, started_at=started, finished_at=self.clock(),
             status="ok", http_status=http_status, warnings=tuple(warnings), validators=validators,
+            skipped=skipped, degraded=degraded,
         )
-        result = self.memory.add(items, record)
+        result = self.memory.add(fresh, record)
         for warning in warnings:
             log.warning("%s: %s", feed.name, warning)
+        if len(fresh) < len(items):
+            log.info("%s: %d item(s) older than the retention window not stored", feed.name, len(items) - len(fresh))
         return SourceOutcome(
             name=feed.name, kind=feed.kind, status="ok", new=result.new, duplicate=result.duplicate,
-            near_duplicate=result.near_duplicate, warnings=tuple(warnings),
+            near_duplicate=result.near_duplicate, warnings=tuple(warnings), skipped=skipped, degraded=degraded,
+            too_old=len(items) - len(fresh),
         )
 
     def _failed(self, feed: FeedSpec, started: datetime, exc: Exception, *, http_status: int | None) -> SourceOutcome:
@@ -199,6 +216,14 @@ class Ingestor:
         except StoreError as store_exc:  # the error is still reported to the caller
             log.error("%s: could not record fetch error: %s", feed.name, store_exc)
         return SourceOutcome(name=feed.name, kind=feed.kind, status="error", error=str(exc), unreachable=unreachable)
+
+
+def within_retention(items: Sequence[Item], now: datetime, retention: timedelta | None) -> list[Item]:
+    """The items published inside the retention window: older ones would only be pruned again."""
+    if retention is None:
+        return list(items)
+    cutoff = now - retention
+    return [i for i in items if i.published_at >= cutoff]
 
 
 def ingest(ingestor: Ingestor, feeds: Sequence[FeedSpec], samples: str,

@@ -32,7 +32,7 @@ from sources.x import (
     parse_posts,
     post_time,
 )
-from tapewatch.ingest import SourceOutcome
+from tapewatch.ingest import SourceOutcome, within_retention
 from tapewatch.settings import XSettings
 
 log = logging.getLogger(__name__)
@@ -62,7 +62,8 @@ class XIngestor:
     """Reads the configured X accounts and queries into memory, within the monthly read budget."""
 
     def __init__(self, memory: Memory, reader: XReader, quotas: Quotas, watchlist: Watchlist, settings: XSettings,
-                 *, clock: Callable[[], datetime] | None = None, stopping: threading.Event | None = None) -> None:
+                 *, clock: Callable[[], datetime] | None = None, stopping: threading.Event | None = None,
+                 retention: timedelta | None = None) -> None:
         self.memory = memory
         self.reader = reader
         self.quotas = quotas
@@ -70,6 +71,7 @@ class XIngestor:
         self.settings = settings
         self.clock = clock or (lambda: datetime.now(UTC))
         self.stopping = stopping or threading.Event()
+        self.retention = retention
         self.clusters = {a.handle.lower(): a.cluster for a in settings.accounts}
         self._lookup_problem: str | None = None  # why handles could not be resolved in this pass
 
@@ -145,7 +147,7 @@ class XIngestor:
         if pause:
             return self._skipped(spec, pause), None
         cursor = self.memory.state.cursor(spec.name)
-        items, newest, warnings, problem = self._read(spec, user_id, cursor, report)
+        items, newest, warnings, skipped, problem = self._read(spec, user_id, cursor, report)
         if isinstance(problem, XRateLimited):
             self.quotas.pause(f"x:{spec.endpoint}", problem.reset_at, str(problem))
         stop = problem if isinstance(problem, _Stop) else None
@@ -159,25 +161,30 @@ class XIngestor:
             return self._failed(spec, started, str(problem)), None
         if problem is not None:
             warnings.append(f"stopped early ({problem}); older new posts of this run were skipped")
+        degraded = f"{skipped} post(s) X sent could not be used and were skipped" if skipped else None
+        fresh = within_retention(items, started, self.retention)
         try:
-            result = self.memory.add(items, FetchRecord(
+            result = self.memory.add(fresh, FetchRecord(
                 source=spec.name, kind="social", url=spec.url, started_at=started, finished_at=self.clock(),
-                status="ok", http_status=200, warnings=tuple(warnings), cursor=newest,
+                status="ok", http_status=200, warnings=tuple(warnings), cursor=newest, skipped=skipped,
+                degraded=degraded,
             ))
         except StoreError as exc:
             return self._failed(spec, started, str(exc)), stop
         for warning in warnings:
             log.warning("%s: %s", spec.name, warning)
         return SourceOutcome(name=spec.name, kind="social", status="ok", new=result.new, duplicate=result.duplicate,
-                             near_duplicate=result.near_duplicate, warnings=tuple(warnings)), stop
+                             near_duplicate=result.near_duplicate, warnings=tuple(warnings), skipped=skipped,
+                             degraded=degraded, too_old=len(items) - len(fresh)), stop
 
     def _read(self, spec: XSourceSpec, user_id: str | None, cursor: str | None,
-              report: XRunReport) -> tuple[list[Item], str | None, list[str], Exception | None]:
-        """Pages of posts newer than ``cursor``: items, newest id read, warnings, and what cut it short."""
+              report: XRunReport) -> tuple[list[Item], str | None, list[str], int, Exception | None]:
+        """Pages of posts newer than ``cursor``: items, newest id read, warnings, posts skipped, what cut it short."""
         s = self.settings
         pages = s.max_pages if cursor else s.first_run_pages
         items: list[Item] = []
         warnings: list[str] = []
+        skipped = 0
         created = post_time(cursor) if cursor and spec.endpoint == "search" else None
         if created is not None and created < self.clock() - SEARCH_WINDOW + timedelta(minutes=10):
             # X refuses a since_id older than search's 7-day window; every post it can return is newer anyway.
@@ -188,13 +195,13 @@ class XIngestor:
         token: str | None = None
         for _ in range(pages):
             if self.stopping.is_set():
-                return items, newest, warnings, _Stop("the daemon is stopping")
+                return items, newest, warnings, skipped, _Stop("the daemon is stopping")
             now = self.clock()
             used = self.quotas.usage(month_of(now)).posts
             left = s.monthly_read_budget - used
             minimum = MIN_RESULTS[spec.endpoint]
             if left < minimum:
-                return items, newest, warnings, _Stop(
+                return items, newest, warnings, skipped, _Stop(
                     f"monthly X read budget reached: {used:,} of {s.monthly_read_budget:,} posts read in "
                     f"{month_of(now)}; X reading resumes {next_month(now):%Y-%m-%d} 00:00 UTC "
                     "(x.monthly_read_budget)")
@@ -202,15 +209,17 @@ class XIngestor:
                 payload = self.reader.page(spec, user_id=user_id, since_id=cursor,
                                            max_results=max(min(s.max_results, left), minimum), token=token)
                 page = parse_posts(payload, source=spec.name, watchlist=self.watchlist, fetched_at=now,
-                                   clusters=self.clusters, authors={user_id: spec.target} if user_id else None)
+                                   clusters=self.clusters, authors={user_id: spec.target} if user_id else None,
+                                   account=spec.target if spec.endpoint == "timeline" else None)
             except IngestError as exc:
-                return items, newest, warnings, exc
+                return items, newest, warnings, skipped, exc
             finally:
                 report.requests += 1
             self.quotas.record_reads(now, page.count)
             report.posts_read += page.count
             items += page.items
             warnings += page.warnings
+            skipped += page.skipped
             if page.newest_id and (newest is None or int(page.newest_id) > int(newest)):
                 newest = page.newest_id
             token = page.next_token
@@ -219,7 +228,7 @@ class XIngestor:
         else:
             if token:
                 warnings.append(f"more than {pages} page(s) of new posts; older ones were skipped (x.max_pages)")
-        return items, newest, warnings, None
+        return items, newest, warnings, skipped, None
 
     def _skipped(self, spec: XSourceSpec, reason: str) -> SourceOutcome:
         # Not the source's fault: nothing goes into its health record.

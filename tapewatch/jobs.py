@@ -96,7 +96,7 @@ class Runtime:
         s = self.settings
         ingestor = Ingestor(self.memory(), self.client("http"), watchlist(s), max_body_bytes=s.fetch.max_body_bytes,
                             deadline_s=s.fetch.deadline.total_seconds(), concurrency=s.fetch.concurrency,
-                            clock=self.clock)
+                            clock=self.clock, retention=s.memory.retention)
         return ingestor.run(feed_specs(s))
 
     def ingest_x(self) -> XRunReport:
@@ -107,7 +107,8 @@ class Runtime:
         if client is None:
             return XRunReport(notes=["no X bearer token (set TAPEWATCH_X_BEARER_TOKEN)"])
         ingestor = XIngestor(self.memory(), x_reader(self.settings, client), self.quotas, watchlist(self.settings),
-                             self.settings.x, clock=self.clock, stopping=self.stopping)
+                             self.settings.x, clock=self.clock, stopping=self.stopping,
+                             retention=self.settings.memory.retention)
         return ingestor.run(x_specs(self.settings))
 
     def ingest_prices(self) -> SourceOutcome:

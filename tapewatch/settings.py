@@ -137,6 +137,8 @@ class FetchSettings(BaseModel):
     max_redirects: int = Field(default=5, ge=0, le=20)
     concurrency: int = Field(default=4, ge=1, le=32)
     user_agent: str = "tapewatch/0.1 (+self-hosted market research bot)"
+    # Follow a feed to loopback, private, link-local or metadata addresses even when its own URL is public.
+    allow_private: bool = False
     # How often the daemon (`tapewatch run`) fetches the feeds.
     interval: Duration = timedelta(minutes=15)
 

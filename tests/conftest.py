@@ -92,3 +92,22 @@ def memory(tmp_path: Path, hash_embedder: HashEmbedder) -> Any:
     state = StateDB(f"sqlite:///{tmp_path / 'state.db'}")
     yield Memory(vectors, state, hash_embedder, NearDuplicatePolicy(threshold=0.6))
     state.close()
+
+
+@pytest.fixture
+def cli_memory(tmp_path: Path, hash_embedder: Any) -> Iterator[Any]:
+    """A real Memory on the state DB the CLI opens (``TAPEWATCH_DATA_DIR``/state.db)."""
+    import chromadb
+    from chromadb.config import Settings as ChromaSettings
+
+    from memory.chroma import ChromaVectors
+    from memory.state import StateDB
+    from memory.store import Memory, NearDuplicatePolicy
+
+    (tmp_path / "data").mkdir(exist_ok=True)
+    client = chromadb.PersistentClient(path=str(tmp_path / "chroma"),
+                                       settings=ChromaSettings(anonymized_telemetry=False))
+    state = StateDB(f"sqlite:///{tmp_path / 'data' / 'state.db'}")
+    yield Memory(ChromaVectors(client, "content", hash_embedder.name, hash_embedder.dimension), state, hash_embedder,
+                 NearDuplicatePolicy(threshold=0.6))
+    state.close()

@@ -226,7 +226,7 @@ def test_entry_without_link_gets_a_stable_guid_id() -> None:
     assert [i.id for i in first.items] == [i.id for i in second.items]
     assert first.items[0].id == item_id_for_guid("https://site.example/feed.xml", "g-1")
     assert first.items[0].id != first.items[1].id
-    assert first.items[0].url == "https://site.example/feed.xml"
+    assert first.items[0].url == ""  # no link of its own: none, not the feed's URL
 
 
 def test_duplicate_entries_in_one_feed_are_returned_once() -> None:

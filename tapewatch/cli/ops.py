@@ -4,13 +4,16 @@ from __future__ import annotations
 
 import getpass
 from datetime import UTC, datetime, timedelta
-from typing import Annotated, Optional
+from typing import TYPE_CHECKING, Annotated, Optional
 
 import typer
 from rich.table import Table
 from sqlalchemy import func, select
 
 from tapewatch.cli.root import _ago, app, out, settings
+
+if TYPE_CHECKING:
+    from memory.state import SourceHealth
 
 UNSETTLED = ("queued", "intent", "unknown", "needs_check")
 
@@ -94,9 +97,28 @@ def status() -> None:
     usage = Quotas(state).usage(month_of(now))
     out.print(f"X reads: {usage.posts:,} of {s.x.monthly_read_budget:,} posts this month", highlight=False)
 
-    errors = [f"source {h.name}: {h.last_error}" for h in state.source_health() if h.consecutive_errors]
+    health = state.source_health()
+    if health:
+        counts: dict[str, int] = {}
+        for h in health:
+            counts[h.status or "never"] = counts.get(h.status or "never", 0) + 1
+        out.print("Sources: " + ", ".join(f"{n} {k}" for k, n in sorted(counts.items())), highlight=False)
+    errors = [f"source {h.name}: {h.last_error}" for h in health if h.consecutive_errors]
     errors += [f"draft {r.draft_id[:12]} on {r.channel}: {r.error}" for r in failed_parts]
     if errors:
         out.print("[bold]Recent errors[/bold]")
         for line in errors[:8]:
             out.print(f"  {line}", markup=False, highlight=False)
+    problems = [problem for h in health if (problem := _source_problem(h))]
+    if problems:
+        out.print("[bold]Degraded sources[/bold]")
+        for line in problems[:8]:
+            out.print(f"  {line}", markup=False, highlight=False)
+
+
+def _source_problem(h: SourceHealth) -> str | None:
+    """One line for a source whose items are in doubt or that skipped entries; None when it has neither."""
+    parts = [f"degraded: {h.degraded}"] if h.status == "degraded" else []
+    if h.skipped:
+        parts.append(f"{h.skipped} entry(ies) or post(s) skipped so far")
+    return f"source {h.name}: " + "; ".join(parts) if parts else None

@@ -32,6 +32,8 @@ err = Console(stderr=True)
 # Piped output (logs, CI) gets room for URLs instead of rich's 80-column default.
 if not out.is_terminal:
     out = Console(width=160)
+# How a source's (or a fetch's) status is coloured in `ingest`, `sources` and `status`.
+STATUS_COLOURS = {"ok": "green", "not_modified": "cyan", "degraded": "yellow", "error": "red", "skipped": "white"}
 
 
 class _State:
@@ -128,6 +130,7 @@ def ingest(
         ingestor = Ingestor(
             memory, client, watchlist(s), max_body_bytes=s.fetch.max_body_bytes,
             deadline_s=s.fetch.deadline.total_seconds(), concurrency=s.fetch.concurrency,
+            retention=s.memory.retention,
         )
         with Progress(
             TextColumn("[bold]{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
@@ -143,12 +146,15 @@ def ingest(
         reason = "as asked" if mode == "always" else "no configured feed was reachable"
         out.print(f"[yellow]Using the bundled sample feeds ({reason}).[/yellow]")
     table = Table(title="ingest", header_style="bold")
-    for col in ("source", "kind", "status", "new", "duplicate", "near-dup", "warnings", "error"):
-        table.add_column(col, overflow="fold", justify="right" if col in ("new", "duplicate", "near-dup") else "left")
+    for col in ("source", "kind", "status", "new", "duplicate", "near-dup", "skipped", "warnings", "error"):
+        table.add_column(col, overflow="fold",
+                         justify="right" if col in ("new", "duplicate", "near-dup", "skipped") else "left")
     for o in sorted(report.outcomes, key=lambda o: o.name):
-        colour = {"ok": "green", "not_modified": "cyan", "error": "red"}[o.status]
-        table.add_row(o.name, o.kind, f"[{colour}]{o.status}[/{colour}]", str(o.new), str(o.duplicate),
-                      str(o.near_duplicate), str(len(o.warnings)) if o.warnings else "", (o.error or "")[:160])
+        shown = o.shown_status
+        colour = STATUS_COLOURS.get(shown, "white")
+        table.add_row(o.name, o.kind, f"[{colour}]{shown}[/{colour}]", str(o.new), str(o.duplicate),
+                      str(o.near_duplicate), str(o.skipped or ""), str(len(o.warnings)) if o.warnings else "",
+                      (o.error or o.degraded or "")[:160])
     out.print(table)
     totals = [sum(getattr(o, f) for o in report.outcomes) for f in ("new", "duplicate", "near_duplicate")]
     errors = sum(o.status == "error" for o in report.outcomes)
@@ -187,14 +193,14 @@ def search(
 
 @app.command()
 def sources() -> None:
-    """Health of each configured source: last fetch, status, items stored, last error."""
+    """Health of each configured source: last fetch, status (ok, degraded, error), items, skips, last problem."""
     from tapewatch.clients import open_state
 
     s = settings()
     state = open_state(s)
     health = {h.name: h for h in state.source_health()}
     table = Table(header_style="bold")
-    for col in ("source", "kind", "last fetch", "status", "items", "errors in a row", "last error"):
+    for col in ("source", "kind", "last fetch", "status", "items", "skipped", "errors in a row", "last problem"):
         table.add_column(col, overflow="fold")
     names = [f.name for f in s.feeds] + sorted(set(health) - {f.name for f in s.feeds})
     for name in names:
@@ -204,11 +210,11 @@ def sources() -> None:
         if feed is not None and not feed.enabled:
             kind += " (disabled)"
         if h is None:
-            table.add_row(name, kind, "never", "", "0", "", "")
+            table.add_row(name, kind, "never", "", "0", "", "", "")
             continue
-        colour = {"ok": "green", "not_modified": "cyan", "error": "red"}.get(h.last_status or "", "white")
-        table.add_row(name, kind, _ago(h.last_fetch_at), f"[{colour}]{h.last_status}[/{colour}]", str(h.items),
-                      str(h.consecutive_errors or ""), (h.last_error or "")[:200])
+        colour = STATUS_COLOURS.get(h.status or "", "white")
+        table.add_row(name, kind, _ago(h.last_fetch_at), f"[{colour}]{h.status}[/{colour}]", str(h.items),
+                      str(h.skipped or ""), str(h.consecutive_errors or ""), (h.last_error or h.degraded or "")[:200])
     out.print(table)
     from tapewatch.cli.daemon import print_schedule
 

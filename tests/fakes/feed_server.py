@@ -24,6 +24,7 @@ class Route:
     last_modified: str | None = None
     redirect_to: str | None = None
     lie_about_length: bool = False  # omit Content-Length (forces the streaming size cap)
+    trickle_s: float = 0.0  # between single bytes of the status line and headers (a slowloris server)
 
 
 @dataclass
@@ -40,6 +41,7 @@ class FeedServer(LoopbackServer):
     def __init__(self) -> None:
         self.routes: dict[str, Route] = {}
         self.hits: list[Hit] = []
+        self.trickled: list[str] = []  # paths whose trickled status line and headers were sent in full
         server = self
 
         class Handler(QuietHandler):
@@ -66,8 +68,26 @@ class FeedServer(LoopbackServer):
                     if self.headers.get("If-Modified-Since") == route.last_modified and not route.etag:
                         self._send(304, b"", None, headers)
                         return
+                if route.trickle_s:
+                    self._trickle(route, headers)
+                    return
                 self._send(route.status, route.body, route.content_type, headers, route.drip_s,
                            route.lie_about_length)
+
+            def _trickle(self, route: Route, headers: dict[str, str]) -> None:
+                lines = [f"HTTP/1.1 {route.status} OK", f"Content-Type: {route.content_type}",
+                         *(f"{k}: {v}" for k, v in headers.items()), f"Content-Length: {len(route.body)}"]
+                head = ("\r\n".join(lines) + "\r\n\r\n").encode()
+                try:
+                    for index in range(len(head)):
+                        self.wfile.write(head[index : index + 1])
+                        self.wfile.flush()
+                        time.sleep(route.trickle_s)
+                    server.trickled.append(self.path)  # the client stayed for all of it
+                    self.wfile.write(route.body)
+                    self.wfile.flush()
+                except (BrokenPipeError, ConnectionResetError):
+                    pass
 
             def _send(self, status: int, body: bytes, ctype: str | None, headers: dict[str, str],
                       drip_s: float = 0.0, chunked: bool = False) -> None:

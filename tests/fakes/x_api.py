@@ -44,6 +44,7 @@ class FakeTweet:
     quotes: int = 0
     lang: str = "en"
     in_reply_to: str | None = None
+    omit: tuple[str, ...] = ()  # fields left out of the JSON (a post the parser must default or skip)
 
     def as_json(self) -> dict[str, Any]:
         body: dict[str, Any] = {
@@ -65,6 +66,8 @@ class FakeTweet:
         if self.in_reply_to:
             body["referenced_tweets"] = [{"type": "replied_to", "id": self.in_reply_to}]
             body["conversation_id"] = self.in_reply_to
+        for name in self.omit:
+            body.pop(name, None)
         return body
 
 
@@ -118,13 +121,14 @@ class FakeXAPI(LoopbackServer):
             return user
 
     def post(self, author: FakeUser | str, text: str, *, at: datetime | None = None, likes: int = 0,
-             reposts: int = 0, replies: int = 0, quotes: int = 0, in_reply_to: str | None = None) -> FakeTweet:
-        """Add a post by ``author`` (a user or user id); ids grow with each post."""
+             reposts: int = 0, replies: int = 0, quotes: int = 0, in_reply_to: str | None = None,
+             omit: tuple[str, ...] = ()) -> FakeTweet:
+        """Add a post by ``author`` (a user or user id); ids grow with each post; ``omit`` drops JSON fields."""
         author_id = author.id if isinstance(author, FakeUser) else author
         with self._lock:
             self._next_id += 1
             tweet = FakeTweet(str(self._next_id), author_id, text, at or datetime.now(UTC), likes, reposts,
-                              replies, quotes, in_reply_to=in_reply_to)
+                              replies, quotes, in_reply_to=in_reply_to, omit=omit)
             self.tweets[tweet.id] = tweet
             return tweet
 

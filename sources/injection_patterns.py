@@ -1,0 +1,345 @@
+"""The families of phrasing that read as instructions to an AI, as regular expressions over normalised text.
+
+``sources.injection`` prepares the views these run on: ``latin`` (case-folded, look-alike letters, accents,
+leetspeak and spaced-out letters folded to plain Latin), ``native`` (case-folded, every script kept, for
+role tags here and the families of ``sources.injection_languages``), ``cased`` (case kept, for shouted
+role labels) and ``squashed`` (letters only, read only when letters were spelled apart). Each family is general (a verb
+class, a target class, a context class), never a list of known payloads.
+
+The rule for quoting: wording that *addresses* the reader or model imperatively is flagged wherever it
+stands, inside quotation marks too (a model reads the same words; a payload can wrap itself in quotes).
+Reported or descriptive wording is not: "attackers told it to ignore its instructions", "tricked into
+ignoring previous instructions", "the 'ignore previous instructions' attack", past tense and gerunds.
+"""
+
+from __future__ import annotations
+
+import re
+
+# --- shared pieces (latin view: lower case, ASCII letters) ---------------------------------------------
+
+_AI = (r"(?:ai|a\.i\.|llms?|gpts?|chatgpt|claude|gemini|language models?|large language models?|chat ?bots?|"
+       r"bots?|agents?|assistants?|models?|crawlers?|scrapers?|summari[sz]ers?|copilots?|ai (?:agents?|models?|"
+       r"assistants?|systems?|writers?|tools?|analysts?|researchers?)|autonomous agents?|trading bots?|"
+       r"news bots?|robots?|machines?|tapewatch|writers?|summary writers?|automated (?:agents?|systems?|tools?))")
+# "AI agent tokens", "AI agent builders": the AI narrative in crypto, not a model being addressed.
+_NOT_AI_TOPIC = (r"(?!(?:\s+(?:agents?|models?|assistants?|bots?|agent[- ]?based))?\s*(?:(?:operator|owner|"
+     r"maker|user|"
+                 r"token|coin|narrative|project|holder|investor|trader|builder|developer|dev|team|founder|stock|"
+                 r"platform|launchpad|framework|play|startup|compan(?:y|ie)|firm|summit|conference|fund|etf|"
+                 r"researcher|engineer|lab|enthusiast|fan|skeptic|creator|professional)s?|sector|index|indices|"
+                 r"market|season|space|economy|hype|mania|regulation|week|category|meta)\b)")
+_IGNORE = (r"(?:ignore|disregard|forget|override|overrule|bypass|skip|discard|abandon|drop|dismiss|neglect|"
+           r"nullify|cancel|erase|delete|wipe|clear|reset|set aside|throw out|throw away|stop following|"
+           r"do not follow|don'?t follow|no longer follow|never follow|stop obeying|do not obey|don'?t obey)")
+_BEFORE = (r"(?:previous|previously|prior|above|earlier|preceding|foregoing|former|original|initial|"
+           r"system|developer|all (?:the )?(?:previous|prior|above|earlier))")
+_STRONG_TARGET = (r"(?:instructions?|instructs|prompts?|system prompts?|directives?|guidelines?|guardrails?|"
+                  r"programming|commands?|system messages?|developer messages?|training|safety (?:rules|filters|"
+                  r"guidelines)|content polic(?:y|ies)|constraints|restrictions)")
+_WEAK_TARGET = r"(?:rules?|context|messages?|orders|policies|polic(?:y)|filters?|tasks?|settings|limits)"
+_OWNER = r"(?:your|all|any|every|all of your|all your|the|these|those|my|its)"
+
+# Words after which a verb starts a command (a symbol or the start of the text also does): softeners
+# ("please", "now"), vocatives ("hey", "AI,"), modals addressed to the reader ("you must", "i want you to").
+LEAD_WORDS = (r"please|pls|plz|kindly|now|just|simply|immediately|then|and|also|first|firstly|so|instead|always|"
+              r"finally|next|urgent|important|attention|note|notice|warning|alert|reminder|psa|update|override|"
+              r"admin|system|ps|btw|hey|hi|hello|yo|ok|okay|alright|seriously|step \d+|"
+              r"you (?:must|should|shall|will|need to|have to|are to|are required to|are instructed to|may now|"
+              r"can now)|(?:is|are) to|i (?:want|need|order|command|instruct|ask|require) you to|"
+     r"make sure (?:to|you)|"
+              r"be sure to|remember to|time to|por favor|ahora|y|luego|también|tambien|debes|tienes que|"
+              r"quiero que|necesito que|" + _AI + r"\s*[,:]")
+
+# Reported speech before a verb: "told it to", "tricked the bot into", "make chatbots".
+REPORTED = re.compile(
+    r"(?:\b(?:told|tell|tells|telling|asked|asks|asking|instructed|instructs|instructing|ordered|orders|"
+    r"commanded|tricked|tricks|tricking|convinced|convinces|persuaded|prompted|prompting|forced|forces|forcing|"
+    r"got|gets|getting|caused|causes|manipulated|manipulates|coaxed|directed|designed|meant|tried|tries|trying|"
+    r"attempted|attempts|attempting|used|uses|using|able|way|ways|how|fooled|fools|duped|urged|urges|"
+    r"wanted|wants|aims|aimed|seeks|sought|capable|refused|refuses|learned|learns|trained)\b"
+    r"(?:\s+[\w'$@.-]+){0,5}?\s+(?:to|into|not to)\s+$)|"
+    r"(?:\b(?:make|makes|made|making|let|lets|letting|watch|watched|saw|see|sees|had|have|has)\s+"
+    r"(?!sure\b)(?:[\w'$@.-]+\s+){1,3}$)|"
+    r"(?:\b(?:to|who|that|which|they|them|it|bots?|models?|agents?|chatbots?|ais|llms?|attackers?|hackers?|"
+    r"scammers?|users?|people|researchers?|would|could|might|did|does|didn'?t|doesn'?t|won'?t|can'?t|cannot|"
+    r"not|never|will|can|may)\s+$)")
+# A phrase named as a thing, not said: "the 'ignore previous instructions' attack".
+MENTION_AFTER = re.compile(r"^[\"'\u201c\u201d\u2018\u2019]?\s*(?:attacks?|prompts?|tricks?|exploits?|jailbreaks?|"
+                            r"techniques?|payloads?|strings?|lines?|messages?|commands?|injections?|hacks?|"
+                            r"methods?|meme|classic|trope|style|phrase|text|variety|genre|family)\b")
+MENTION_BEFORE = re.compile(r"(?:\b(?:the|a|an|classic|so[- ]called|infamous|famous|typical|simple|old|basic|"
+                             r"known|usual|standard|phrase|words?|like|such as|called|dubbed|variants? of)\s*"
+                             r"[\"'\u201c\u2018]?\s*$)")
+
+# --- families over the latin view ------------------------------------------------------------------------
+
+# (name, pattern, gate) where gate is "lead" (must start an imperative, not reported), "idiom" (anywhere
+# unless reported or named as a thing) or "any" (the wording itself is never news).
+LATIN: tuple[tuple[str, str, str], ...] = (
+    # "ignore all previous instructions", "disregard the above prompt", "forget your prior guidelines"
+    ("override", _IGNORE + r"\s+(?:(?:all|any|each|every|of|the|your|my|these|those|its|their)\s+){0,3}"
+     + _BEFORE + r"\s+(?:(?:\w+)\s+){0,2}?(?:" + _STRONG_TARGET + "|" + _WEAK_TARGET + r")\b", "idiom"),
+    ("override", _IGNORE + r"\s+" + _OWNER + r"\s+(?:(?:\w+)\s+){0,2}?" + _STRONG_TARGET + r"\b", "lead"),
+    ("override", _IGNORE + r"\s+(?:your|all your|all of your)\s+(?:(?:\w+)\s+){0,2}?" + _WEAK_TARGET + r"\b",
+     "lead"),
+    ("override", _IGNORE + r"\s+(?:(?:all|everything|anything|all of|what(?:ever)?)\s+)?(?:of\s+)?(?:the\s+)?"
+     r"(?:above|foregoing|aforementioned|before this|prior|previous|earlier|preceding|you (?:were|have been|"
+     r"'ve been|are|was) "
+     r"(?:told|given|instructed|taught|programmed)|that came before|said before|written above|up to (?:now|here))\b"
+     r"(?:\s+(?:this|the|that)\s+(?:line|message|post|text|point|sentence))?(?=\s*(?:[^\w\s]|$|and\b|then\b|now\b|"
+     r"instead\b|you\b|from\b|completely\b|entirely\b))", "lead"),
+    ("override", r"\b(?:forget|ignore|disregard) (?:about )?(?:everything|all that|all of that|all this|it all)\b"
+     r"(?! (?:you know about|about the|the market|else)\b)", "lead"),
+    ("override", r"\bstart (?:over|fresh|anew) with (?:new|these|the following|fresh) (?:instructions|rules|orders)",
+     "any"),
+    # "your new task is", "from now on you", "you are now DAN"
+    ("new_instructions", r"\b(?:new|updated|real|actual|true|hidden|secret|revised|additional|overriding|"
+     r"priority|urgent|important|correct|final|special) (?:system |admin |developer |top[- ]priority )?"
+     r"(?:instructions?|prompts?|directives?|orders|commands|task|objective|mission|rules for (?:the )?" + _AI
+     + r"|role)\s*(?::|-{1,2}|\bfollow\b|\bare\b|\bis\b|\bfor (?:the |all |any )?" + _AI + r"\b)", "lead"),
+    ("new_instructions", r"\byour (?:new |real |actual |true |only |primary |main |first )?(?:task|job|goal|"
+     r"objective|mission|purpose|role|directive|instructions?|orders|assignment|function|duty) "
+     r"(?:now |from now on |here |today )?(?:is|are|will be|has changed)\b", "any"),
+    ("new_instructions", r"\bfrom (?:now on|this point (?:on|forward)|here on)\b,?\s*(?:you|your|always|only|"
+     r"never|respond|reply|act|write|answer|say|output|ignore|include|start|end|refer|call|treat)", "any"),
+    ("new_instructions", r"\byou (?:are|'re) (?:now |no longer |henceforth |from now on )(?:an? |the |my |in |a "
+     r"new )?(?:\w+ ){0,2}?(?:ai|assistant|bot|agent|model|mode|dan|persona|character|writer|publisher|"
+     r"promoter|shill|advocate|version|system|free|unrestricted|unfiltered|jailbroken|uncensored)\b", "any"),
+    ("new_instructions", r"\b(?:act|behave|respond|operate|function) as (?:if you (?:are|were) )?(?:an? |the |my )?"
+     r"(?:unfiltered|unrestricted|jailbroken|uncensored|evil|different|new|rogue|dan|developer|admin|system|"
+     r"root|free|sudo)\b", "lead"),
+    ("new_instructions", r"\b(?:pretend|imagine|role[- ]?play) (?:that )?(?:you are|you're|to be|as) (?:an? |the "
+     r")?(?:\w+ ){0,2}?(?:ai|assistant|bot|model|agent|dan|system|with no|without|unfiltered|unrestricted)\b",
+     "lead"),
+    ("new_instructions", r"\b(?:ai|a\.i\.|llm|gpt|bot|agent|assistant|model|writer|system)s? (?:instructions?|"
+     r"directives?|orders|prompt|task)\s*[:\-]", "any"),
+    ("new_instructions", r"\binstructions? (?:for|to) (?:the |all |any |every )?" + _AI + _NOT_AI_TOPIC
+     + r"\b\s*(?:[:\-]|reading|only|below|here|follow)", "any"),
+    # someone speaking to the model that reads the item
+    ("address_ai", r"\b" + _AI + r" (?:that (?:is|are) |who (?:is|are) )?(?:reading|parsing|processing|scraping|"
+     r"summari[sz]ing|analy[sz]ing|ingesting|indexing|crawling|seeing|viewing|scanning|reviewing|evaluating|"
+     r"writing|preparing|compiling|generating|producing|drafting)\s+(?:this|these|the following|my|our|that|"
+     r"today'?s|tomorrow'?s|the next|tonight'?s)\b", "any"),
+    ("address_ai", r"\b(?:if|when|while) you(?:'re| are)? (?:reading|parsing|processing|summari[sz]ing|scraping|"
+     r"seeing|ingesting) (?:this|these|my|the following)(?: \w+)? as an? (?:ai|llm|language model|bot|agent|"
+     r"assistant|model|machine|crawler)\b", "any"),
+    ("address_ai", r"\b(?:this|the following|the next) (?:\w+ )?(?:message|post|text|section|note|part|tweet|line|"
+     r"paragraph|content) is (?:only )?(?:intended|meant|written|addressed|directed) (?:only |solely |exclusively )?"
+     r"(?:for|to) (?:the |all |any )?(?:[a-z]+ )?" + _AI + r"\b", "any"),
+    ("address_ai", r"\b" + _AI + r" (?:that|who|which) (?:reads?|parses?|process(?:es)?|scrapes?|summari[sz]es?|"
+     r"sees?|ingests?|indexes|analy[sz]es?|reviews?) (?:this|these|my|our|it)\b", "any"),
+    ("address_ai", r"\bif you (?:are|'re|happen to be) (?:an? |the |some )?(?:ai|a\.i\.|llm|gpt|language model|"
+     r"large language model|bot|chatbot|assistant|agent|model|automated|crawler|scraper|machine|robot|"
+     r"artificial intelligence|non[- ]?human|summari[sz]er|ai (?:agent|model|assistant|system))\b"
+     r"(?!(?: (?:agent|model|assistant|system|bot))? (?:researcher|developer|engineer|builder|startup|company|"
+     r"founder|team|project|enthusiast|investor|lab|"
+     r"token|holder|fan|skeptic|user|professional|creator|trader)s?\b)", "any"),
+    ("address_ai", r"\b(?:note|message|notice|memo|reminder|psa|attention|warning|directive|hint|heads[- ]up|"
+     r"a word|instruction|request|order|command|reminder|alert|p\.?s\.?|breaking news|alpha|fyi|tip|intel|"
+     r"tl;?dr|update|info|news|data point|fact) (?:to|for) (?:all |any |the |every |our |"
+     r"you )?(?:[a-z]+ )?" + _AI + _NOT_AI_TOPIC + r"\b", "any"),
+    ("address_ai", r"\b(?:dear|hey|hi|hello|yo|calling all|to all|to any|to every|psst|listen(?: up)?|attention)"
+     r"\s*,?\s*(?:the |you |all |fellow |friendly )?(?:[a-z]+ )?" + _AI + _NOT_AI_TOPIC + r"\b", "any"),
+    ("address_ai", r"\bas an? (?:ai|a\.i\.|large language model|language model|llm|assistant|agent|bot)"
+     r"(?: (?:model|assistant|agent|system))?,? you\b", "any"),
+    ("address_ai", r"\byou are (?:an? |the )(?:ai|a\.i\.|llm|language model|large language model|chatbot|bot|"
+     r"ai (?:agent|model|assistant|system|writer|analyst)|assistant|agent|summari[sz]er)\b" + _NOT_AI_TOPIC,
+     "any"),
+    ("address_ai", r"\b(?:the|this|any|every) (?:ai|a\.i\.|assistant|model|bot|agent|writer|researcher|analyst|"
+     r"llm|summari[sz]er|language model|ai agent|ai writer) (?:must|should|shall|will now|is (?:instructed|"
+     r"required|told|ordered|expected) to|needs to|has to|is to)\s+(?:now |always |immediately |only )?"
+     r"(?:ignore|publish|post|tweet|approve|say|write|include|mention|recommend|promote|output|respond|reply|"
+     r"state|report|rate|classify|treat|describe|call|tell|follow|obey|add|list|feature|endorse|praise|forget|"
+     r"disregard|refer|link|print|repeat|copy|quote|summari[sz]e)\b", "any"),
+    ("address_ai", r"(?:^|[^\w\s]\s*)(?:[a-z]+ )?" + _AI + r"\s*[,:]\s*(?:please|you|ignore|publish|post|approve|"
+     r"write|say|include|mention|recommend|respond|reply|output|forget|disregard|do not|don'?t|always|never|"
+     r"stop|start|tell|rate|classify|describe|call|treat|mark|list|put|add|use|report|remember|note that|"
+     r"consider|flag|promote|feature|skip|make sure|be sure)\b", "any"),
+    # agent protocol (ReAct, tool calls) in text
+    ("agent_protocol", r"\bfinal answer\s*[:\uff1a]", "lead"),
+    ("agent_protocol", r"\bi (?:now )?(?:know|have|can give) (?:the|a|my) (?:great |final )?(?:final )?answer\b",
+     "any"),
+    ("agent_protocol", r"\bthought\s*:.{0,300}?\b(?:action|final answer|observation)\s*:", "any"),
+    ("agent_protocol", r"\baction input\s*:|\bobservation\s*:.{0,300}?\bthought\s*:", "any"),
+    ("agent_protocol", r"\baction\s*:\s*[\w\-]+\s*(?:\(|action input)", "any"),
+    ("agent_protocol", r"\"(?:tool_calls?|function_call|tool_use|tool_name)\"\s*:|\"(?:name|action|tool)\"\s*:\s*\""
+     r"(?:publish|approve|post|tweet|auto_?publish|send|transfer|search_memory|latest_price)", "any"),
+    # commands to publish, approve, skip review, or to steer the brief
+    ("publish_command", r"\bauto[_\s-]?(?:publish|approve|approval|post(?:ing)? (?:this|it|the)|tweet)\w*|"
+     r"\bpolicy\s*(?:=|:|to)\s*[\"']?auto\b|\bpublish_now\b|\bskip_review\b|\bforce_publish\b", "any"),
+    ("publish_command", r"\b(?:approve|publish|post|tweet|broadcast|push|send out|schedule|pin)\s+(?:this|these|"
+     r"the following|it|the below|below|the text below|my|the next|that)\s+(?:\w+\s+){0,3}?(?:verbatim|exactly|"
+     r"as[- ]is|immediately|right away|right now|now|without (?:any )?(?:human )?(?:review|changes|edits|editing|"
+     r"checks?|approval|moderation|modification|delay)|word for word|unchanged|unedited|to (?:your|all|the|every) "
+     r"(?:followers|channel|channels|audience|feed|timeline|readers|subscribers|x|twitter|telegram|group))\b",
+     "lead"),
+    ("publish_command", r"\b(?:approve|publish|post|tweet) (?:this|the|my|your|every|all|any|each) (?:draft|"
+     r"brief|post|thread|tweet|"
+     r"summary|message|report|content|text|update)\b", "lead"),
+    ("publish_command", r"\b(?:skip|bypass|disable|turn off|switch off|circumvent|avoid|evade|ignore|omit|remove|"
+     r"get around|override|suppress)\s+(?:the\s+|any\s+|all\s+|your\s+)?(?:human\s+|manual\s+|editorial\s+)?(?:"
+     r"review(?:er)?s?|approval|moderation|grounding(?: checks?)?|fact[- ]?check(?:s|ing)?|compliance(?: checks?)?|"
+     r"validation|validator|guardrails?|safety (?:checks?|filters?)|checks|filters?|disclaimers?|warnings?|"
+     r"risk (?:warnings?|disclosures?)|caveats?)\b", "lead"),
+    ("publish_command", r"\b(?:publish|post|tweet|approve)\w* (?:it |this |them )?without (?:any )?(?:human |manual "
+     r")?(?:review|approval|checks?|moderation|grounding|oversight)\b", "lead"),
+    ("publish_command", r"\b(?:mark|set|flag|label|classify|tag|treat|rate|record|consider|report|list|describe|"
+     r"present|frame|call) (?:this|it|the (?:draft|brief|post|item|source|claim|project|token)|these|\$?\w+) "
+     r"(?:[\w$]+ ){0,2}?(?:as|to) (?:an? )?(?:approved|verified|"
+     r"grounded|trusted|safe|legit|legitimate|audited|official|fact[- ]checked|validated|whitelisted|"
+     r"reliable|credible|safe to publish|ok|pending|published|top pick|must[- ]buy|strong buy|"
+     r"(?:a |the )?(?:top|best|safest) (?:pick|buy|investment))\b", "lead"),
+    ("publish_command", r"\b(?:this|the) (?:draft|brief|post|content|claim|item|source|output|thread|"
+     r"tweet) (?:is|has "
+     r"been|was) (?:pre[- ]?)?(?:approved|verified|grounded|fact[- ]checked|validated|whitelisted|cleared|trusted|"
+     r"safe to publish|exempt)\b(?! by (?:the )?(?:sec|cftc|regulators?|fca|court|community|dao|auditors?)\b)",
+     "any"),
+    ("publish_command", r"\b(?:grounding|validation|review|status|verdict|compliance)\s*[:=]\s*[\"']?(?:ok|passed|"
+     r"approved|clean|verified|green)\b", "any"),
+    ("publish_command", r"\b(?:include|add|insert|append|put|embed|attach|use|cite|place)\s+(?:this|the following|"
+     r"these|the|my|our|that)\s+(?:\w+\s+){0,2}?(?:link|url|address|contract|ca|referral|text|ticker|cashtag|"
+     r"hashtag|sentence|line|message|wallet|code)s?\s+(?:\w+\s+){0,2}?(?:in|into|on|at the (?:top|end|start) of|to)"
+     r"\s+(?:your|the|every|each|all|any|today'?s|the next)\s+(?:\w+\s+)?(?:brief|summary|report|analysis|output|"
+     r"response|answer|thread|tweet|post|recap|newsletter|reply|message|article|update)s?\b", "any"),
+    ("publish_command", r"\b(?:mention|recommend|feature|promote|highlight|include|add|tag|shill|push|call out|"
+     r"endorse|list|rank)\s+(?:\$?[\w-]+\s+){1,3}?(?:in|into|at the top of|first in|as the top pick in)\s+(?:your|"
+     r"every|each|all|any|today'?s|the next|all of your)\s+(?:\w+\s+)?(?:briefs?|summar(?:y|ies)|reports?|"
+     r"analys[ie]s|outputs?|responses?|answers?|threads?|tweets?|posts?|recaps?|newsletters?|replies|updates?)\b",
+     "any"),
+    ("publish_command", r"\btell (?:your|the|all|every|all of your|all your) (?:readers|users|followers|audience|"
+     r"subscribers|viewers|community|channel|clients|traders) (?:to|that)\b", "lead"),
+    ("publish_command", r"\byour (?:summary|brief|report|analysis|output|response|answer|thread|tweet|recap|reply|"
+     r"post|article|headline|title|next (?:post|tweet|brief)) (?:must|should|shall|needs to|has to|will|is to) "
+     r"(?:\w+ )?(?:say|state|include|mention|contain|recommend|begin|start|end|read|feature|describe|call|tell|"
+     r"urge|be|link|promote|praise)\b", "any"),
+    ("publish_command", r"\bthe (?:summary|brief|output|response|answer|thread|tweet|recap) (?:must|should|shall|"
+     r"needs to|has to|is to) (?:\w+ )?(?:say|state|include|mention|contain|recommend|begin|start|end|read|"
+     r"feature|describe|urge|link|promote)\b", "lead"),
+    ("publish_command", r"\b(?:when|while|before) (?:you )?(?:write|writing|prepare|preparing|compose|composing|"
+     r"draft|drafting) (?:your|the|today'?s|the next|this) (?:brief|summary|recap|thread|tweet|newsletter|"
+     r"market (?:brief|update|wrap))\b", "any"),
+    ("publish_command", r"\b(?:state|say|write|claim|announce|declare|assert|tell (?:everyone|people|readers|users|"
+     r"them|the world)) that\b", "lead"),
+    ("publish_command", r"\bwhen (?:you )?(?:summari[sz]e|summari[sz]ing|writing about|reporting on|processing|"
+     r"analy[sz]ing|covering|citing|quoting|describing) (?:this|these|the following|it|my post|this post)\b", "any"),
+    ("publish_command", r"\b(?:in|for) (?:your|any|every) (?:summary|brief|report|analysis|output|response|answer|"
+     r"thread|tweet|recap|reply|coverage)s?\s*,?\s*(?:you )?(?:must |should |always |never |be sure to |make sure "
+     r"to |please )?(?:say|state|mention|include|recommend|call|describe|write|tell|add|link|promote|omit|"
+     r"ignore|refer|rate|present)\b", "any"),
+    ("publish_command", r"\b(?:do not|don'?t|never|you (?:must|should|shall|will) not|"
+     r"must not) (?:ever )?(?:mention|report|include|cite|flag|disclose|say|warn|add|print|output|show|"
+     r"reveal|write|repeat|summari[sz]e|quote|link) (?:anything )?(?:about )?(?:the |this |that |any |a |our |"
+     r"these )?(?:\w+ )?(?:hack|exploit|risks?|warnings?|disclaimers?|rug|scam|unlock|vulnerabilit(?:y|ies)|"
+     r"lawsuit|investigation|this|the fact|drain|outage|delisting|concerns?|criticism|doubts?)\b", "lead"),
+    ("publish_command", r"\b(?:respond|reply|answer|output|return|print|write|say)\s+(?:only|exactly|just|"
+     r"verbatim|nothing but)\s+(?:with\s+)?(?:the following|this|these|[\"'])|\b(?:respond|reply|answer) "
+     r"(?:only )?with (?:the following|this exact|exactly)|\brepeat (?:after me|the following|this verbatim|"
+     r"verbatim|word for word)|\bsay exactly\b|\bprint (?:exactly|the following|verbatim)\b", "lead"),
+    ("publish_command", r"\b(?:reveal|print|show|output|repeat|leak|display|dump|tell me|give me|share|paste)\s+"
+     r"(?:me )?(?:your|the) (?:full |entire |complete |hidden |initial |original )?(?:system prompt|system message|"
+     r"prompt|instructions|initial instructions|api keys?|secrets?|credentials|configuration|private keys?|"
+     r"seed phrases?)\b", "lead"),
+    ("publish_command", r"\byour (?:system prompt|system message|instructions|programming|guardrails|guidelines|"
+     r"safety rules|developers?|creators?|operators?|training)\b(?: (?:are|is|say|tell|no longer|have been|were))",
+     "any"),
+    # jailbreak switches
+    ("jailbreak", r"\b(?:developer|dev|debug|god|jailbreak|jailbroken|dan|unrestricted|unfiltered|sudo|admin|"
+     r"root|maintainer|evil|chaos|opposite|anything) mode (?:is )?(?:now )?(?:enabled|activated|on|engaged|"
+     r"unlocked|active)\b(?! (?:in|on|under|from|for|via) (?:the )?(?:ledger|settings|your (?:device|phone|wallet)|"
+     r"the app|android|ios|chrome|metamask|phantom|device|browser))", "lead"),
+    ("jailbreak", r"\b(?:enter|enable|activate|engage|switch (?:to|into)|turn on|unlock|go into)\s+(?:the\s+)?"
+     r"(?:developer|dev|god|jailbreak|dan|unrestricted|unfiltered|sudo|evil|chaos) mode\b(?! (?:in|on|under|from|"
+     r"for|via|of) (?:the )?(?:ledger|settings|your|the app|android|ios|chrome|metamask|phantom|device|browser|"
+     r"wallet|phone))", "lead"),
+    ("jailbreak", r"\byou (?:are|'re) (?:now )?in (?:developer|dev|god|jailbreak|dan|unrestricted|debug|admin|"
+     r"sudo|evil) mode\b", "any"),
+    ("jailbreak", r"\b(?:do anything now|dan mode|dan prompt|stay in character|jailbreak(?:ed)? mode|"
+     r"(?:no|without any|free of|free from) (?:ethical |moral |content |safety )?(?:restrictions|limitations|"
+     r"filters|guardrails|guidelines|censorship) (?:mode|apply|from now)|"
+     r"you (?:are|'re) (?:now )?(?:jailbroken|unrestricted|unfiltered|uncensored|free from (?:your|all|any)))\b",
+     "any"),
+    ("jailbreak", r"\b(?:admin|system|root|developer|sudo|security|master) (?:override|overwrite)\b|"
+     r"\boverride (?:code|mode|protocol|command|authori[sz]ation|key)\b|\bsudo (?:ignore|publish|approve|post)\b",
+     "any"),
+    # fake frames and role labels in words; someone claiming to speak for the model's operators
+    ("new_instructions", r"\b(?:message|note|instructions?|notice|update|order|directive|memo|"
+     r"word) from (?:the |your )?"
+     r"(?:tapewatch|" + _AI + r")?\s*(?:operators?|owners?|admins?|administrators?|developers?|devs|creators?|"
+     r"maintainers?|moderators?|team)\b(?=\s*[:\-,])", "any"),
+    ("new_instructions", r"\byour (?:developers?|operators?|creators?|owners?|admins?|administrators?|maintainers?|"
+     r"makers?|programmers?) (?:want|wants|say|says|said|asked|ask|have|has|instruct|instructed|told|require|"
+     r"decided|authori[sz]e|authori[sz]ed|approved?)\b", "any"),
+    ("new_instructions", r"\b(?:operators?|owners?|admins?|developers?|creators?) of (?:this|the|your) (?:bot|ai|"
+     r"agent|model|assistant|system|crew|writer)\b\s*(?:[:\-,]|want|say|ask|have|instruct|require)", "any"),
+    ("data_frame", r"(?:^|[\-=#*_\[(<|>~]{1,}\s*)(?:end|close|closing|exit) (?:of )?(?:the )?(?:data|context|input|"
+     r"document|sources?|items?|user (?:input|content|message|data)|untrusted (?:content|data|input)|external "
+     r"(?:content|data)|retrieved (?:content|data)|search results?)(?: block| section| here)?\s*(?:[\-=#*_\])>|"
+     r"~:]|$)",
+     "any"),
+    ("data_frame", r"(?:^|[\-=#*_\[(<|>~]{1,}\s*)(?:begin|start|beginning) (?:of )?(?:the )?(?:new |real |actual "
+     r"|true |updated )?(?:system|instructions?|prompt|admin|developer|operator|assistant) ?(?:message|prompt|"
+     r"block|section|instructions|override)?\s*(?:[\-=#*_\])>|~:]|$)", "any"),
+    ("data_frame", r"\b(?:system|assistant|developer|admin|administrator|operator|sudo|root)(?: message| prompt| "
+     r"override| note| instruction| notice| command| update)?\s*:\s*(?:you|ignore|disregard|forget|new "
+     r"(?:\w+ ){0,2}?(?:instructions?|task|rules|role|directive|orders?)|from now|the (?:ai|assistant|model|bot|"
+     r"writer|agent|researcher|analyst)"
+     r"|override|publish|approve|your|do not|don'?t|always|respond|reply|act as|switch|enable|activate|execute|"
+     r"run|include|mention|recommend|tell|output|stop|start|begin|follow|obey)\b", "any"),
+    ("hidden_comment", r"<!--(?:(?!-->).)*[a-z]{2}|\[(?://|comment|hidden|note|ai|system)\]\s*:\s*[#<(]|"
+     r"\b(?:hidden|invisible|secret|embedded) (?:instructions?|prompts?|messages?|commands?|text) (?:for|to) "
+     r"(?:the |all |any )?" + _AI + r"\b", "any"),
+)
+
+# --- role tags over the native view (case-folded, punctuation kept) ----------------------------------------
+
+TAGS: tuple[tuple[str, str], ...] = (
+    ("role_tag", r"<\|\s*/?\s*(?:im_start|im_end|im_sep|system|user|assistant|endoftext|begin_of_text|end_of_text|"
+     r"start_header_id|end_header_id|eot_id|eom_id|fim_\w+|tool|ipython|pad|developer|human|bot|model)\s*\|>"),
+    ("role_tag", r"\[\s*/?\s*(?:inst|sys|system|assistant|admin|developer|im_start|im_end|system message|"
+     r"system prompt|system note|ai instructions?|instructions? for (?:the )?ai|hidden instructions?)\s*\]"),
+    ("role_tag", r"<<\s*/?\s*sys\s*>>|<\s*/?\s*s\s*>\s*\[inst|<\s*(?:start|end)_of_turn\s*>|\bim_start\b|"
+     r"<\s*/?\s*(?:begin|end)_of_(?:text|turn|sentence)\s*>"),
+    ("role_tag", r"#{2,}\s*(?:system|instructions?|assistant|user|human|response|developer|admin|prompt|"
+     r"new instructions?|system prompt|system message|ai instructions?|task)\s*(?::|#|$|\s+(?:prompt|message|"
+     r"override|instructions?|note)\b)"),
+    ("role_tag", r"\(?\b(?:assistant|ai assistant|chatbot|gpt|model output)\)?\s*:\s*(?:sure|okay|ok|of course|"
+     r"certainly|understood|absolutely|got it|i will|i'll|as requested|here is|here's)\b"),
+    ("role_tag", r"\b(?:user|human)\s*:.{2,300}?\b(?:assistant|ai|bot|gpt|model)\s*:|\b(?:assistant|ai|bot|gpt)\s*:"
+     r".{2,300}?\b(?:user|human)\s*:"),
+    ("role_tag", r"(?:^|[\s>\]\)])(?:user|human|assistant|system|ai)\s*:\s*.{2,200}?\b(?:assistant|ai|system|"
+     r"model)\s*:\s*(?:sure|okay|ok|of course|certainly|understood|i will|i'll|yes)\b"),
+    ("data_frame", r"<\s*/?\s*(?:data|system|instructions?|prompt|context|tool_call|tool_calls|tool|tool_result|"
+     r"function_call|function_results?|assistant|user|sys|admin|developer|human|im_start|inst|document|"
+     r"documents|item|items|source|sources|content|untrusted|untrusted_data|external|input|output|answer|"
+     r"final_answer|response|message|messages|rules|policy|signals|context_window|search_results?|"
+     r"retrieved|memory|thinking|scratchpad|reasoning|thought|observation|action)\b\s*(?:[a-z_-]+\s*=|/?>)"),
+)
+
+# Shouted role labels in the cased view: "SYSTEM: ..." "ADMIN OVERRIDE:".
+CASED: tuple[tuple[str, str], ...] = (
+    ("agent_protocol", r"\b(?:Final Answer|FINAL ANSWER|Final answer)\s*[:\uff1a]"),
+    ("role_tag", r"\b(?:SYSTEM|ASSISTANT|DEVELOPER|ADMIN|OPERATOR|SUDO|ROOT|INSTRUCTIONS?|NEW INSTRUCTIONS?|"
+     r"AI INSTRUCTIONS?|PROMPT)(?: (?:MESSAGE|PROMPT|OVERRIDE|NOTE|INSTRUCTION|NOTICE|COMMAND|UPDATE|ALERT))?"
+     r"\s*[:\uff1a]\s*(?!\d)"),
+)
+
+
+# Squashed text (letters only), read only when letters were spelled apart: word boundaries are gone there.
+SQUASHED: tuple[tuple[str, str], ...] = (
+    ("override", r"(?:ignore|disregard|forget|override|bypass)(?:all|any|the|your|of|my)*(?:previous|prior|above|"
+     r"earlier|preceding|system|original)(?:instructions?|prompts?|rules|directives|guidelines|messages|context)"),
+    ("new_instructions", r"(?:new|real|secret|hidden)(?:system)?(?:instructions|directives)|yourne?wtaskis|"
+     r"youarenow(?:an?|the|in|my|dan|free)|fromnowonyou"),
+    ("address_ai", r"ifyouarean?(?:ai|llm|bot|assistant|agent|languagemodel)|(?:ai|llm|bot|agent|assistant)s?"
+     r"(?:reading|parsing|summari[sz]ing)this|note(?:to|for)(?:all)?(?:ais|llms|bots|agents)"),
+    ("publish_command", r"auto_?publish|autoapprove|(?:publish|post|tweet|approve)(?:this|it)(?:verbatim|now|"
+     r"immediately|withoutreview)|skip(?:the)?(?:human)?review"),
+    ("jailbreak", r"developermode(?:enabled|activated|on)|godmode(?:enabled|on)|danmode|doanythingnow"),
+    ("agent_protocol", r"finalanswer"),
+)
+
+# The order markers are reported in.
+ORDER = ("override", "new_instructions", "address_ai", "role_tag", "data_frame", "agent_protocol",
+         "publish_command", "jailbreak", "hidden_comment")
+
