@@ -47,13 +47,13 @@ from crew.trust import SourcePolicy
 from memory.drafts import Draft
 from memory.prices import PriceHistory
 from sources.coins import CoinDirectory
+from sources.plaintext import INVISIBLE
 from sources.tickers import Watchlist
 
 TELEGRAM_TAGS = frozenset({"b", "strong", "i", "em", "u", "ins", "s", "strike", "del", "a", "code", "pre",
                            "blockquote", "tg-spoiler", "span"})
 # Characters a reader cannot see but a model (or X's search) reads: bidi controls, zero-width, tag characters.
-HIDDEN = re.compile("[\u00ad\u034f\u061c\u115f\u1160\u17b4\u17b5\u180b-\u180f\u200b-\u200f\u202a-\u202e"
-                    "\u2060-\u206f\u3164\ufe00-\ufe0f\ufeff\uffa0\U000e0000-\U000e007f]")
+HIDDEN = INVISIBLE
 _MENTION = re.compile(r"(?<![\w@])@([A-Za-z0-9_]{1,15})(?![\w@])")
 _CASHTAG = re.compile(r"(?<![\w$])\$[A-Za-z][A-Za-z0-9]{1,9}(?![\w])")
 _HASHTAG = re.compile(r"(?<![\w#&])#[^\s#.,;:!?()\[\]{}'\"]{1,100}")

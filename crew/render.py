@@ -25,6 +25,9 @@ _HEADING_WEIGHT = 60  # X: a heading is a prefix; most of the post belongs to th
 _MD_SPECIAL = re.compile(r"([\\`*_\[\]<>~|])")
 _MD_BLOCK_START = re.compile(r"^(\d+(?=[.)])|(?=[#+=-]))")  # would open a heading, list or rule: escape its mark
 _URL_UNSAFE = re.compile(r"[\s()<>\\\x00-\x1f\x7f]")
+_MENTION = re.compile(r"(?<![\w@])@([A-Za-z0-9_]{1,15})(?![\w@])")
+_CASHTAG = re.compile(r"(?<![\w$])\$([A-Za-z][A-Za-z0-9]{1,9})(?![\w])")
+X_MAX_CASHTAGS = 4  # per post; X's automation rules frown on tag-stuffed posts
 
 
 def weighted_length(text: str) -> int:
@@ -101,10 +104,27 @@ def _x_link(line: BriefLine) -> str:
     return line.sources[0].url.strip()
 
 
+def x_safe(text: str) -> str:
+    """Text as it may appear in an X post: no @mention (X forbids unsolicited ones; "@alice" becomes "alice")."""
+    return _MENTION.sub(r"\1", text)
+
+
+def _tag_capped(post: str, most: int = X_MAX_CASHTAGS) -> str:
+    """A post with cashtags past the ``most``-th written as plain symbols ("$SOL" → "SOL")."""
+    seen = 0
+
+    def keep(match: re.Match[str]) -> str:
+        nonlocal seen
+        seen += 1
+        return match.group(0) if seen <= most else match.group(1)
+
+    return _CASHTAG.sub(keep, post)
+
+
 def _x_block(prefix: str, line: BriefLine, fits: Callable[[str], bool]) -> str | None:
     """`prefix` + "• text link", the text shortened so the block fits one post; None if the link alone cannot."""
     link = _x_link(line)
-    text = _shorten(_one_line(line.text), lambda t: fits(f"{prefix}• {t} {link}"))
+    text = _shorten(x_safe(_one_line(line.text)), lambda t: fits(f"{prefix}• {t} {link}"))
     return None if text is None else f"{prefix}• {text} {link}"
 
 
@@ -143,7 +163,7 @@ def render_x_thread(brief: DataBrief, max_posts: int = 12) -> list[str]:
         post = _shorten(_header(brief), lambda h: fits(f"{h}\n{NOTHING_TO_REPORT}")) or ELLIPSIS
         post = f"{post}\n{NOTHING_TO_REPORT}"
         return [f"{post}\n\n{footer}" if footer and fits(f"{post}\n\n{footer}") else post]
-    header = _shorten(_header(brief), fits) or ELLIPSIS
+    header = _shorten(x_safe(_header(brief)), fits) or ELLIPSIS
 
     blocks: list[tuple[str, bool]] = []
     started: set[int] = set()
@@ -176,6 +196,7 @@ def render_x_thread(brief: DataBrief, max_posts: int = 12) -> list[str]:
         while len(bodies) > max_posts and kept > 0:
             kept -= 1
             bodies = build(kept)
+    bodies = [_tag_capped(body) for body in bodies]
     total = len(bodies)
     return [f"{body}\n{i}/{total}" for i, body in enumerate(bodies, 1)] if total > 1 else bodies
 

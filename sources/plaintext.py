@@ -13,7 +13,12 @@ _DROP_TAGS = ("script", "style", "noscript", "iframe", "object", "embed", "templ
 _SPACE = re.compile(r"\s+")
 # Zero-width and bidi-control characters hide text from a human reviewer while a model still
 # reads it, a common way to smuggle instructions; they carry no meaning in news text.
-_INVISIBLE = re.compile("[\u200b-\u200f\u202a-\u202e\u2060-\u2064\u2066-\u2069\ufeff]")
+# Also: Unicode tag characters (an invisible copy of ASCII that models read), the Arabic letter mark, the
+# soft hyphen, the Mongolian vowel separator, the combining grapheme joiner, Hangul fillers and the
+# variation selectors that are not emoji presentation (U+FE0F stays: it is part of many emoji).
+INVISIBLE = re.compile("[\u00ad\u034f\u061c\u115f\u1160\u17b4\u17b5\u180b-\u180f\u200b-\u200f\u202a-\u202e"
+                       "\u2060-\u206f\u3164\ufe00-\ufe0e\ufeff\uffa0\U000e0000-\U000e007f]")
+_INVISIBLE = INVISIBLE
 
 
 def html_to_text(markup: str, limit: int = 8000) -> str:
