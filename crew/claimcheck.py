@@ -163,7 +163,7 @@ class ClaimChecker:
         if spans and stating and (backed or not (snapshot or signal)):
             # Time words about a price move are the snapshots' business, checked above.
             problems += self._times(spans, backed, list(stating.values()), tickers, where)
-        if stating and not price_led:
+        if stating and not price_led and _norm(sentence) not in self.labels:
             problems += self._names(sentence, list(stating.values()), where)
         if signal and self.draft.mode == "data":
             # A data-brief line about signals (stories, reports, groups from N groups): its breadth is the signal
