@@ -325,9 +325,9 @@ def test_promotion_in_telegram_html_and_markdown_is_read_through_the_markup() ->
 
 def test_user_banned_phrases_are_extra_literal_phrases_matched_after_the_same_folding() -> None:
     phrases = ["wen airdrop", "diamond hands"]
-    assert [p.message for p in flags("WEN AIRDROP?", phrases)] == ["banned phrase: 'WEN AIRDROP'"]
-    assert [p.message for p in flags("dia\u200bmond\u2011hands", phrases)] == ["banned phrase: 'diamond\u2011hands'"]
-    assert [p.message for p in flags("dіamond hands", phrases)] == ["banned phrase: 'dіamond hands'"]  # Cyrillic і
+    assert [p.message for p in flags("WEN AIRDROP?", phrases)] == ["banned phrase 'wen airdrop'"]
+    assert [p.message for p in flags("dia\u200bmond\u2011hands", phrases)] == ["banned phrase 'diamond hands'"]
+    assert [p.message for p in flags("dіamond hands", phrases)] == ["banned phrase 'diamond hands'"]  # Cyrillic і
     assert flags("diamondhandsy is a handle", phrases) == []
     assert flags("Buy now", ["", "   "]) == flags("Buy now")  # blank phrases are ignored
 
