@@ -62,8 +62,13 @@ def test_made_up_ticker_wrong_price_and_foreign_link_are_sent_back_then_flagged(
     # Two revisions with the specific problems (and the facts again), then stored as flagged.
     attempts = writer_requests(llm_server)
     assert len(attempts) == 3 and draft.meta["attempts"]["writer"] == 3
-    assert "[price_mismatch] $ETH quoted at $33K but the stored price is $3,300.00" in attempts[1].text
-    assert "[unknown_ticker] $PEPEX" in attempts[1].text and "Researcher's output" in attempts[1].text
+    # Feedback names each problem by code and claim number; the stored price is ours to quote, the made-up
+    # ticker and the foreign link are not repeated, not even in the previous answer crewAI shows again.
+    assert "[price_mismatch] in claim 2.2: $ETH quoted at $33K but the stored price is $3,300.00" in attempts[1].text
+    assert "[unknown_ticker] in claim 2.1: a ticker is in no cited item" in attempts[1].text
+    assert "[foreign_link] in claim 2.3: link a link belongs to no cited item" in attempts[1].text
+    assert "PEPEX" not in attempts[1].text and "evil.example" not in attempts[1].text
+    assert "Researcher's output" in attempts[1].text
     assert DraftStore(sample_memory.state).list(status="flagged")[0].id == draft.id
 
 
@@ -84,7 +89,7 @@ def test_a_wrong_claim_fixed_on_retry_gives_a_pending_draft(
     outcome = run_brief(settings, sample_memory)
     assert outcome.draft is not None and outcome.draft.status == "pending"
     assert outcome.attempts["writer"] == 2
-    assert "[banned_phrase] banned phrase 'price target'" in writer_requests(llm_server)[1].text
+    assert "[banned_phrase] in claim 2.1: banned phrase 'price target'" in writer_requests(llm_server)[1].text
 
 
 def test_malformed_structured_output_gets_feedback_and_a_second_chance(
