@@ -2,25 +2,36 @@
 
 Ingested text never reaches a prompt any other way. Inside a block ``& < > { }`` are HTML-escaped, so
 no text can close the block (``</data>``), open a fake one, or smuggle a ``{placeholder}`` into crewAI's
-prompt templating. The "data, not instructions" frame itself is prompt prose in ``prompts/tasks.yaml``.
+prompt templating, and the colon of agent-protocol labels (``Final Answer:``) is escaped too. An item
+that reads as instructions to an AI (``sources.injection.is_suspect_row``) is shown by its metadata
+only, marked ``suspect="true"``. The "data, not instructions" frame itself is prompt prose in
+``prompts/tasks.yaml``.
 """
 
 from __future__ import annotations
 
+import html
+import json
+import re
 from collections.abc import Iterable, Mapping, Sequence
 from datetime import datetime
 from typing import Any
 
 from crew.model import Signals
+from sources.injection import is_suspect_row, looks_like_instructions
 
 SHORT_ID = 10  # hex characters of an item id shown to the model: cheap to copy, unique within a run
 
+WITHHELD = "[text withheld: reads as instructions to an AI]"
+
 _ESCAPES = str.maketrans({"&": "&amp;", "<": "&lt;", ">": "&gt;", "{": "&#123;", "}": "&#125;"})
+# crewAI's agents speak a ReAct protocol; its labels in data must not read as the model's own turn.
+_PROTOCOL = re.compile(r"\b(final answer|thought|action input|action|observation)(\s*):", re.IGNORECASE)
 
 
 def neutralise(text: str) -> str:
-    """``text`` with every character that could end a block or open a template placeholder escaped."""
-    return text.translate(_ESCAPES)
+    """``text`` with every character that could end a block, open a template placeholder or end a turn escaped."""
+    return _PROTOCOL.sub(r"\1\2&#58;", text.translate(_ESCAPES))
 
 
 def _one_line(text: str) -> str:
@@ -68,20 +79,52 @@ class Citations:
 
 
 def item_block(row: Any, short_id: str, text_limit: int = 400) -> str:
-    """One stored item as a data block: id and provenance as attributes, title and clipped text inside."""
-    body = _one_line(row.title)
-    text = _one_line(row.text or "")
-    if text and text != body:
-        body = f"{body}\n{text[:text_limit]}{'…' if len(text) > text_limit else ''}"
+    """One stored item as a data block: id and provenance as attributes, title and clipped text inside.
+
+    A suspect item keeps its metadata (it still counts) but its title and text are withheld.
+    """
+    suspect = is_suspect_row(row)
+    if suspect:
+        body = WITHHELD
+    else:
+        body = _one_line(row.title)
+        text = _one_line(row.text or "")
+        if text and text != body:
+            body = f"{body}\n{text[:text_limit]}{'…' if len(text) > text_limit else ''}"
+        body = neutralise(body)
     published = row.published_at.strftime("%Y-%m-%d %H:%M UTC")
     author = f' author="{_attr(row.author)}"' if row.author else ""
-    return (f'<data id="{short_id}" source="{_attr(row.source)}" kind="{_attr(row.kind)}"{author} '
-            f'published="{published}" tickers="{_attr(row.tickers)}">\n{neutralise(body)}\n</data>')
+    flag = ' suspect="true"' if suspect else ""
+    return (f'<data id="{short_id}" source="{_attr(row.source)}" kind="{_attr(row.kind)}"{flag}{author} '
+            f'published="{published}" tickers="{_attr(row.tickers)}">\n{body}\n</data>')
 
 
 def item_blocks(rows: Iterable[Any], cites: Citations, text_limit: int = 400) -> str:
     """Data blocks for ``rows``, registering each with ``cites``."""
     return "\n".join(item_block(row, cites.add(row), text_limit) for row in rows)
+
+
+def output_block(agent: str, answer: Any) -> str:
+    """An earlier agent's parsed answer as a data block for the next agent.
+
+    Re-serialised as compact JSON from the parsed value (nothing the agent wrote outside its JSON
+    survives), every string escaped like ingested text, and any string that reads as instructions to an
+    AI withheld: an agent that obeyed a payload cannot hand it on.
+    """
+    body = json.dumps(_scrubbed(answer), ensure_ascii=False, separators=(",", ":"))
+    return f'<data id="{_attr(agent)}-output" source="tapewatch {_attr(agent)}" kind="agent output">\n{body}\n</data>'
+
+
+def _scrubbed(value: Any) -> Any:
+    if isinstance(value, str):
+        # Unescape first, so text the model copied from a block (already escaped) is escaped once, not twice.
+        text = _one_line(html.unescape(value))
+        return WITHHELD if looks_like_instructions(text) else neutralise(text)
+    if isinstance(value, Mapping):
+        return {neutralise(str(key)): _scrubbed(item) for key, item in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_scrubbed(item) for item in value]
+    return value
 
 
 def signals_block(signals: Signals, cites: Citations, rows: Mapping[str, Any], *, tickers: Sequence[str] = (),

@@ -186,7 +186,45 @@ LEGITIMATE: list[str] = [
     "So far, ETF flows are positive.", "Just $20M left the funds.", "Now, the SEC must respond.",
     "Meanwhile, sell pressure eased, data showed.", "Buy orders at $95k absorbed the drop.",
     "Bitcoin miners, long a source of selling, held.", "If approved, get ready for volatility.",
-    "Get the full report on our site.",
+    "Get the full report on our site.", "Bitcoin slipped 1.2% to $96,800 as Asian markets opened.",
+    "Ether outperformed, rising 3.4% against the dollar.", "Spot ETH ETFs logged $120M of net inflows on Monday.",
+    "Solana's DEX volume overtook Ethereum's for a second week.",
+    "The SEC pushed back its decision on the Litecoin ETF to June.",
+    "Coinbase said it will delist three privacy tokens.",
+    "Tether's quarterly attestation showed $5B in excess reserves.",
+    "A whale moved 20,000 ETH to Binance, on-chain data show.",
+    "Funding rates turned positive after a week of shorts piling in.",
+    "Open interest in BTC options hit a record ahead of expiry.", "The Fed minutes signalled patience on rate cuts.",
+    "MicroStrategy now holds 450,000 BTC after another purchase.",
+    "Arbitrum's token unlock adds 1.1B ARB to supply on Sunday.",
+    "Hackers stole $12M from a lending protocol on Base.", "The protocol paused deposits and promised a post-mortem.",
+    "Stablecoin market cap crossed $200B for the first time.", "The Bank of Japan held rates, lifting risk assets.",
+    "Memecoin trading on Pump.fun fell to a six-month low.",
+    "Analysts at JPMorgan see limited upside for miners this quarter.",
+    "Bernstein reiterated its $200k target for bitcoin by end-2025.", "Ripple won a partial ruling; XRP rose 8%.",
+    "Dogecoin's hashrate reached an all-time high.", "Binance's reserves fell by $1B in a week, per CryptoQuant.",
+    "The token's price is down 90% from its peak.", "Market makers pulled liquidity ahead of the CPI print.",
+    "Grayscale filed to convert its Solana trust into an ETF.",
+    "Users rushed to withdraw after the exploit; outflows reached $300M.",
+    "The DAO approved a buyback of up to $10M in tokens.", "Staking yields on Ethereum held near 3.1%.",
+    "Polygon's zkEVM will sunset next year, the team said.",
+    "Short-term holders are sitting on losses, Glassnode data show.", "Long-dated call options at $150k drew buyers.",
+    "The exchange's CEO said customer funds are safe and fully backed.",
+    "Regulators in Hong Kong approved two new exchanges.", "The bridge's TVL fell 40% after the hack.",
+    "Ethereum's Pectra upgrade went live at epoch 364,032.",
+    "Sui's network stalled for two hours before validators restarted it.",
+    "Bitcoin's dominance rose to 61%, a four-year high.", "Fees on Solana averaged $0.002 per transaction.",
+    "Traders bet on a 25 bp cut, CME FedWatch shows.", "Kraken plans to go public next year, sources said.",
+    "The project raised $30M led by a16z.", "Chainlink's CCIP went live on five new chains.",
+    "An airdrop for early users is scheduled for May 5.", "Retail interest, by Google searches, remains low.",
+    "The correlation between BTC and the Nasdaq rose to 0.6.", "ETH/BTC fell to its lowest since 2021.",
+    "Ordinals inscriptions surged, pushing fees higher.", "The SEC's new chair promised clearer rules for tokens.",
+    "Circle minted $2B of USDC this week.", "Bitcoin miners sold more than they mined in April.",
+    "Liquidations topped $500M as BTC swung $4,000 in an hour.", "The price of BTC doubled in 2024.",
+    "MoonPay and PayPal expanded their partnership.", "The upgrade is expected to cut fees tenfold.",
+    "Hyperliquid's HLP vault lost $4M on a squeeze.", "The team said the token will not be listed before Q3.",
+    "Risk appetite returned as yields fell.", "Buy-the-dip demand appeared near $90k, per order-book data.",
+    "Volatility is set to rise into Friday's expiry.",
 ]
 
 NEGATED_DISCLAIMERS: list[str] = [
@@ -287,9 +325,9 @@ def test_promotion_in_telegram_html_and_markdown_is_read_through_the_markup() ->
 
 def test_user_banned_phrases_are_extra_literal_phrases_matched_after_the_same_folding() -> None:
     phrases = ["wen airdrop", "diamond hands"]
-    assert [p.message for p in flags("WEN AIRDROP?", phrases)] == ["banned phrase: 'WEN AIRDROP'"]
-    assert [p.message for p in flags("dia\u200bmond\u2011hands", phrases)] == ["banned phrase: 'diamond\u2011hands'"]
-    assert [p.message for p in flags("dіamond hands", phrases)] == ["banned phrase: 'dіamond hands'"]  # Cyrillic і
+    assert [p.message for p in flags("WEN AIRDROP?", phrases)] == ["banned phrase 'wen airdrop'"]
+    assert [p.message for p in flags("dia\u200bmond\u2011hands", phrases)] == ["banned phrase 'diamond hands'"]
+    assert [p.message for p in flags("dіamond hands", phrases)] == ["banned phrase 'diamond hands'"]  # Cyrillic і
     assert flags("diamondhandsy is a handle", phrases) == []
     assert flags("Buy now", ["", "   "]) == flags("Buy now")  # blank phrases are ignored
 

@@ -62,8 +62,14 @@ def test_made_up_ticker_wrong_price_and_foreign_link_are_sent_back_then_flagged(
     # Two revisions with the specific problems (and the facts again), then stored as flagged.
     attempts = writer_requests(llm_server)
     assert len(attempts) == 3 and draft.meta["attempts"]["writer"] == 3
-    assert "[price_mismatch] $ETH price given as $33K but the stored price is $3,300.00" in attempts[1].text
-    assert "[uncorroborated_ticker] $PEPEX" in attempts[1].text and "Researcher's output" in attempts[1].text
+    # Feedback names each problem by code and claim number; the stored price is ours to quote, the made-up
+    # ticker and the foreign link are not repeated, not even in the previous answer crewAI shows again.
+    text = attempts[1].text
+    assert "[price_mismatch] in claim 2.2: $ETH price given as $33K but the stored price is $3,300.00" in text
+    assert "[uncorroborated_ticker] in claim 2.1: a ticker is named by 0 independent source group(s)" in text
+    assert "[foreign_link] in claim 2.3: a link to a link is not the trusted link of a cited item" in text
+    assert "PEPEX" not in text and "evil.example" not in text
+    assert "Researcher's output" in text
     assert DraftStore(sample_memory.state).list(status="flagged")[0].id == draft.id
 
 
@@ -85,7 +91,7 @@ def test_a_wrong_claim_fixed_on_retry_gives_a_pending_draft(
     assert outcome.draft is not None and outcome.draft.status == "pending"
     assert outcome.attempts["writer"] == 2
     retry = writer_requests(llm_server)[1].text
-    assert "[banned_phrase]" in retry and "price target" in retry.split("[banned_phrase]", 1)[1][:80]
+    assert "[banned_phrase] in claim 2.1:" in retry and "price target" in retry.split("[banned_phrase]", 1)[1][:80]
 
 
 def test_malformed_structured_output_gets_feedback_and_a_second_chance(

@@ -78,7 +78,8 @@ def previous_brief(text: str) -> dict[str, Any] | None:
 
 def research(body: dict[str, Any], n: int = 4) -> Reply:
     """A fact sheet stating the first ``n`` data blocks' titles."""
-    found = [b for b in blocks(all_text(body)) if _clean(b[2])][:n]
+    # A careful model states nothing from a withheld (suspect) block.
+    found = [b for b in blocks(all_text(body)) if _clean(b[2]) and not b[2].startswith("[text withheld")][:n]
     facts = [{"text": _clean(title), "item_ids": [bid], "tickers": tickers} for bid, tickers, title in found]
     return Reply.json({"focus": "the window's top signals", "facts": facts})
 
