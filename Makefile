@@ -36,6 +36,7 @@ bench: install
 	$(BIN)/python bench/publish.py
 	$(BIN)/python bench/bot.py
 	$(BIN)/python bench/compliance.py
+	$(BIN)/python bench/grounding.py
 
 clean:
 	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache
