@@ -143,8 +143,7 @@ def _links(found: list[str], where: str, sources: list[Any], policy: SourcePolic
             problems.append(Problem("obfuscated_link", "the text spells out a link for readers to type in", where))
         elif canonical_link(link) not in trusted:
             host = re.sub(r"^[a-z]+://", "", link, flags=re.IGNORECASE).split("/")[0][:80]
-            problems.append(Problem("foreign_link", f"a link to {host} is not the trusted link of a cited item",
-                                    where))
+            problems.append(Problem("foreign_link", f"{host}: not the trusted link of any cited item", where))
     return problems
 
 

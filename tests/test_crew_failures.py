@@ -67,7 +67,7 @@ def test_made_up_ticker_wrong_price_and_foreign_link_are_sent_back_then_flagged(
     text = attempts[1].text
     assert "[price_mismatch] in claim 2.2: $ETH price given as $33K but the stored price is $3,300.00" in text
     assert "[uncorroborated_ticker] in claim 2.1: a ticker is named by 0 independent source group(s)" in text
-    assert "[foreign_link] in claim 2.3: a link to a link is not the trusted link of a cited item" in text
+    assert "[foreign_link] in claim 2.3: a link: not the trusted link of any cited item" in text
     assert "PEPEX" not in text and "evil.example" not in text
     assert "Researcher's output" in text
     assert DraftStore(sample_memory.state).list(status="flagged")[0].id == draft.id

@@ -100,8 +100,8 @@ def test_a_grounded_draft_passes(memory: Any, stored: dict[str, Item]) -> None:
     ("Cardano is quiet.", "etf", "uncorroborated_ticker", "$ADA is named by 0 independent source group(s)"),
     ("Inflows reached $2.5B this week.", "etf", "unverified_number", "$2.5B is stated by none"),
     ("ETH jumped 9% today.", "eth", "unverified_price", "$ETH move 9% has no stored price snapshot"),
-    ("Read more at https://evil.example/eth", "eth", "foreign_link", "a link to evil.example is not"),
-    ("Read more at wire.example.com/other", "eth", "foreign_link", "a link to wire.example.com is not"),
+    ("Read more at https://evil.example/eth", "eth", "foreign_link", "evil.example: not the trusted link"),
+    ("Read more at wire.example.com/other", "eth", "foreign_link", "wire.example.com: not the trusted link"),
     ("ETF flows are a guaranteed tailwind.", "etf", "banned_phrase", "'guaranteed'"),
     ("Our price target for ETH is higher.", "eth", "banned_phrase", "'price target'"),
 ])

@@ -98,8 +98,8 @@ def test_feedback_to_a_writer_that_obeyed_a_payload_never_repeats_it(
     assert "The brief failed tapewatch's grounding checks" in retry
     for leaked in ("PWNED", "pump-claim", "evil.example", "guaranteed 50x", "Buy $"):
         assert leaked not in retry, leaked
-    assert re.search(r"\[unknown_ticker\] in claim 2\.1: ", retry)
-    assert re.search(r"\[foreign_link\] in claim 2\.2: link a link belongs to no cited item", retry)
+    assert re.search(r"\[uncorroborated_ticker\] in claim 2\.1: ", retry)
+    assert re.search(r"\[foreign_link\] in claim 2\.2: a link: not the trusted link of any cited item", retry)
     assert "[claim withheld: it failed a check; rewrite it from the facts or drop it]" in retry
 
 
