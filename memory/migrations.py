@@ -72,6 +72,7 @@ MIGRATIONS: tuple[Migration, ...] = (
     Migration(9, "items that read as instructions to an AI", _add_columns("items", "suspect")),
     Migration(40, "degraded sources and skipped entries",
               _steps(_add_columns("sources", "degraded", "skipped"), _add_columns("fetch_log", "skipped", "degraded"))),
+    Migration(30, "review cards Telegram refused", _create("review_card_failures")),
 )
 
 

@@ -83,3 +83,23 @@ class ReviewCards:
         with self.state.engine.connect() as conn:
             row = conn.execute(select(c).where(c.c.draft_id == draft_id)).first()
         return (row.chat_id, row.message_id) if row else None
+
+    def failed(self, draft_id: str, error: str) -> int:
+        """Record that Telegram refused the card of ``draft_id``; returns how many times it has now."""
+        f = schema.review_card_failures
+        now = datetime.now(UTC)
+        with self.state.engine.begin() as conn:
+            attempts = conn.execute(select(f.c.attempts).where(f.c.draft_id == draft_id)).scalar()
+            if attempts is None:
+                conn.execute(insert(f).values(draft_id=draft_id, attempts=1, last_error=error[:1000], last_at=now))
+                return 1
+            conn.execute(update(f).where(f.c.draft_id == draft_id)
+                         .values(attempts=attempts + 1, last_error=error[:1000], last_at=now))
+            return int(attempts) + 1
+
+    def given_up(self, draft_ids: list[str], attempts: int) -> set[str]:
+        """The subset of ``draft_ids`` whose card was refused ``attempts`` times or more."""
+        f = schema.review_card_failures
+        with self.state.engine.connect() as conn:
+            return set(conn.execute(select(f.c.draft_id).where(f.c.draft_id.in_(draft_ids),
+                                                             f.c.attempts >= attempts)).scalars())

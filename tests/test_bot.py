@@ -12,7 +12,8 @@ import pytest
 
 from sources.errors import LLMError
 from tapewatch.bot.limits import BriefQueue, RateLimiter
-from tapewatch.bot.telegram import Access, BriefAnswer, TelegramBot, build_application, parse_brief_args, split_html
+from tapewatch.bot.messages import split_html
+from tapewatch.bot.telegram import Access, BriefAnswer, TelegramBot, build_application, parse_brief_args
 from tests.fakes.telegram_api import TOKEN, FakeTelegramAPI, serving_telegram
 
 ALICE, BOB, MALLORY = 111, 222, 666
@@ -27,6 +28,7 @@ class Backend:
         self.gate.set()
         self.fail_brief: Exception | None = None
         self.paused: list[tuple[bool, str]] = []
+        self.brief_html: str | None = None  # what /brief answers, instead of the short default
 
     def brief(self, topic: str | None, ticker: str | None, requested_by: str) -> BriefAnswer:
         self.gate.wait(10)
@@ -34,6 +36,8 @@ class Backend:
             raise self.fail_brief
         self.briefs.append((topic, ticker, requested_by))
         subject = ticker or topic or "market"
+        if self.brief_html is not None:
+            return BriefAnswer(self.brief_html, "d" * 32, "data")
         return BriefAnswer(f"<b>Brief: {subject}</b>\n• a line <a href=\"https://example.com/a\">[1]</a>",
                            "d" * 32, "data", note="data brief")
 
@@ -239,6 +243,28 @@ def test_split_html_keeps_lines_whole_and_under_the_limit() -> None:
     parts = split_html(text, 4096)
     assert all(len(p) <= 4096 for p in parts) and len(parts) > 1
     assert "\n".join(parts) == text
+
+
+def test_a_long_answer_arrives_whole_in_valid_parts_even_when_one_part_is_refused() -> None:
+    """A tag spanning lines used to be cut with the line split: Telegram refused the part and the rest never went."""
+    backend = Backend()
+    lines = [f"• line {i}: ETF flows &amp; <a href=\"https://e.com/{i}\">source {i}</a>" for i in range(200)]
+    lines[150] = "• POISON line the API refuses"
+    backend.brief_html = "<b>Brief</b>\n<blockquote>" + "\n".join(lines) + "</blockquote>\n<i>end of brief</i>"
+    with serving_telegram() as fake:
+        fake.refuse("sendMessage", "POISON")
+
+        async def scenario(bot: TelegramBot) -> None:
+            fake.user_message(ALICE, "/brief")
+            await until(lambda: any("end of brief" in m.text for m in fake.sent_to(ALICE)))
+
+        run_bot(fake, backend, scenario)
+        parts = [m.text for m in fake.sent_to(ALICE)][1:]  # after the acknowledgement
+    expected = split_html(backend.brief_html)
+    assert len(expected) >= 3
+    assert all(p.count("<blockquote>") == p.count("</blockquote>") for p in parts)
+    assert parts == [p for p in expected if "POISON" not in p]  # only the refused part is missing
+    assert "line 0:" in parts[0] and "line 199:" in parts[-1]
 
 
 def test_webhook_mode_registers_and_accepts_only_telegram_calls() -> None:

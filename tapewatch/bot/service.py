@@ -66,13 +66,14 @@ def attach(daemon: Daemon, runtime: Runtime) -> tuple[Automation, list[str]]:
                           queue=BriefQueue(s.bot.max_concurrent_briefs, s.bot.max_queued_briefs),
                           review_chat_id=s.bot.review_chat_id)
         if s.bot.review_chat_id is not None and reviewers:
+            from memory.switches import ReviewCards
             from tapewatch.bot.desk import QueueDesk
             from tapewatch.bot.review import ReviewBot
             from tapewatch.clients import review_queue
 
             desk = QueueDesk(review_queue(s, runtime.state, via="telegram"),
                              publish_soon=lambda: automation_ref[0].publish_soon())
-            review = ReviewBot(app, desk, access, s.bot.review_chat_id)
+            review = ReviewBot(app, desk, access, s.bot.review_chat_id, cards=ReviewCards(runtime.state))
         lines.append("Telegram bot: on" + (f", webhook {s.bot.webhook_url}" if s.bot.webhook_url else "")
                      + ("" if review else " (no review chat or reviewers: no review cards)"))
     channels, publishing = publish_channels_or_none(runtime)

@@ -23,6 +23,7 @@ from urllib.parse import urlsplit
 from crew.render import TELEGRAM_LIMIT
 from sources.errors import TapewatchError
 from tapewatch.bot.limits import BriefQueue, RateLimiter
+from tapewatch.bot.messages import send_html
 
 if TYPE_CHECKING:
     from telegram import Update
@@ -108,27 +109,6 @@ class Access:
         return self.reviewers.get(user_id) if user_id is not None else None
 
 
-def split_html(text: str, limit: int = TELEGRAM_LIMIT) -> list[str]:
-    """Split a Telegram HTML text into messages ≤ ``limit`` at line breaks (lines are self-contained)."""
-    parts: list[str] = []
-    current = ""
-    for line in text.split("\n"):
-        while len(line) > limit:  # a single overlong line: cut on a space, never inside a tag
-            cut = line.rfind(" ", 0, limit)
-            cut = cut if cut > 0 and line.rfind("<", 0, cut) <= line.rfind(">", 0, cut) else limit
-            parts.append(line[:cut])
-            line = line[cut:].lstrip()
-        candidate = f"{current}\n{line}" if current else line
-        if len(candidate) > limit:
-            parts.append(current)
-            current = line
-        else:
-            current = candidate
-    if current.strip():
-        parts.append(current)
-    return [p for p in parts if p.strip()]
-
-
 def parse_brief_args(args: Sequence[str]) -> tuple[str | None, str | None]:
     """``/brief`` arguments → (topic, ticker): one $TICKER-looking word is a ticker, anything else a topic."""
     words = [a for a in args if a.strip()]
@@ -172,13 +152,8 @@ class TelegramBot:
 
     # -- helpers -------------------------------------------------------------------------------------
     async def _reply(self, update: Update, text: str) -> None:
-        from telegram.constants import ParseMode
-
-        if update.effective_chat is None:
-            return
-        for part in split_html(text):
-            await self.app.bot.send_message(update.effective_chat.id, part, parse_mode=ParseMode.HTML,
-                                            disable_web_page_preview=True)
+        if update.effective_chat is not None:
+            await send_html(self.app.bot, update.effective_chat.id, text)
 
     def _allowed(self, update: Update) -> bool:
         user = update.effective_user.id if update.effective_user else None

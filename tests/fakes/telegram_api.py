@@ -90,6 +90,24 @@ class _TagCheck(HTMLParser):
         self.text.append(data)
 
 
+def html_error(text: str) -> str | None:
+    """Why Telegram's HTML parse mode would refuse ``text`` (unknown tag, unbalanced tags), or None."""
+    check = _TagCheck()
+    check.feed(text)
+    check.close()
+    if check.error or check.stack:
+        return check.error or f"Can't find end tag corresponding to start tag \"{check.stack[-1]}\""
+    return None
+
+
+def html_plain(text: str) -> str:
+    """The text a reader sees of a Telegram HTML message."""
+    check = _TagCheck()
+    check.feed(text)
+    check.close()
+    return "".join(check.text)
+
+
 class FakeTelegramAPI(LoopbackServer):
     """Serve a fake Bot API on 127.0.0.1; point a PTB ``Bot`` at ``base_url``."""
 
@@ -99,6 +117,7 @@ class FakeTelegramAPI(LoopbackServer):
         self.messages: list[FakeMessage] = []
         self.requests: list[TgRequest] = []
         self.failures: list[TgFailure] = []
+        self.refusals: list[tuple[str, str, int, str]] = []  # (method, text it contains, status, description)
         self.commands: list[dict[str, Any]] = []
         self.answered: list[dict[str, Any]] = []  # answerCallbackQuery calls
         self._updates: list[dict[str, Any]] = []
@@ -113,6 +132,12 @@ class FakeTelegramAPI(LoopbackServer):
         with self._lock:
             for _ in range(times):
                 self.failures.append(TgFailure(method, status, **kwargs))
+
+    def refuse(self, method: str, containing: str, status: int = 400,
+               description: str = "Bad Request: can't parse entities: Unsupported start tag \"poison\"") -> None:
+        """Refuse every ``method`` call whose text contains ``containing`` (a poison item), for good."""
+        with self._lock:
+            self.refusals.append((method, containing, status, description))
 
     def calls(self, method: str) -> list[TgRequest]:
         """Recorded requests of one method."""
@@ -190,6 +215,10 @@ class FakeTelegramAPI(LoopbackServer):
         if token != f"bot{self.token}":
             send_json(handler, 401, {"ok": False, "error_code": 401, "description": "Unauthorized"})
             return
+        refusal = self._refusal(method, params)
+        if refusal is not None:
+            send_json(handler, refusal[0], {"ok": False, "error_code": refusal[0], "description": refusal[1]})
+            return
         failure = self._take_failure(method)
         if failure is not None:
             if failure.after_effect:
@@ -215,6 +244,12 @@ class FakeTelegramAPI(LoopbackServer):
         elif raw:
             params.update({k: v[0] for k, v in parse_qs(raw.decode()).items()})
         return params
+
+    def _refusal(self, method: str, params: dict[str, Any]) -> tuple[int, str] | None:
+        text = str(params.get("text") or "")
+        with self._lock:
+            return next(((status, why) for m, part, status, why in self.refusals if m == method and part in text),
+                        None)
 
     def _take_failure(self, method: str) -> TgFailure | None:
         with self._lock:
@@ -262,6 +297,9 @@ class FakeTelegramAPI(LoopbackServer):
         if target is None:
             return 400, {"ok": False, "error_code": 400, "description": "Bad Request: message to edit not found"}
         text = str(params.get("text") or "")
+        error = html_error(text) if params.get("parse_mode") == "HTML" else None
+        if error:
+            return 400, {"ok": False, "error_code": 400, "description": f"Bad Request: can't parse entities: {error}"}
         if text == target.text and _decoded(params).get("reply_markup") == target.params.get("reply_markup"):
             return 400, {"ok": False, "error_code": 400, "description": "Bad Request: message is not modified"}
         target.edits.append(target.text)
@@ -283,14 +321,11 @@ class FakeTelegramAPI(LoopbackServer):
             return 400, {"ok": False, "error_code": 400, "description": "Bad Request: message text is empty"}
         plain = text
         if params.get("parse_mode") == "HTML":
-            check = _TagCheck()
-            check.feed(text)
-            check.close()
-            if check.error or check.stack:
-                error = check.error or f"Can't find end tag corresponding to start tag \"{check.stack[-1]}\""
+            error = html_error(text)
+            if error:
                 return 400, {"ok": False, "error_code": 400,
                              "description": f"Bad Request: can't parse entities: {error}"}
-            plain = "".join(check.text)
+            plain = html_plain(text)
         if len(plain) > 4096:
             return 400, {"ok": False, "error_code": 400, "description": "Bad Request: message is too long"}
         preview = params.get("link_preview_options")
