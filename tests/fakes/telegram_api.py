@@ -304,7 +304,8 @@ class FakeTelegramAPI(LoopbackServer):
             return 400, {"ok": False, "error_code": 400, "description": "Bad Request: message is not modified"}
         target.edits.append(target.text)
         target.text = text
-        target.params = {**target.params, **_decoded(params)}
+        # As Telegram does: an edit without reply_markup removes the message's inline keyboard.
+        target.params = {**{k: v for k, v in target.params.items() if k != "reply_markup"}, **_decoded(params)}
         return 200, {"ok": True, "result": self._message_json(target)}
 
     @staticmethod
