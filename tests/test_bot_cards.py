@@ -3,21 +3,30 @@
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
+
+import pytest
 
 from memory.drafts import Draft, DraftStore
 from memory.switches import ReviewCards
 from tapewatch.bot.review import MAX_CARD_ATTEMPTS, callback_data
 from tapewatch.bot.service import attach
 from tapewatch.daemon import Daemon
-from tests.fakes.coingecko import FakeCoinGecko
-from tests.fakes.telegram_api import FakeMessage, FakeTelegramAPI
-from tests.fakes.x_api import FakeXAPI
-from tests.test_automation import ALICE, REVIEW_CHAT, automation_settings, fakes, until  # noqa: F401
+from tests.fakes.coingecko import FakeCoinGecko, serving_coingecko
+from tests.fakes.telegram_api import FakeMessage, FakeTelegramAPI, serving_telegram
+from tests.fakes.x_api import FakeXAPI, serving_x
+from tests.test_automation import ALICE, REVIEW_CHAT, automation_settings, until
 from tests.test_daemon import make_runtime
+
+@pytest.fixture
+def fakes() -> Iterator[tuple[FakeXAPI, FakeTelegramAPI, FakeCoinGecko]]:
+    with serving_x() as x, serving_telegram() as tg, serving_coingecko() as cg:
+        tg.add_chat(REVIEW_CHAT)
+        yield x, tg, cg
+
 
 HOURLY = {"briefs": [], "publish_every": "1h", "review_every": "0.2s"}
 
