@@ -21,6 +21,7 @@ from tests.fakes.x_api import FakeXAPI, serving_x
 from tests.test_automation import ALICE, REVIEW_CHAT, automation_settings, until
 from tests.test_daemon import make_runtime
 
+
 @pytest.fixture
 def fakes() -> Iterator[tuple[FakeXAPI, FakeTelegramAPI, FakeCoinGecko]]:
     with serving_x() as x, serving_telegram() as tg, serving_coingecko() as cg:
