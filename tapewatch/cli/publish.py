@@ -60,6 +60,8 @@ def _print_report(r: RunReport) -> None:
     if r.needs_check:
         out.print("A part may or may not have gone out: see `tapewatch publish outbox`, then "
                   "`tapewatch publish resolve ROW --sent MESSAGE_ID` or `--not-sent`.")
+    for draft_id, why in r.errors:
+        out.print(f"[yellow]set aside[/yellow] draft {draft_id[:12]}: {why}", markup=False, highlight=False)
     if r.stopped:
         out.print(f"[yellow]stopped early:[/yellow] {r.stopped}")
 
