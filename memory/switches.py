@@ -2,16 +2,18 @@
 
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
-from sqlalchemy import insert, select, update
+from sqlalchemy import Connection, insert, select, update
 from sqlalchemy.exc import IntegrityError
 
 from memory import schema
 from memory.state import StateDB
 
 POSTING_PAUSED = "posting_paused"
+_VIA = ("cli", "telegram", "web")  # where an actor acted from, by the prefix of their identity
 
 
 @dataclass(frozen=True)
@@ -40,7 +42,7 @@ class Switches:
         return Switch(row.name, bool(row.on), row.changed_at, row.changed_by)
 
     def set(self, name: str, on: bool, by: str) -> bool:
-        """Move the switch; returns True when its position changed."""
+        """Move the switch; returns True when its position changed. Every call is in the audit log, with who."""
         s = schema.switches
         now = datetime.now(UTC)
         with self.state.engine.begin() as conn:
@@ -52,11 +54,23 @@ class Switches:
                 except IntegrityError:  # inserted concurrently by another process: update instead
                     pass
                 else:
+                    _audit(conn, name, on, by, now, changed=on)
                     return on
             if current is not None and bool(current) == on:
+                _audit(conn, name, on, by, now, changed=False)
                 return False
             conn.execute(update(s).where(s.c.name == name).values(on=on, changed_at=now, changed_by=by))
+            _audit(conn, name, on, by, now, changed=True)
             return True
+
+
+def _audit(conn: Connection, name: str, on: bool, by: str, at: datetime, *, changed: bool) -> None:
+    """The audit log's entry for a switch (no draft): who paused or resumed posting, and from where."""
+    action = ("resume", "pause")[on] if name == POSTING_PAUSED else f"{name}:{('off', 'on')[on]}"
+    prefix = by.split(":", 1)[0]
+    conn.execute(insert(schema.audit_log).values(
+        at=at, draft_id="", actor=by[:100], via=prefix if prefix in _VIA else "daemon", action=action[:30],
+        reason=None if changed else "it already was", detail=json.dumps({"switch": name, "on": on})))
 
 
 class ReviewCards:

@@ -86,6 +86,12 @@ class ReviewQueue:
                               "(settings review.reviewers)")
         return name
 
+    def refused(self, draft_id: str, action: str, actor: str, reason: str) -> None:
+        """Write a refused attempt to the audit log (``draft_id`` as given: it may name no draft)."""
+        with self.state.engine.begin() as conn:
+            record(conn, at=self.clock(), draft_id=draft_id[:32], actor=actor[:100], via=self.via, action="refused",
+                   reason=f"{action}: {reason}"[:500])
+
     def approve(self, draft_id: str, reviewer: str, *, override: str | None = None) -> Transition:
         """Approve a pending draft; a flagged, failing or unvalidated edited draft needs an override reason."""
         self.check_reviewer(reviewer)

@@ -28,6 +28,7 @@ class Backend:
         self.gate.set()
         self.fail_brief: Exception | None = None
         self.paused: list[tuple[bool, str]] = []
+        self.refusals: list[tuple[str, str]] = []
         self.brief_html: str | None = None  # what /brief answers, instead of the short default
 
     def brief(self, topic: str | None, ticker: str | None, requested_by: str) -> BriefAnswer:
@@ -54,6 +55,9 @@ class Backend:
 
     def sources(self) -> str:
         return "coindesk ok"
+
+    def refused(self, action: str, who: str, draft_id: str = "") -> None:
+        self.refusals.append((action, who))
 
     def set_paused(self, paused: bool, by: str) -> str:
         self.paused.append((paused, by))
@@ -132,22 +136,24 @@ def test_brief_is_acknowledged_then_answered_with_its_arguments() -> None:
         bot = run_bot(fake, backend, scenario)
         answer = fake.sent_to(ALICE)[1].text
     assert answer.startswith("<b>Brief: SOL</b>") and answer.endswith("<i>data brief</i>")
-    assert backend.briefs == [(None, "SOL", "telegram:user111"), ("liquid restaking", None, "telegram:user222")]
+    assert backend.briefs == [(None, "SOL", "telegram:111 (@user111)"),
+                              ("liquid restaking", None, "telegram:222 (@user222)")]
     assert bot.answered == 2
 
 
-def test_unknown_user_is_refused_and_backend_never_called() -> None:
+def test_unknown_user_is_refused_once_then_silently_and_backend_never_called() -> None:
     backend = Backend()
     with serving_telegram() as fake:
         async def scenario(bot: TelegramBot) -> None:
-            fake.user_message(MALLORY, "/brief $SOL")
+            for _ in range(10):
+                fake.user_message(MALLORY, "/brief $SOL")
             fake.user_message(MALLORY, "/top")
-            await until(lambda: len(fake.sent_to(MALLORY)) >= 2)
+            await until(lambda: bot.refused >= 11 and fake.pending_updates() == 0)
 
         bot = run_bot(fake, backend, scenario)
         texts = [m.text for m in fake.sent_to(MALLORY)]
-    assert all(t.startswith("Sorry, this bot answers only") for t in texts)
-    assert backend.briefs == [] and bot.refused == 2
+    assert texts == ["Sorry, this bot answers only its configured users and chats."]  # no amplification
+    assert backend.briefs == [] and bot.refused == 11 and bot.refusals.silenced == 10
 
 
 def test_per_user_rate_limit_refuses_with_a_clear_reply() -> None:
@@ -227,7 +233,8 @@ def test_pause_needs_a_reviewer() -> None:
 
         run_bot(fake, backend, scenario)
         assert fake.sent_to(BOB)[0].text == "Only reviewers can pause or resume posting."
-    assert backend.paused == [(True, "telegram:alice")]
+    assert backend.paused == [(True, "telegram:111 (@user111)")]  # the id, stable; the username as shown
+    assert backend.refusals == [("pause", "telegram:222 (@user222)")]
 
 
 @pytest.mark.parametrize(("args", "expected"), [

@@ -229,3 +229,13 @@ def _seconds(exc: Any) -> float:
         warnings.simplefilter("ignore")
         after = exc.retry_after
     return after.total_seconds() if isinstance(after, timedelta) else float(after)
+
+
+async def answer_query(query: Any, text: str, *, alert: bool = False) -> None:
+    """Answer a button tap (the user's client waits for it); a stale query's refusal is logged, never raised."""
+    from telegram.error import TelegramError
+
+    try:
+        await query.answer(text[:200], show_alert=alert)
+    except TelegramError as exc:  # "query is too old", or Telegram unreachable
+        log.info("button tap not answered: %s", exc)

@@ -13,13 +13,15 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Protocol
 
 from sources.errors import TapewatchError
-from tapewatch.bot.messages import fit_html, plain_text, send_html, send_part
+from tapewatch.bot.access import actor
+from tapewatch.bot.limits import RefusalGate
+from tapewatch.bot.messages import answer_query, fit_html, plain_text, send_html, send_part
 
 if TYPE_CHECKING:
     from telegram import InlineKeyboardMarkup, Update
     from telegram.ext import Application, ContextTypes
 
-    from tapewatch.bot.telegram import Access
+    from tapewatch.bot.access import Access
 
 log = logging.getLogger(__name__)
 
@@ -154,12 +156,14 @@ class ReviewBot:
     """Callback and reply handlers for reviewers, added to the bot's PTB application."""
 
     def __init__(self, app: Application[Any, Any, Any, Any, Any, Any], desk: ReviewDesk, access: Access,
-                 review_chat_id: int | str, *, cards: CardLog | None = None) -> None:
+                 review_chat_id: int | str, *, cards: CardLog | None = None,
+                 refusals: RefusalGate | None = None) -> None:
         self.app = app
         self.desk = desk
         self.access = access
         self.review_chat_id = review_chat_id
         self.cards: CardLog = cards if cards is not None else MemoryCards()
+        self.refusals = refusals or RefusalGate(3600.0, 30)  # share the bot's, so strangers get one reply in all
         self._edits: dict[tuple[int, int], tuple[str, int]] = {}  # (chat, prompt message) → (draft, user)
         self._posting = asyncio.Lock()  # one card per draft: the card job and an edit never post the same twice
         self._install()
@@ -241,33 +245,40 @@ class ReviewBot:
                     return
 
     async def _on_button(self, update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
+        """Every tap on a review button is answered exactly once, whatever happens; later handlers never see it."""
+        from telegram.ext import ApplicationHandlerStop
+
         query = update.callback_query
         if query is None:
             return
+        text, alert, refresh = "Something went wrong; the draft is unchanged.", True, None
+        try:
+            text, alert, refresh = await self._button(query)
+        finally:
+            await answer_query(query, text, alert=alert)
+        if query.message is not None and refresh is not None:
+            await self.refresh_card(query.message.chat.id, query.message.message_id, refresh)
+        raise ApplicationHandlerStop
+
+    async def _button(self, query: Any) -> tuple[str, bool, str | None]:
+        """The answer to a tap (text, as an alert, the draft whose card to refresh); acting goes through the desk."""
         parsed = parse_callback(query.data)
-        user = query.from_user
         if parsed is None:
-            await query.answer("This button is no longer valid.")
-            return
+            return "This button is no longer valid.", False, None
         action, draft_id = parsed
+        user = query.from_user
         reviewer = self.access.reviewer(user.id if user else None)
         if reviewer is None:
-            who = f"telegram:{user.username or user.id}" if user else "telegram:unknown"
-            await asyncio.to_thread(self.desk.refused, draft_id, action, who)
-            await query.answer("Sorry, only reviewers can act on drafts.", show_alert=True)
-            return
+            await asyncio.to_thread(self.desk.refused, draft_id, action, actor(user))
+            return "Sorry, only reviewers can act on drafts.", True, None
         if action == "edit":
-            await query.answer("Reply to my next message with the new text.")
             await self._ask_for_edit(draft_id, user.id, query.message.chat.id if query.message else None)
-            return
+            return "Reply to my next message with the new text.", False, None
         try:
             outcome = await asyncio.to_thread(self.desk.act, draft_id, action, reviewer)
         except TapewatchError as exc:
-            await query.answer(str(exc)[:200], show_alert=True)
-            return
-        await query.answer(outcome.message[:200])
-        if query.message is not None and outcome.changed:
-            await self.refresh_card(query.message.chat.id, query.message.message_id, outcome.draft_id)
+            return str(exc), True, None
+        return outcome.message, False, outcome.draft_id if outcome.changed else None
 
     async def _ask_for_edit(self, draft_id: str, user_id: int, chat_id: int | None) -> None:
         from telegram import ForceReply
@@ -290,7 +301,9 @@ class ReviewBot:
         draft_id, user_id = pending
         reviewer = self.access.reviewer(update.effective_user.id)
         if update.effective_user.id != user_id or reviewer is None:
-            await message.reply_text("Only the reviewer who asked to edit can send the new text.")
+            await asyncio.to_thread(self.desk.refused, draft_id, "edit", actor(update.effective_user))
+            if self.refusals.answer(("user", update.effective_user.id)):
+                await message.reply_text("Only the reviewer who asked to edit can send the new text.")
             return
         self._edits.pop(key, None)
         try:
@@ -315,10 +328,9 @@ class ReviewBot:
         reviewer = self.access.reviewer(user.id if user else None)
         args = context.args or []
         if reviewer is None:
-            if args:
-                who = f"telegram:{user.username or user.id}" if user else "telegram:unknown"
-                await asyncio.to_thread(self.desk.refused, args[0], "override", who)
-            await message.reply_text("Only reviewers can override a flagged draft.")
+            await asyncio.to_thread(self.desk.refused, args[0] if args else "", "override", actor(user))
+            if self.refusals.answer(("user", user.id if user else None)):
+                await message.reply_text("Only reviewers can override a flagged draft.")
             return
         if len(args) < 2:
             await message.reply_text("Usage: /override <draft id> <reason>")

@@ -22,8 +22,9 @@ from urllib.parse import urlsplit
 
 from crew.render import TELEGRAM_LIMIT
 from sources.errors import TapewatchError
-from tapewatch.bot.limits import BriefQueue, RateLimiter
-from tapewatch.bot.messages import send_html
+from tapewatch.bot.access import Access, actor
+from tapewatch.bot.limits import BriefQueue, RateLimiter, RefusalGate
+from tapewatch.bot.messages import answer_query, send_html
 
 if TYPE_CHECKING:
     from telegram import Update
@@ -77,6 +78,10 @@ class BotBackend(Protocol):
         """Ingest source health."""
         ...
 
+    def refused(self, action: str, who: str, draft_id: str = "") -> None:
+        """Write a refused privileged attempt (``/pause`` by a non-reviewer…) to the audit log."""
+        ...
+
     def set_paused(self, paused: bool, by: str) -> str:
         """Pause or resume scheduled posting."""
         ...
@@ -89,24 +94,6 @@ class Webhook:
     url: str
     listen: str = "127.0.0.1"
     port: int = 8443
-
-
-@dataclass(frozen=True)
-class Access:
-    """Who may use the bot: on-demand users/chats, and reviewers (telegram user id → reviewer name)."""
-
-    users: frozenset[int]
-    chats: frozenset[int]
-    reviewers: dict[int, str]
-
-    def may_ask(self, user_id: int | None, chat_id: int | None) -> bool:
-        """On-demand commands: allowlisted users, allowlisted chats, and reviewers."""
-        return (user_id is not None and (user_id in self.users or user_id in self.reviewers)) or (
-            chat_id is not None and chat_id in self.chats)
-
-    def reviewer(self, user_id: int | None) -> str | None:
-        """The reviewer name of a Telegram user, or None."""
-        return self.reviewers.get(user_id) if user_id is not None else None
 
 
 def parse_brief_args(args: Sequence[str]) -> tuple[str | None, str | None]:
@@ -123,25 +110,35 @@ class TelegramBot:
     """Command handlers, access control, rate limits and the brief queue around a PTB ``Application``."""
 
     def __init__(self, app: Application[Any, Any, Any, Any, Any, Any], backend: BotBackend, access: Access, *,
-                 limiter: RateLimiter, queue: BriefQueue, review_chat_id: int | str | None = None) -> None:
+                 limiter: RateLimiter, queue: BriefQueue, review_chat_id: int | str | None = None,
+                 chat_limiter: RateLimiter | None = None, refusals: RefusalGate | None = None) -> None:
         self.app = app
         self.backend = backend
         self.access = access
         self.limiter = limiter
+        # /brief per chat as well as per user: a group of many members must not turn into as many drafts.
+        self.chat_limiter = chat_limiter or RateLimiter(5, limiter.period_s)
+        self.refusals = refusals or RefusalGate(3600.0, 30)
         self.queue = queue
         self.review_chat_id = review_chat_id
         self.refused = 0
         self.answered = 0
         self.webhook_secret: str | None = None
+        self._left: set[int] = set()  # groups left (so a burst of their updates leaves once)
         self._install()
 
     def _install(self) -> None:
-        from telegram.ext import CommandHandler
+        from telegram import Update
+        from telegram.ext import CallbackQueryHandler, CommandHandler, TypeHandler
 
+        self.app.add_handler(TypeHandler(Update, self._screen), group=-1)
         for name, handler in (("brief", self._brief), ("top", self._top), ("narratives", self._narratives),
                               ("price", self._price), ("sources", self._sources), ("help", self._help),
                               ("start", self._help), ("pause", self._pause), ("resume", self._resume)):
             self.app.add_handler(CommandHandler(name, handler))
+        # Every button tap is answered (else the user's client spins): review buttons are answered by the
+        # review handlers, which stop there; anything else that reaches this later group is stale or foreign.
+        self.app.add_handler(CallbackQueryHandler(self._unknown_button), group=1)
         self.app.add_error_handler(self._on_error)
 
     async def set_commands(self) -> None:
@@ -163,9 +160,40 @@ class TelegramBot:
     async def _guard(self, update: Update) -> bool:
         if self._allowed(update):
             return True
-        self.refused += 1
-        await self._reply(update, "Sorry, this bot answers only its configured users and chats.")
+        await self._refuse(update, "Sorry, this bot answers only its configured users and chats.")
         return False
+
+    async def _refuse(self, update: Update, text: str, key: object = None) -> None:
+        """Refuse; the reply goes out once per user (or ``key``) per period, then silence (no amplification)."""
+        self.refused += 1
+        user = update.effective_user.id if update.effective_user else None
+        if self.refusals.answer(key if key is not None else ("user", user)):
+            await self._reply(update, text)
+
+    async def _screen(self, update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
+        """Before any handler: leave a group the bot does not belong in, without a word, and do nothing else."""
+        from telegram.ext import ApplicationHandlerStop
+
+        chat = update.effective_chat
+        if chat is None or self.access.may_stay(chat.id, chat.type):
+            return
+        if update.callback_query is not None:
+            await answer_query(update.callback_query, "This bot does not work in this chat.")
+        member = update.my_chat_member
+        removed = member is not None and member.new_chat_member.status in ("left", "kicked", "banned")
+        if chat.id not in self._left and not removed:
+            self._left.add(chat.id)
+            log.warning("leaving %s %s: it is not in bot.allowed_chats", chat.type, chat.id)
+            try:
+                await self.app.bot.leave_chat(chat.id)
+            except Exception as exc:  # gone already, or Telegram unreachable: the next update from it tries again
+                self._left.discard(chat.id)
+                log.warning("could not leave chat %s: %s", chat.id, exc)
+        raise ApplicationHandlerStop
+
+    async def _unknown_button(self, update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
+        if update.callback_query is not None:
+            await answer_query(update.callback_query, "This button is no longer valid.")
 
     async def _blocking(self, update: Update, call: Any, *args: Any) -> None:
         """Run a backend call in a thread and reply with its text or its error."""
@@ -212,24 +240,32 @@ class TelegramBot:
         await self._switch(update, paused=False)
 
     async def _switch(self, update: Update, *, paused: bool) -> None:
-        reviewer = self.access.reviewer(update.effective_user.id if update.effective_user else None)
-        if reviewer is None:
-            self.refused += 1
-            await self._reply(update, "Only reviewers can pause or resume posting.")
+        who = actor(update.effective_user)
+        if self.access.reviewer(update.effective_user.id if update.effective_user else None) is None:
+            await asyncio.to_thread(self.backend.refused, "pause" if paused else "resume", who)
+            await self._refuse(update, "Only reviewers can pause or resume posting.")
             return
-        await self._blocking(update, self.backend.set_paused, paused, f"telegram:{reviewer}")
+        await self._blocking(update, self.backend.set_paused, paused, who)
 
     async def _brief(self, update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
         if not await self._guard(update) or update.effective_user is None:
             return
         user = update.effective_user
-        wait = self.limiter.try_acquire(user.id)
+        chat = update.effective_chat.id if update.effective_chat else user.id
+        wait = self.limiter.wait(user.id)
         if wait > 0:
-            self.refused += 1
-            await self._reply(update, f"You have asked for several briefs recently; try again in {wait:.0f} s.")
+            await self._refuse(update, f"You have asked for several briefs recently; try again in {wait:.0f} s.",
+                               ("brief-user", user.id))
             return
+        wait = self.chat_limiter.wait(chat)
+        if wait > 0:
+            await self._refuse(update, f"This chat has asked for several briefs recently; try again in "
+                                       f"{wait:.0f} s.", ("brief-chat", chat))
+            return
+        self.limiter.try_acquire(user.id)
+        self.chat_limiter.try_acquire(chat)
         topic, ticker = parse_brief_args(context.args or [])
-        requested_by = f"telegram:{user.username or user.id}"
+        requested_by = actor(user)
 
         acknowledged = asyncio.Event()
 
@@ -247,8 +283,8 @@ class TelegramBot:
 
         ticket = self.queue.submit(job)
         if ticket is None:
-            self.refused += 1
-            await self._reply(update, "The brief queue is full right now; please try again in a few minutes.")
+            await self._refuse(update, "The brief queue is full right now; please try again in a few minutes.",
+                               ("queue-full", chat))
             return
         what = f"${ticker}" if ticker else (f"“{html.escape(topic)}”" if topic else "the market")
         where = "starting now" if ticket.position == 0 else f"{ticket.position} ahead of you"

@@ -120,6 +120,8 @@ class FakeTelegramAPI(LoopbackServer):
         self.refusals: list[tuple[str, str, int, str]] = []  # (method, text it contains, status, description)
         self.commands: list[dict[str, Any]] = []
         self.answered: list[dict[str, Any]] = []  # answerCallbackQuery calls
+        self.left: list[int] = []  # chats the bot left (leaveChat)
+        self.usernames: dict[int, str | None] = {}  # a user's @username, when not the default user<id>
         self._updates: list[dict[str, Any]] = []
         self._update_ids = itertools.count(1)
         self._next_id = 100
@@ -169,7 +171,7 @@ class FakeTelegramAPI(LoopbackServer):
         self.add_chat(chat)
         message: dict[str, Any] = {
             "message_id": self._new_message_id(), "date": int(time.time()), "chat": _chat_json(chat),
-            "from": _user_json(user_id), "text": text,
+            "from": self._user(user_id), "text": text,
         }
         if text.startswith("/"):
             message["entities"] = [{"type": "bot_command", "offset": 0, "length": len(text.split()[0])}]
@@ -181,12 +183,27 @@ class FakeTelegramAPI(LoopbackServer):
             }
         return self.push_update({"message": message})
 
+    def bot_added_to(self, chat_id: int, by_user: int) -> int:
+        """User ``by_user`` adds the bot to group ``chat_id`` (a ``my_chat_member`` update)."""
+        self.add_chat(chat_id)
+        member = {"user": _BOT_USER, "status": "member"}
+        return self.push_update({"my_chat_member": {
+            "chat": _chat_json(chat_id), "from": self._user(by_user), "date": int(time.time()),
+            "old_chat_member": {**member, "status": "left"}, "new_chat_member": member}})
+
+    def _user(self, user_id: int) -> dict[str, Any]:
+        user = _user_json(user_id)
+        if user_id in self.usernames:
+            name = self.usernames[user_id]
+            user = {k: v for k, v in user.items() if k != "username"} | ({"username": name} if name else {})
+        return user
+
     def user_callback(self, user_id: int, message_id: int, data: str) -> int:
         """User ``user_id`` taps an inline button carrying ``data`` under the bot's message ``message_id``."""
         original = self.message(message_id)
         chat = original.chat_id if original else user_id
         return self.push_update({"callback_query": {
-            "id": f"cb{next(self._update_ids)}", "chat_instance": "ci1", "data": data, "from": _user_json(user_id),
+            "id": f"cb{next(self._update_ids)}", "chat_instance": "ci1", "data": data, "from": self._user(user_id),
             "message": {"message_id": message_id, "date": int(time.time()), "chat": _chat_json(chat),
                         "from": _BOT_USER, "text": original.text if original else ""},
         }})
@@ -275,6 +292,12 @@ class FakeTelegramAPI(LoopbackServer):
             return 200, {"ok": True, "result": True}
         if method == "setMyCommands":
             self.commands = list(_decoded(params).get("commands") or [])
+            return 200, {"ok": True, "result": True}
+        if method == "leaveChat":
+            chat = int(params.get("chat_id") or 0)
+            if chat in self.left:
+                return 403, {"ok": False, "error_code": 403, "description": "Forbidden: bot is not a member"}
+            self.left.append(chat)
             return 200, {"ok": True, "result": True}
         if method == "answerCallbackQuery":
             self.answered.append(params)
