@@ -254,8 +254,9 @@ class ReviewBot:
         text, alert, refresh = "Something went wrong; the draft is unchanged.", True, None
         try:
             text, alert, refresh = await self._button(query)
-        finally:
-            await answer_query(query, text, alert=alert)
+        except Exception:  # answered all the same below; the fault is logged with its traceback
+            log.exception("review button %r failed", str(query.data)[:64])
+        await answer_query(query, text, alert=alert)
         if query.message is not None and refresh is not None:
             await self.refresh_card(query.message.chat.id, query.message.message_id, refresh)
         raise ApplicationHandlerStop

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import asyncio
 import html
-import json
 import logging
 import re
 import secrets
@@ -25,6 +24,8 @@ from sources.errors import TapewatchError
 from tapewatch.bot.access import Access, actor
 from tapewatch.bot.limits import BriefQueue, RateLimiter, RefusalGate
 from tapewatch.bot.messages import answer_query, send_html
+from tapewatch.bot.updates import POLLING, PollingHealth, per_chat_processor, updates_request_class
+from tapewatch.bot.webhook import WebhookServer
 
 if TYPE_CHECKING:
     from telegram import Update
@@ -42,6 +43,8 @@ COMMANDS: tuple[tuple[str, str], ...] = (
     ("resume", "Reviewers: resume scheduled posting"),
     ("help", "What this bot can do"),
 )
+# my_chat_member: being added to a group, so one that is not allowed is left at once.
+UPDATES = ["message", "callback_query", "my_chat_member"]
 _TICKER = re.compile(r"^\$?([A-Za-z][A-Za-z0-9]{1,9})$")
 
 
@@ -125,6 +128,11 @@ class TelegramBot:
         self.answered = 0
         self.webhook_secret: str | None = None
         self._left: set[int] = set()  # groups left (so a burst of their updates leaves once)
+        self._webhook: WebhookServer | None = None
+        self.health: PollingHealth = app.bot_data.get(POLLING) or PollingHealth()
+        if review_chat_id is not None:
+            chat = review_chat_id
+            self.health.notify = lambda text: self.notify(chat, text)
         self._install()
 
     def _install(self) -> None:
@@ -318,98 +326,32 @@ class TelegramBot:
         await self.app.initialize()
         await self.set_commands()
         assert self.app.updater is not None, "built with an updater"
-        updates = ["message", "callback_query"]
+        updates = UPDATES
         if webhook is None:
-            await self.app.updater.start_polling(timeout=timedelta(seconds=poll_timeout), allowed_updates=updates)
+            await self.app.updater.start_polling(timeout=timedelta(seconds=poll_timeout), allowed_updates=updates,
+                                                 error_callback=self.health.on_error)
         else:
             # A fresh secret per start: Telegram echoes it in a header, so only Telegram's calls are accepted.
             self.webhook_secret = secrets.token_urlsafe(32)
             path = urlsplit(webhook.url).path.lstrip("/")
-            await self.app.updater.start_webhook(listen=webhook.listen, port=webhook.port, url_path=path,
-                                                 webhook_url=webhook.url, allowed_updates=updates,
-                                                 secret_token=self.webhook_secret)
+            await self.app.bot.set_webhook(webhook.url, allowed_updates=updates, secret_token=self.webhook_secret)
+            self._webhook = WebhookServer(self.app, webhook.listen, webhook.port, path, self.webhook_secret)
+            await self._webhook.start()
         await self.app.start()
 
     async def stop(self, *, drain_s: float = 10.0) -> None:
         """Stop polling, let running briefs finish for up to ``drain_s``, then shut the application down."""
         if self.app.updater is not None and self.app.updater.running:
             await self.app.updater.stop()
+        if self._webhook is not None:
+            await self._webhook.stop()
+            self._webhook = None
         cancelled = await self.queue.drain(drain_s)
         if cancelled:
             log.warning("stopped with %d brief request(s) unanswered", cancelled)
         if self.app.running:
             await self.app.stop()
         await self.app.shutdown()
-
-
-def _updates_request_class() -> type:
-    """An ``HTTPXRequest`` that defuses malformed updates in getUpdates answers.
-
-    PTB parses a getUpdates batch in one go: one update it cannot parse fails the whole batch, and as the
-    offset never advances, polling retries the same poison batch forever. Each update that fails to parse is
-    replaced by its bare ``update_id`` (which no handler matches), so it is skipped and confirmed.
-    """
-    from telegram import Update
-    from telegram.request import HTTPXRequest
-
-    class SafeUpdatesRequest(HTTPXRequest):
-        async def do_request(self, url: str, method: str, *args: Any, **kwargs: Any) -> tuple[int, bytes]:
-            status, payload = await super().do_request(url, method, *args, **kwargs)
-            if status != 200 or not url.endswith("/getUpdates"):
-                return status, payload
-            try:
-                body = json.loads(payload)
-            except ValueError:
-                return status, payload
-            result = body.get("result") if isinstance(body, dict) else None
-            if not isinstance(result, list):
-                return status, payload
-            cleaned = []
-            for update in result:
-                try:
-                    Update.de_json(dict(update), None)
-                    cleaned.append(update)
-                except Exception:  # any parse failure: keep only the id so the offset moves past it
-                    update_id = update.get("update_id") if isinstance(update, dict) else None
-                    if isinstance(update_id, int):
-                        log.warning("ignoring malformed Telegram update %s", update_id)
-                        cleaned.append({"update_id": update_id})
-            body["result"] = cleaned
-            return status, json.dumps(body).encode()
-
-    return SafeUpdatesRequest
-
-
-def _per_chat_processor(max_concurrent: int) -> Any:
-    """An update processor that runs different chats' updates concurrently and one chat's in order."""
-    from telegram.ext import BaseUpdateProcessor
-
-    class PerChatOrder(BaseUpdateProcessor):
-        def __init__(self) -> None:
-            super().__init__(max_concurrent)
-            self._locks: dict[object, tuple[asyncio.Lock, int]] = {}
-
-        async def do_process_update(self, update: object, coroutine: Any) -> None:
-            chat = getattr(getattr(update, "effective_chat", None), "id", None)
-            lock, users = self._locks.get(chat, (asyncio.Lock(), 0))
-            self._locks[chat] = (lock, users + 1)
-            try:
-                async with lock:
-                    await coroutine
-            finally:
-                lock, users = self._locks[chat]
-                if users <= 1:
-                    del self._locks[chat]  # keep no state for chats that went quiet
-                else:
-                    self._locks[chat] = (lock, users - 1)
-
-        async def initialize(self) -> None:
-            """Nothing to set up."""
-
-        async def shutdown(self) -> None:
-            """Nothing to release."""
-
-    return PerChatOrder()
 
 
 def build_application(token: str, *, base_url: str | None = None, connect_timeout: float = 5.0,
@@ -425,9 +367,12 @@ def build_application(token: str, *, base_url: str | None = None, connect_timeou
     # Updates from different chats are handled concurrently (up to 64 at once), so fifty /brief requests
     # arriving together are acknowledged within moments rather than queued behind each other's network round
     # trips; one chat's updates keep their order (commands are answered in the order they were sent).
+    health = PollingHealth()
     builder = (ApplicationBuilder().token(token).job_queue(None).request(request())
-               .get_updates_request(request(_updates_request_class()))
-               .concurrent_updates(_per_chat_processor(64) if concurrent else False))
+               .get_updates_request(request(updates_request_class(health)))
+               .concurrent_updates(per_chat_processor(64) if concurrent else False))
     if base_url:
         builder = builder.base_url(base_url.rstrip("/") + ("" if base_url.rstrip("/").endswith("/bot") else "/bot"))
-    return builder.build()
+    app = builder.build()
+    app.bot_data[POLLING] = health  # the bot reports polling failures through it (see tapewatch.bot.updates)
+    return app
