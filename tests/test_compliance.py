@@ -369,7 +369,8 @@ def test_another_disclaimer_is_checked_the_same_way() -> None:
     assert not disclaimer_counts_with("Capital at <b>risk</b>. Do your own research.", wording)
     wording = "This is not investment advice."
     for text in ["This is investment advice.", "This is not investment advice? lol",
-                 "This is NOT not investment advice.", "This is not investment advice (it is).", "This is not <i>investment</i> advice.",
+                 "This is NOT not investment advice.", "This is not investment advice (it is).",
+                 "This is not <i>investment</i> advice.",
                  "This is not investment advice. Jk.", "This is not investment advice\u2014but it should be.",
                  "This is not investment advice, but buy.", "Th1s is not investment advice."]:
         assert not disclaimer_counts_with(text, wording), text
