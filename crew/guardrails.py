@@ -28,7 +28,7 @@ from crew.model import BriefLine, BriefSection, DataBrief, Problem, Signals, Sou
 from crew.outputs import Analysis, FactSheet, MalformedOutput, WrittenBrief, parse_reply
 from crew.render import render_markdown, render_telegram, render_x_thread
 from memory.drafts import Draft
-from sources.injection import looks_like_instructions
+from sources.injection import instruction_markers, looks_like_instructions
 from sources.plaintext import clean_text
 
 AI_NOTE = "Written by tapewatch's AI analysts from stored sources and checked against them."
@@ -170,7 +170,10 @@ def previous_answer(raw: str, brief: WrittenBrief | None = None, withheld: Colle
     withheld, or the raw text escaped (withheld whole if it reads as instructions)."""
     if brief is None:
         text = " ".join(raw.split())[:4000]
-        return WITHHELD if looks_like_instructions(text) else neutralise(text)
+        # An agent's own malformed answer may well hold our JSON keys or crewAI's protocol words; any other
+        # sign of instructions withholds it.
+        orders = set(instruction_markers(text)) - {"agent_protocol"}
+        return WITHHELD if orders else neutralise(text)
     data = brief.model_dump()
     if "title" in withheld:
         data["title"] = CLAIM_WITHHELD

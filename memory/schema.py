@@ -320,3 +320,14 @@ review_cards = Table(
     Column("message_id", Integer, nullable=False),
     Column("posted_at", UTCDateTime(), nullable=False),
 )
+
+# Issue 17 (hardening): a draft whose review card Telegram refused, so one poison card never blocks the rest
+# and is not retried forever.
+review_card_failures = Table(
+    "review_card_failures",
+    metadata,
+    Column("draft_id", String(32), primary_key=True),
+    Column("attempts", Integer, nullable=False),
+    Column("last_error", Text, nullable=False),
+    Column("last_at", UTCDateTime(), nullable=False),
+)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -372,9 +373,25 @@ def _item_row(item: Item, story_id: str, similarity: float | None) -> dict[str, 
     }
 
 
+def _create_private(url: str) -> None:
+    """Create a new SQLite file owner-only (0600) before SQLite does (it would use 0644 less the umask); its
+    -wal and -shm files take the main file's permissions."""
+    from sqlalchemy.engine import make_url
+
+    path = make_url(url).database
+    if not path or path == ":memory:" or path.startswith("file:") or not os.path.isdir(os.path.dirname(path) or "."):
+        return
+    try:
+        os.close(os.open(path, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o600))
+    except FileExistsError:
+        return
+    os.chmod(path, 0o600)
+
+
 def make_engine(url: str) -> Engine:
     """An engine for ``url``; SQLite gets WAL, a busy timeout and truly transactional DDL."""
     if url.startswith("sqlite"):
+        _create_private(url)
         engine = create_engine(url, connect_args={"check_same_thread": False, "timeout": 30})
 
         @event.listens_for(engine, "connect")

@@ -2,16 +2,18 @@
 
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
-from sqlalchemy import insert, select, update
+from sqlalchemy import Connection, insert, select, update
 from sqlalchemy.exc import IntegrityError
 
 from memory import schema
 from memory.state import StateDB
 
 POSTING_PAUSED = "posting_paused"
+_VIA = ("cli", "telegram", "web")  # where an actor acted from, by the prefix of their identity
 
 
 @dataclass(frozen=True)
@@ -40,7 +42,7 @@ class Switches:
         return Switch(row.name, bool(row.on), row.changed_at, row.changed_by)
 
     def set(self, name: str, on: bool, by: str) -> bool:
-        """Move the switch; returns True when its position changed."""
+        """Move the switch; returns True when its position changed. Every call is in the audit log, with who."""
         s = schema.switches
         now = datetime.now(UTC)
         with self.state.engine.begin() as conn:
@@ -52,11 +54,23 @@ class Switches:
                 except IntegrityError:  # inserted concurrently by another process: update instead
                     pass
                 else:
+                    _audit(conn, name, on, by, now, changed=on)
                     return on
             if current is not None and bool(current) == on:
+                _audit(conn, name, on, by, now, changed=False)
                 return False
             conn.execute(update(s).where(s.c.name == name).values(on=on, changed_at=now, changed_by=by))
+            _audit(conn, name, on, by, now, changed=True)
             return True
+
+
+def _audit(conn: Connection, name: str, on: bool, by: str, at: datetime, *, changed: bool) -> None:
+    """The audit log's entry for a switch (no draft): who paused or resumed posting, and from where."""
+    action = ("resume", "pause")[on] if name == POSTING_PAUSED else f"{name}:{('off', 'on')[on]}"
+    prefix = by.split(":", 1)[0]
+    conn.execute(insert(schema.audit_log).values(
+        at=at, draft_id="", actor=by[:100], via=prefix if prefix in _VIA else "daemon", action=action[:30],
+        reason=None if changed else "it already was", detail=json.dumps({"switch": name, "on": on})))
 
 
 class ReviewCards:
@@ -83,3 +97,23 @@ class ReviewCards:
         with self.state.engine.connect() as conn:
             row = conn.execute(select(c).where(c.c.draft_id == draft_id)).first()
         return (row.chat_id, row.message_id) if row else None
+
+    def failed(self, draft_id: str, error: str) -> int:
+        """Record that Telegram refused the card of ``draft_id``; returns how many times it has now."""
+        f = schema.review_card_failures
+        now = datetime.now(UTC)
+        with self.state.engine.begin() as conn:
+            attempts = conn.execute(select(f.c.attempts).where(f.c.draft_id == draft_id)).scalar()
+            if attempts is None:
+                conn.execute(insert(f).values(draft_id=draft_id, attempts=1, last_error=error[:1000], last_at=now))
+                return 1
+            conn.execute(update(f).where(f.c.draft_id == draft_id)
+                         .values(attempts=attempts + 1, last_error=error[:1000], last_at=now))
+            return int(attempts) + 1
+
+    def given_up(self, draft_ids: list[str], attempts: int) -> set[str]:
+        """The subset of ``draft_ids`` whose card was refused ``attempts`` times or more."""
+        f = schema.review_card_failures
+        with self.state.engine.connect() as conn:
+            return set(conn.execute(select(f.c.draft_id).where(f.c.draft_id.in_(draft_ids),
+                                                             f.c.attempts >= attempts)).scalars())

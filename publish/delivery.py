@@ -10,23 +10,29 @@ channel's posts, the part goes to ``needs_check`` for a person (``tapewatch publ
 from __future__ import annotations
 
 import asyncio
+import logging
 import random
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 
+from sqlalchemy import func, select
 from tenacity import AsyncRetrying, RetryCallState, retry_if_exception_type, stop_after_attempt
 
 from crew.model import ValidationReport
+from memory import schema
 from memory.drafts import Draft
+from publish.audit import record
 from publish.channel import Ambiguous, Channel, Rejected, Retryable, Sent
 from publish.lease import Lease
-from publish.outbox import BLOCKED, FAILED, INTENT, QUEUED, SENT, UNKNOWN, Outbox, OutboxRow
+from publish.outbox import BLOCKED, FAILED, INTENT, QUEUED, SENT, UNKNOWN, Outbox, OutboxRow, started
 from publish.policy import DuplicateGuard, PublishPolicy
 from publish.review import ReviewError, ReviewQueue
 from sources.errors import PublishError
 
 Sleep = Callable[[float], Awaitable[None]]
+log = logging.getLogger(__name__)
+MAX_DRAFT_ERRORS = 3  # publish runs that may fail on one draft already under way before it is failed
 
 
 class _Stop(Exception):
@@ -50,6 +56,7 @@ class RunReport:
     resent: int = 0  # unsettled parts confirmed absent and sent again
     needs_check: int = 0
     stopped: str | None = None
+    errors: list[tuple[str, str]] = field(default_factory=list)  # (draft id, what went wrong): set aside, run went on
 
 
 @dataclass(frozen=True)
@@ -98,7 +105,7 @@ class Delivery:
                 report.expired = self.queue.expire_stale(self.policy.expire_after)
                 await self._reconcile_all(report)
             for draft in self._due(report, dry_run):
-                await self._publish(draft, dry_run, report)
+                await self._publish_isolated(draft, dry_run, report)
         except _Stop as stop:
             report.stopped = str(stop)
         finally:
@@ -140,7 +147,12 @@ class Delivery:
             checked = verdict.checked_at is not None
             if not checked and self.queue.validator is not None:
                 # A dry run must change nothing, so it validates without storing the report.
-                verdict = self.queue.validator(draft) if dry_run else self.queue.validate(draft.id, "policy")
+                try:
+                    verdict = self.queue.validator(draft) if dry_run else self.queue.validate(draft.id, "policy")
+                except Exception as exc:  # a draft the checker chokes on is left for a person, never auto-approved
+                    log.warning("grounding check failed on draft %s: %s: %s", draft.id[:12], type(exc).__name__, exc)
+                    report.skipped.append((draft.id, f"the grounding check failed: {type(exc).__name__}: {exc}"[:300]))
+                    continue
                 checked = True
             if not checked or not verdict.ok:
                 report.skipped.append((draft.id, "did not pass the grounding check"))
@@ -156,6 +168,41 @@ class Delivery:
         return out
 
     # -- one draft -----------------------------------------------------------------------------------
+    async def _publish_isolated(self, draft: Draft, dry_run: bool, report: RunReport) -> None:
+        """Publish one draft; whatever goes wrong with it is recorded against it and the run goes on."""
+        try:
+            await self._publish(draft, dry_run, report)
+        except _Stop:
+            raise
+        except Exception as exc:  # a bug, a malformed row, a store hiccup: one draft must never hold up the rest
+            why = f"{type(exc).__name__}: {exc}"[:500]
+            log.warning("publish run: draft %s failed and was set aside: %s", draft.id[:12], why)
+            report.errors.append((draft.id, why))
+            if not dry_run:
+                self._set_aside(draft.id, why, report)
+
+    def _set_aside(self, draft_id: str, why: str, report: RunReport) -> None:
+        """A draft nothing of which has gone out fails with the reason; one under way is resumed by the next run,
+        up to ``MAX_DRAFT_ERRORS`` runs that fail on it."""
+        try:
+            with self.queue.state.engine.connect() as conn:
+                under_way = started(conn, draft_id)
+            if not under_way:
+                self.queue.finish(draft_id, "failed", reason=f"could not be published: {why}")
+                report.failed.append(draft_id)
+                return
+            a = schema.audit_log
+            with self.queue.state.engine.begin() as conn:
+                errors = conn.execute(select(func.count()).where(a.c.draft_id == draft_id,
+                                                                 a.c.action == "error")).scalar() or 0
+                record(conn, at=self.clock(), draft_id=draft_id, actor="publisher", via=self.queue.via,
+                       action="error", reason=f"publish run failed on this draft: {why}")
+            if errors + 1 >= MAX_DRAFT_ERRORS:  # it keeps failing the same way: stop retrying it every run
+                self.queue.finish(draft_id, "failed", reason=f"failed in {errors + 1} publish runs: {why}")
+                report.failed.append(draft_id)
+        except Exception:  # recording is best effort here: the run itself must go on
+            log.warning("could not record the failure of draft %s", draft_id[:12], exc_info=True)
+
     async def _publish(self, draft: Draft, dry_run: bool, report: RunReport) -> None:
         outcomes: dict[str, str] = {}
         targets = self.channels_for(draft)

@@ -14,6 +14,7 @@ Once any part of a draft has left the outbox queue it can no longer be edited, r
 
 from __future__ import annotations
 
+import contextlib
 import time
 import uuid
 from collections.abc import Callable, Sequence
@@ -85,6 +86,14 @@ class ReviewQueue:
             raise ReviewError(f"{name!r} is not a reviewer; known reviewers: {', '.join(self.reviewers)} "
                               "(settings review.reviewers)")
         return name
+
+    def refused(self, draft_id: str, action: str, actor: str, reason: str) -> None:
+        """Write a refused attempt to the audit log (``draft_id`` as given, or the draft a prefix names)."""
+        with contextlib.suppress(Exception):  # no such draft, or an ambiguous prefix: the text as given
+            draft_id = self.drafts.get(draft_id).id
+        with self.state.engine.begin() as conn:
+            record(conn, at=self.clock(), draft_id=draft_id[:32], actor=actor[:100], via=self.via, action="refused",
+                   reason=f"{action}: {reason}"[:500])
 
     def approve(self, draft_id: str, reviewer: str, *, override: str | None = None) -> Transition:
         """Approve a pending draft; a flagged, failing or unvalidated edited draft needs an override reason."""

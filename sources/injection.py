@@ -4,7 +4,8 @@ An item it flags is stored ``suspect``: counted in signals, but never quoted to 
 brief or used as a claim's only support. Text is normalised before matching: Unicode compatibility
 forms, invisible and tag characters, look-alike Cyrillic/Greek letters, leetspeak digits, letters spaced
 out or dotted apart, and base64-wrapped payloads. The families of wording are in
-``sources.injection_patterns``, with the rule for quoted versus reported wording.
+``sources.injection_patterns`` (with the rule for quoted versus reported wording), ``injection_tags`` and
+``injection_languages``.
 """
 
 from __future__ import annotations
@@ -21,6 +22,7 @@ from typing import Any
 
 from sources import injection_patterns as fam
 from sources.injection_languages import NATIVE
+from sources.injection_tags import CASED, TAGS
 
 # Look-alikes of Latin letters (after case folding) from Cyrillic, Greek, Armenian and IPA; NFKC already
 # folds full-width and mathematical letters.
@@ -98,8 +100,8 @@ def _compiled() -> dict[str, list[Compiled]]:
     return {
         "latin": [_compile(name, p, gate, _FLAGS) for name, p, gate in fam.LATIN],
         "native": [_compile(name, p, gate, _FLAGS) for name, p, gate in NATIVE],
-        "tags": [_compile(name, p, "any", _FLAGS) for name, p in fam.TAGS],
-        "cased": [_compile(name, p, "any", re.DOTALL) for name, p in fam.CASED],
+        "tags": [_compile(name, p, "any", _FLAGS) for name, p in TAGS],
+        "cased": [_compile(name, p, "any", re.DOTALL) for name, p in CASED],
         "squashed": [_compile(name, p, "any", 0) for name, p in fam.SQUASHED],
     }
 

@@ -8,7 +8,8 @@ from __future__ import annotations
 
 NATIVE: tuple[tuple[str, str, str], ...] = (
     # Spanish / Portuguese
-    ("override", r"\b(?:ignora|ignore|ignoren|ignorad|olvida|olvide|olviden|olvidad|omite|omita|descarta|"
+    ("override", r"\b(?:olvídate de|olvidate de|olvídense de|olvídese de|ignorar|olvidar|omitir|ignora|"
+     r"ignore|ignoren|ignorad|olvida|olvide|olviden|olvidad|omite|omita|descarta|"
      r"desestima|desobedece|esqueça|esqueca|esquece|desconsidere|desconsidera|haz caso omiso (?:a|de)|"
      r"no sigas|no sigan|não siga|nao siga)\s+(?:\w+\s+){0,3}?(?:instrucciones|instrucción|instruccion|"
      r"indicaciones|órdenes|ordenes|directrices|reglas|normas|prompts?|instruções|instrucoes|regras|"

@@ -2,8 +2,8 @@
 
 ``sources.injection`` prepares the views these run on: ``latin`` (case-folded, look-alike letters, accents,
 leetspeak and spaced-out letters folded to plain Latin), ``native`` (case-folded, every script kept, for
-role tags here and the families of ``sources.injection_languages``), ``cased`` (case kept, for shouted
-role labels) and ``squashed`` (letters only, read only when letters were spelled apart). Each family is general (a verb
+``sources.injection_tags`` and ``sources.injection_languages``), ``cased`` (case kept, for shouted role
+labels) and ``squashed`` (letters only, read only when letters were spelled apart). Each family is general (a verb
 class, a target class, a context class), never a list of known payloads.
 
 The rule for quoting: wording that *addresses* the reader or model imperatively is flagged wherever it
@@ -29,7 +29,8 @@ _NOT_AI_TOPIC = (r"(?!(?:\s+(?:agents?|models?|assistants?|bots?|agent[- ]?based
                  r"platform|launchpad|framework|play|startup|compan(?:y|ie)|firm|summit|conference|fund|etf|"
                  r"researcher|engineer|lab|enthusiast|fan|skeptic|creator|professional)s?|sector|index|indices|"
                  r"market|season|space|economy|hype|mania|regulation|week|category|meta)\b)")
-_IGNORE = (r"(?:ignore|disregard|forget|override|overrule|bypass|skip|discard|abandon|drop|dismiss|neglect|"
+_IGNORE = (r"(?:ignore|disregard|forget|override|overrule|overwrite|replace|supersede|rewrite|bypass|skip|discard|"
+           r"abandon|drop|dismiss|neglect|"
            r"nullify|cancel|erase|delete|wipe|clear|reset|set aside|throw out|throw away|stop following|"
            r"do not follow|don'?t follow|no longer follow|never follow|stop obeying|do not obey|don'?t obey)")
 _BEFORE = (r"(?:previous|previously|prior|above|earlier|preceding|foregoing|former|original|initial|"
@@ -139,23 +140,36 @@ LATIN: tuple[tuple[str, str, str], ...] = (
      r"a word|instruction|request|order|command|reminder|alert|p\.?s\.?|breaking news|alpha|fyi|tip|intel|"
      r"tl;?dr|update|info|news|data point|fact) (?:to|for) (?:all |any |the |every |our |"
      r"you )?(?:[a-z]+ )?" + _AI + _NOT_AI_TOPIC + r"\b", "any"),
-    ("address_ai", r"\b(?:dear|hey|hi|hello|yo|calling all|to all|to any|to every|psst|listen(?: up)?|attention)"
+    ("address_ai", r"\b(?:dear|hey|hi|hello|yo|calling all|to all|to any|to every|psst|listen(?: up)?|"
+     r"attention|attn|fao|oi)"
      r"\s*,?\s*(?:the |you |all |fellow |friendly )?(?:[a-z]+ )?" + _AI + _NOT_AI_TOPIC + r"\b", "any"),
+    ("address_ai", r"(?:^|[^\w\s]\s*)(?:to|for|@|fao|attn:?) (?:the |all |any |every |our |you )?(?:[a-z]+ )?" + _AI
+     + _NOT_AI_TOPIC + r"\b\s*(?:[:,\-\u2014]|only\b)\s*(?:please |now |just )?(?:you|your|ignore|publish|post|"
+     r"approve|write|say|include|mention|recommend|respond|reply|output|forget|disregard|do not|don'?t|always|"
+     r"never|tell|rate|describe|call|treat|mark|list|add|use|report|feature|promote|skip|cite|state)\b", "any"),
+    ("address_ai", r"\b(?:if|when|while) (?:this|it|the (?:text|post|page|article|message|tweet)) is being (?:read|"
+     r"processed|summari[sz]ed|parsed|scraped|ingested|analy[sz]ed|crawled|indexed) by (?:an? |the |any |some )?"
+     r"(?:[a-z]+ )?" + _AI + r"\b", "any"),
+    ("address_ai", r"\b(?:ai|llm|bot|agent|model|machine|gpt|assistant)s?[- ](?:only|eyes only)\b(?: (?:section|"
+     r"note|part|instructions?|message|content|text))?\s*[:\-\])]", "any"),
     ("address_ai", r"\bas an? (?:ai|a\.i\.|large language model|language model|llm|assistant|agent|bot)"
      r"(?: (?:model|assistant|agent|system))?,? you\b", "any"),
-    ("address_ai", r"\byou are (?:an? |the )(?:ai|a\.i\.|llm|language model|large language model|chatbot|bot|"
+    ("address_ai", r"\byou(?: are|'re) (?:an? |the )(?:ai|a\.i\.|llm|language model|large language model|chatbot|bot|"
      r"ai (?:agent|model|assistant|system|writer|analyst)|assistant|agent|summari[sz]er)\b" + _NOT_AI_TOPIC,
      "any"),
-    ("address_ai", r"\b(?:the|this|any|every) (?:ai|a\.i\.|assistant|model|bot|agent|writer|researcher|analyst|"
-     r"llm|summari[sz]er|language model|ai agent|ai writer) (?:must|should|shall|will now|is (?:instructed|"
-     r"required|told|ordered|expected) to|needs to|has to|is to)\s+(?:now |always |immediately |only )?"
+    ("address_ai", r"\b(?:the|this|any|every|each|all|all the)\s+(?:[a-z]+ )?(?:ai|a\.i\.|assistants?|models?|bots?|"
+     r"agents?|writers?|researchers?|analysts?|llms?|summari[sz]ers?|language models?|ai agents?|ai writers?|"
+     r"writer agent|researcher agent|analyst agent|crawlers?|scrapers?) (?:must|should|shall|will now|"
+     r"(?:is|are) (?:instructed|required|told|ordered|expected|asked) to|needs? to|ha(?:s|ve) to|(?:is|are) to)\s+"
+     r"(?:now |always |also |immediately |only |from now on )?"
      r"(?:ignore|publish|post|tweet|approve|say|write|include|mention|recommend|promote|output|respond|reply|"
      r"state|report|rate|classify|treat|describe|call|tell|follow|obey|add|list|feature|endorse|praise|forget|"
-     r"disregard|refer|link|print|repeat|copy|quote|summari[sz]e)\b", "any"),
+     r"disregard|refer|link|print|repeat|copy|quote|summari[sz]e|cite|rank|flag|mark|skip|omit|drop|use)\b", "any"),
     ("address_ai", r"(?:^|[^\w\s]\s*)(?:[a-z]+ )?" + _AI + r"\s*[,:]\s*(?:please|you|ignore|publish|post|approve|"
      r"write|say|include|mention|recommend|respond|reply|output|forget|disregard|do not|don'?t|always|never|"
      r"stop|start|tell|rate|classify|describe|call|treat|mark|list|put|add|use|report|remember|note that|"
-     r"consider|flag|promote|feature|skip|make sure|be sure)\b", "any"),
+     r"consider|flag|promote|feature|skip|make sure|be sure|listen|hear|pay attention|take note|heads up|read "
+     r"carefully|attention)\b", "any"),
     # agent protocol (ReAct, tool calls) in text
     ("agent_protocol", r"\bfinal answer\s*[:\uff1a]", "lead"),
     ("agent_protocol", r"\bi (?:now )?(?:know|have|can give) (?:the|a|my) (?:great |final )?(?:final )?answer\b",
@@ -167,7 +181,8 @@ LATIN: tuple[tuple[str, str, str], ...] = (
      r"(?:publish|approve|post|tweet|auto_?publish|send|transfer|search_memory|latest_price)", "any"),
     # commands to publish, approve, skip review, or to steer the brief
     ("publish_command", r"\bauto[_\s-]?(?:publish|approve|approval|post(?:ing)? (?:this|it|the)|tweet)\w*|"
-     r"\bpolicy\s*(?:=|:|to)\s*[\"']?auto\b|\bpublish_now\b|\bskip_review\b|\bforce_publish\b", "any"),
+     r"\bpolicy\s*(?:=|:|to)\s*[\"']?auto\b(?=\s*(?:$|[^\w\s-]|and\b|then\b|now\b))|"
+     r"\bpublish_now\b|\bskip_review\b|\bforce_publish\b", "any"),
     ("publish_command", r"\b(?:approve|publish|post|tweet|broadcast|push|send out|schedule|pin)\s+(?:this|these|"
      r"the following|it|the below|below|the text below|my|the next|that)\s+(?:\w+\s+){0,3}?(?:verbatim|exactly|"
      r"as[- ]is|immediately|right away|right now|now|without (?:any )?(?:human )?(?:review|changes|edits|editing|"
@@ -179,6 +194,7 @@ LATIN: tuple[tuple[str, str, str], ...] = (
      r"summary|message|report|content|text|update)\b", "lead"),
     ("publish_command", r"\b(?:skip|bypass|disable|turn off|switch off|circumvent|avoid|evade|ignore|omit|remove|"
      r"get around|override|suppress)\s+(?:the\s+|any\s+|all\s+|your\s+)?(?:human\s+|manual\s+|editorial\s+)?(?:"
+     r"safety|safeguards|protections|restrictions|limits|rules|"
      r"review(?:er)?s?|approval|moderation|grounding(?: checks?)?|fact[- ]?check(?:s|ing)?|compliance(?: checks?)?|"
      r"validation|validator|guardrails?|safety (?:checks?|filters?)|checks|filters?|disclaimers?|warnings?|"
      r"risk (?:warnings?|disclosures?)|caveats?)\b", "lead"),
@@ -243,6 +259,55 @@ LATIN: tuple[tuple[str, str, str], ...] = (
     ("publish_command", r"\byour (?:system prompt|system message|instructions|programming|guardrails|guidelines|"
      r"safety rules|developers?|creators?|operators?|training)\b(?: (?:are|is|say|tell|no longer|have been|were))",
      "any"),
+    ("publish_command", r"\bif you can (?:read|see|parse|understand|process) (?:this|these|me)\b,?\s*(?:then )?"
+     r"(?:please |you must |you should )?(?:reply|respond|answer|output|print|say|write|include|ignore|post|tweet|"
+     r"reveal|repeat|send|share|add|mention|recommend|approve|publish)\b", "any"),
+    ("publish_command", r"\b(?:with|reveal|print|show|output|repeat|leak|display|dump|give|share|paste|send|post|"
+     r"tweet) (?:me |us )?(?:your|the) (?:full |entire |complete |hidden |initial |original |secret )?(?:system "
+     r"prompt|system message|initial instructions|hidden instructions|instructions verbatim)\b", "any"),
+    ("publish_command", r"\bauto[_\s-]?post(?:ed|ing)?\b(?! (?:feature|tool|bots?|function|option|"
+     r"setting)s?\b)", "lead"),
+    ("publish_command", r"\b(?:do not|don'?t|never|you must not) (?:tell|inform|alert|notify|warn|show|"
+     r"mention (?:this "
+     r"|it )?to) (?:the |your |any )?(?:user|reviewer|human|operator|editor|moderator|admin|desk|"
+     r"reader)s?\b", "lead"),
+    ("publish_command", r"\b(?:the|your|our) (?:human )?(?:reviewer|editor|moderator|operator|admin|desk|compliance "
+     r"team)s? (?:has|have) (?:already )?(?:approved|signed off|cleared|verified|pre-?approved)\b(?! (?:the )?"
+     r"(?:etf|listing|merger|deal|proposal|filing|application)s?\b)", "any"),
+    ("publish_command", r"\b(?:end|begin|start|finish|close|sign|prefix|suffix|open|conclude)\s+(?:your|every|each|"
+     r"all|the|today'?s)\s+(?:\w+\s+)?(?:response|answer|reply|output|post|tweet|thread|brief|summary|message|"
+     r"headline|title)s?\s+with\b|\bappend (?:this|the following|these|it) to (?:your|every|each|all|the) "
+     r"(?:\w+ )?(?:response|answer|reply|output|post|tweet|thread|brief|summary|message)s?\b", "any"),
+    ("override", _IGNORE + r"\s+(?:what|everything|anything) (?:the |your )?(?:system|developer|assistant|prompt|"
+     r"instructions|operator|admin|creators?|owners?|rules) (?:said|says|told you|wrote|asked|say)\b", "any"),
+    ("jailbreak", r"\b(?:imagine|suppose|pretend|hypothetically|let'?s say)\b[^.!?]{0,40}\byou (?:had|have|were "
+     r"under|are under) no (?:rules|restrictions|guidelines|filters|limits|instructions)\b|\b(?:this is|as) an? "
+     r"(?:authori[sz]ed|sanctioned|approved|official) (?:test|override|request|instruction|red[- ]team(?:ing)? "
+     r"(?:exercise|test))\b(?= (?:by|from|of) (?:the |your )?(?:developers?|operators?|admins?|security team|"
+     r"creators?|owners?|tapewatch))", "any"),
+    # our own answer shapes in data: a payload that brings a ready-made brief or fact sheet
+    ("agent_protocol", r"\"(?:sections|claims|item_ids|facts|why_it_matters|contrarian)\"\s*:\s*[\[{]", "any"),
+    ("address_ai", r"\b(?:whoever|whatever|anyone|anything|anybody|someone|something)(?: or (?:whoever|whatever))? "
+     r"(?:is |are )?(?:summari[sz]ing|processing|parsing|scraping|analy[sz]ing|ingesting|indexing|crawling) "
+     r"(?:this|these|my|the following)(?:\s+(?:post|text|page|tweet|thread|article|message|content|feed))?"
+     r"\s*(?:[:,\-\u2014]|$)", "any"),
+    ("new_instructions", r"\byou(?: have|'ve) been (?:updated|reprogrammed|reconfigured|upgraded|jailbroken|freed|"
+     r"unlocked|reset|patched|re-?trained|given new (?:instructions|rules|orders))\b|\bnew (?:behaviou?r|persona|"
+     r"personality|identity|programming)\s*[:\-]", "any"),
+    ("new_instructions", r"\b(?:act|behave|pretend|role[- ]?play|speak|respond|write) (?:as|like|to be) my\b|"
+     r"\byou will (?:now )?(?:act|behave|pretend|role[- ]?play|respond) (?:as|like)\b", "lead"),
+    ("override", _IGNORE + r"\s+(?:\w+\s+){0,3}?(?:rules|instructions|orders|guidelines|directives|prompts?|"
+     r"guardrails|"
+     r"commands) (?:that )?(?:you (?:were|have been|'ve been|got|received)(?: given| told| taught)?|given to you|"
+     r"you (?:follow|obey|have))\b", "lead"),
+    ("override", r"\bfollow (?:mine|my (?:instructions|rules|orders|commands)|(?:these|the ones below|the following)"
+     r"(?: instructions| rules| orders| commands)? instead)\b", "lead"),
+    ("override", r"\b(?:whatever|everything|anything|what|all) you (?:were|have been|'ve been) (?:told|given|"
+     r"instructed|taught)(?! about)\b[^.!?]{0,30}\b(?:(?:doesn'?t|does not|no longer|don'?t|do not) (?:matter|"
+     r"apply|count)|(?:is|are) (?:void|cancell?ed|obsolete|irrelevant|no longer valid|overridden|revoked|outdated))",
+     "any"),
+    ("new_instructions", r"\b(?:i|we) (?:hereby )?(?:authori[sz]e|order|instruct|command) you to\b", "any"),
+    ("publish_command", r"\b(?:execute|run|perform|action)\s*:\s*(?:publish|post|approve|tweet|send|auto)", "any"),
     # jailbreak switches
     ("jailbreak", r"\b(?:developer|dev|debug|god|jailbreak|jailbroken|dan|unrestricted|unfiltered|sudo|admin|"
      r"root|maintainer|evil|chaos|opposite|anything) mode (?:is )?(?:now )?(?:enabled|activated|on|engaged|"
@@ -279,7 +344,7 @@ LATIN: tuple[tuple[str, str, str], ...] = (
      "any"),
     ("data_frame", r"(?:^|[\-=#*_\[(<|>~]{1,}\s*)(?:begin|start|beginning) (?:of )?(?:the )?(?:new |real |actual "
      r"|true |updated )?(?:system|instructions?|prompt|admin|developer|operator|assistant) ?(?:message|prompt|"
-     r"block|section|instructions|override)?\s*(?:[\-=#*_\])>|~:]|$)", "any"),
+     r"block|section|instructions|override)?\s*(?:[\-=#*_\])>|~:.,]|$)", "any"),
     ("data_frame", r"\b(?:system|assistant|developer|admin|administrator|operator|sudo|root)(?: message| prompt| "
      r"override| note| instruction| notice| command| update)?\s*:\s*(?:you|ignore|disregard|forget|new "
      r"(?:\w+ ){0,2}?(?:instructions?|task|rules|role|directive|orders?)|from now|the (?:ai|assistant|model|bot|"
@@ -290,40 +355,6 @@ LATIN: tuple[tuple[str, str, str], ...] = (
      r"\b(?:hidden|invisible|secret|embedded) (?:instructions?|prompts?|messages?|commands?|text) (?:for|to) "
      r"(?:the |all |any )?" + _AI + r"\b", "any"),
 )
-
-# --- role tags over the native view (case-folded, punctuation kept) ----------------------------------------
-
-TAGS: tuple[tuple[str, str], ...] = (
-    ("role_tag", r"<\|\s*/?\s*(?:im_start|im_end|im_sep|system|user|assistant|endoftext|begin_of_text|end_of_text|"
-     r"start_header_id|end_header_id|eot_id|eom_id|fim_\w+|tool|ipython|pad|developer|human|bot|model)\s*\|>"),
-    ("role_tag", r"\[\s*/?\s*(?:inst|sys|system|assistant|admin|developer|im_start|im_end|system message|"
-     r"system prompt|system note|ai instructions?|instructions? for (?:the )?ai|hidden instructions?)\s*\]"),
-    ("role_tag", r"<<\s*/?\s*sys\s*>>|<\s*/?\s*s\s*>\s*\[inst|<\s*(?:start|end)_of_turn\s*>|\bim_start\b|"
-     r"<\s*/?\s*(?:begin|end)_of_(?:text|turn|sentence)\s*>"),
-    ("role_tag", r"#{2,}\s*(?:system|instructions?|assistant|user|human|response|developer|admin|prompt|"
-     r"new instructions?|system prompt|system message|ai instructions?|task)\s*(?::|#|$|\s+(?:prompt|message|"
-     r"override|instructions?|note)\b)"),
-    ("role_tag", r"\(?\b(?:assistant|ai assistant|chatbot|gpt|model output)\)?\s*:\s*(?:sure|okay|ok|of course|"
-     r"certainly|understood|absolutely|got it|i will|i'll|as requested|here is|here's)\b"),
-    ("role_tag", r"\b(?:user|human)\s*:.{2,300}?\b(?:assistant|ai|bot|gpt|model)\s*:|\b(?:assistant|ai|bot|gpt)\s*:"
-     r".{2,300}?\b(?:user|human)\s*:"),
-    ("role_tag", r"(?:^|[\s>\]\)])(?:user|human|assistant|system|ai)\s*:\s*.{2,200}?\b(?:assistant|ai|system|"
-     r"model)\s*:\s*(?:sure|okay|ok|of course|certainly|understood|i will|i'll|yes)\b"),
-    ("data_frame", r"<\s*/?\s*(?:data|system|instructions?|prompt|context|tool_call|tool_calls|tool|tool_result|"
-     r"function_call|function_results?|assistant|user|sys|admin|developer|human|im_start|inst|document|"
-     r"documents|item|items|source|sources|content|untrusted|untrusted_data|external|input|output|answer|"
-     r"final_answer|response|message|messages|rules|policy|signals|context_window|search_results?|"
-     r"retrieved|memory|thinking|scratchpad|reasoning|thought|observation|action)\b\s*(?:[a-z_-]+\s*=|/?>)"),
-)
-
-# Shouted role labels in the cased view: "SYSTEM: ..." "ADMIN OVERRIDE:".
-CASED: tuple[tuple[str, str], ...] = (
-    ("agent_protocol", r"\b(?:Final Answer|FINAL ANSWER|Final answer)\s*[:\uff1a]"),
-    ("role_tag", r"\b(?:SYSTEM|ASSISTANT|DEVELOPER|ADMIN|OPERATOR|SUDO|ROOT|INSTRUCTIONS?|NEW INSTRUCTIONS?|"
-     r"AI INSTRUCTIONS?|PROMPT)(?: (?:MESSAGE|PROMPT|OVERRIDE|NOTE|INSTRUCTION|NOTICE|COMMAND|UPDATE|ALERT))?"
-     r"\s*[:\uff1a]\s*(?!\d)"),
-)
-
 
 # Squashed text (letters only), read only when letters were spelled apart: word boundaries are gone there.
 SQUASHED: tuple[tuple[str, str], ...] = (

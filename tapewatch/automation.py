@@ -186,15 +186,10 @@ class Automation:
         store = DraftStore(self.runtime.state)
         fresh = [d for status in ("pending", "flagged") for d in store.list(status, 50)]
         fresh.sort(key=lambda d: d.created_at)
-        done = await asyncio.to_thread(self.cards.posted, [d.id for d in fresh])
-        posted = 0
-        for draft in (d for d in fresh if d.id not in done):
-            if posted >= MAX_CARDS_PER_RUN:
-                break
-            message_id = await self.review.post_card(draft.id)
-            await asyncio.to_thread(self.cards.record, draft.id, self.review.review_chat_id, message_id)
-            posted += 1
-        return f"{posted} review card(s) posted"
+        # One card Telegram refuses is recorded against its draft and the others still go out (issue 17).
+        run = await self.review.post_new_cards([d.id for d in fresh], MAX_CARDS_PER_RUN)
+        failed = f", {len(run.failed)} refused ({run.failed[0][1][:120]})" if run.failed else ""
+        return f"{len(run.posted)} review card(s) posted{failed}" + (f"; {run.stopped}" if run.stopped else "")
 
 
 def publish_channels_or_none(runtime: Runtime) -> tuple[Callable[[], dict[str, Channel]] | None, str]:

@@ -67,8 +67,8 @@ def chroma_client(settings: Settings) -> Any:
                 host=parts.hostname, port=parts.port or (443 if parts.scheme == "https" else 8000),
                 ssl=parts.scheme == "https", headers=headers, settings=chroma_settings,
             )
-        path = settings.data_dir / "chroma"
-        path.mkdir(parents=True, exist_ok=True)
+        path = private_dir(settings.data_dir) / "chroma"
+        path.mkdir(exist_ok=True)
         return chromadb.PersistentClient(path=str(path), settings=chroma_settings)
     except ConfigError:
         raise
@@ -81,9 +81,17 @@ def embedder(settings: Settings) -> Embedder:
     return MiniLMEmbedder(threads=settings.memory.embed_threads)
 
 
+def private_dir(path: Path) -> Path:
+    """``path`` as a directory, created owner-only (0700) when it does not exist yet: it holds the state DB."""
+    if not path.is_dir():
+        path.mkdir(parents=True, mode=0o700, exist_ok=True)
+        path.chmod(0o700)  # mkdir's mode is cut by the umask; this is exact
+    return path
+
+
 def open_state(settings: Settings) -> StateDB:
-    """The state database (migrated), creating the data dir for a SQLite file."""
-    settings.data_dir.mkdir(parents=True, exist_ok=True)
+    """The state database (migrated), creating the data dir (0700) for a SQLite file (0600)."""
+    private_dir(settings.data_dir)
     return StateDB(settings.state_url)
 
 

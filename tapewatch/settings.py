@@ -482,6 +482,9 @@ class BotSettings(BaseModel):
     review_chat_id: int | None = None  # where new drafts and failures are posted for review
     brief_limit: int = Field(default=3, ge=1, le=1000)  # /brief requests per user per brief_period
     brief_period: Duration = timedelta(minutes=10)
+    brief_chat_limit: int = Field(default=5, ge=1, le=1000)  # /brief requests per chat (all its members) per period
+    refusal_period: Duration = timedelta(hours=1)  # a refused user (or a limited chat) is told once per period
+    max_refusals: int = Field(default=30, ge=0, le=10_000)  # refusal replies per refusal_period in all, then silence
     max_concurrent_briefs: int = Field(default=2, ge=1, le=16)
     max_queued_briefs: int = Field(default=20, ge=0, le=1000)
     poll_timeout: Duration = timedelta(seconds=30)

@@ -118,9 +118,9 @@ def test_scheduled_brief_is_reviewed_in_telegram_and_posted_exactly_once(
     assert [a["text"] for a in tg.answered][:3] == ["Sorry, only reviewers can act on drafts.", "Approved.",
                                                     "Publishing now."]
     actions = [(e.actor, e.via, e.action) for e in AuditLog(runtime.state.engine).for_draft(draft_id)]
-    assert ("telegram:user222", "telegram", "refused") in actions
+    assert ("telegram:222 (@user222)", "telegram", "refused") in actions
     assert ("alice", "telegram", "approve") in actions and ("publisher", "daemon", "publish") in actions
-    assert len([m for m in tg.sent_to(REVIEW_CHAT) if "reply_markup" in m.params]) == 1  # one card per draft
+    assert len([m for m in tg.sent_to(REVIEW_CHAT) if m.text.startswith("📝")]) == 1  # one card per draft
     runtime.close()
 
 
@@ -143,7 +143,7 @@ def test_pause_stops_scheduled_posting_until_resumed(
             tg.user_message(ALICE, "/pause")
             await until(lambda: Switches(runtime.state).get(POSTING_PAUSED).on)
             await daemon.run("brief:morning")
-            assert daemon.last["brief:morning"].startswith("skipped: posting paused by telegram:alice")
+            assert daemon.last["brief:morning"].startswith("skipped: posting paused by telegram:111 (@user111)")
             runs = daemon.fired["publish"]
             await until(lambda: daemon.fired["publish"] >= runs + 1)
             assert daemon.last["publish"].startswith("skipped: posting paused")

@@ -12,7 +12,8 @@ import pytest
 
 from sources.errors import LLMError
 from tapewatch.bot.limits import BriefQueue, RateLimiter
-from tapewatch.bot.telegram import Access, BriefAnswer, TelegramBot, build_application, parse_brief_args, split_html
+from tapewatch.bot.messages import split_html
+from tapewatch.bot.telegram import Access, BriefAnswer, TelegramBot, build_application, parse_brief_args
 from tests.fakes.telegram_api import TOKEN, FakeTelegramAPI, serving_telegram
 
 ALICE, BOB, MALLORY = 111, 222, 666
@@ -27,6 +28,8 @@ class Backend:
         self.gate.set()
         self.fail_brief: Exception | None = None
         self.paused: list[tuple[bool, str]] = []
+        self.refusals: list[tuple[str, str]] = []
+        self.brief_html: str | None = None  # what /brief answers, instead of the short default
 
     def brief(self, topic: str | None, ticker: str | None, requested_by: str) -> BriefAnswer:
         self.gate.wait(10)
@@ -34,6 +37,8 @@ class Backend:
             raise self.fail_brief
         self.briefs.append((topic, ticker, requested_by))
         subject = ticker or topic or "market"
+        if self.brief_html is not None:
+            return BriefAnswer(self.brief_html, "d" * 32, "data")
         return BriefAnswer(f"<b>Brief: {subject}</b>\n• a line <a href=\"https://example.com/a\">[1]</a>",
                            "d" * 32, "data", note="data brief")
 
@@ -50,6 +55,9 @@ class Backend:
 
     def sources(self) -> str:
         return "coindesk ok"
+
+    def refused(self, action: str, who: str, draft_id: str = "") -> None:
+        self.refusals.append((action, who))
 
     def set_paused(self, paused: bool, by: str) -> str:
         self.paused.append((paused, by))
@@ -128,22 +136,24 @@ def test_brief_is_acknowledged_then_answered_with_its_arguments() -> None:
         bot = run_bot(fake, backend, scenario)
         answer = fake.sent_to(ALICE)[1].text
     assert answer.startswith("<b>Brief: SOL</b>") and answer.endswith("<i>data brief</i>")
-    assert backend.briefs == [(None, "SOL", "telegram:user111"), ("liquid restaking", None, "telegram:user222")]
+    assert backend.briefs == [(None, "SOL", "telegram:111 (@user111)"),
+                              ("liquid restaking", None, "telegram:222 (@user222)")]
     assert bot.answered == 2
 
 
-def test_unknown_user_is_refused_and_backend_never_called() -> None:
+def test_unknown_user_is_refused_once_then_silently_and_backend_never_called() -> None:
     backend = Backend()
     with serving_telegram() as fake:
         async def scenario(bot: TelegramBot) -> None:
-            fake.user_message(MALLORY, "/brief $SOL")
+            for _ in range(10):
+                fake.user_message(MALLORY, "/brief $SOL")
             fake.user_message(MALLORY, "/top")
-            await until(lambda: len(fake.sent_to(MALLORY)) >= 2)
+            await until(lambda: bot.refused >= 11 and fake.pending_updates() == 0)
 
         bot = run_bot(fake, backend, scenario)
         texts = [m.text for m in fake.sent_to(MALLORY)]
-    assert all(t.startswith("Sorry, this bot answers only") for t in texts)
-    assert backend.briefs == [] and bot.refused == 2
+    assert texts == ["Sorry, this bot answers only its configured users and chats."]  # no amplification
+    assert backend.briefs == [] and bot.refused == 11 and bot.refusals.silenced == 10
 
 
 def test_per_user_rate_limit_refuses_with_a_clear_reply() -> None:
@@ -223,7 +233,8 @@ def test_pause_needs_a_reviewer() -> None:
 
         run_bot(fake, backend, scenario)
         assert fake.sent_to(BOB)[0].text == "Only reviewers can pause or resume posting."
-    assert backend.paused == [(True, "telegram:alice")]
+    assert backend.paused == [(True, "telegram:111 (@user111)")]  # the id, stable; the username as shown
+    assert backend.refusals == [("pause", "telegram:222 (@user222)")]
 
 
 @pytest.mark.parametrize(("args", "expected"), [
@@ -239,6 +250,28 @@ def test_split_html_keeps_lines_whole_and_under_the_limit() -> None:
     parts = split_html(text, 4096)
     assert all(len(p) <= 4096 for p in parts) and len(parts) > 1
     assert "\n".join(parts) == text
+
+
+def test_a_long_answer_arrives_whole_in_valid_parts_even_when_one_part_is_refused() -> None:
+    """A tag spanning lines used to be cut with the line split: Telegram refused the part and the rest never went."""
+    backend = Backend()
+    lines = [f"• line {i}: ETF flows &amp; <a href=\"https://e.com/{i}\">source {i}</a>" for i in range(200)]
+    lines[150] = "• POISON line the API refuses"
+    backend.brief_html = "<b>Brief</b>\n<blockquote>" + "\n".join(lines) + "</blockquote>\n<i>end of brief</i>"
+    with serving_telegram() as fake:
+        fake.refuse("sendMessage", "POISON")
+
+        async def scenario(bot: TelegramBot) -> None:
+            fake.user_message(ALICE, "/brief")
+            await until(lambda: any("end of brief" in m.text for m in fake.sent_to(ALICE)))
+
+        run_bot(fake, backend, scenario)
+        parts = [m.text for m in fake.sent_to(ALICE)][1:]  # after the acknowledgement
+    expected = split_html(backend.brief_html)
+    assert len(expected) >= 3
+    assert all(p.count("<blockquote>") == p.count("</blockquote>") for p in parts)
+    assert parts == [p for p in expected if "POISON" not in p]  # only the refused part is missing
+    assert "line 0:" in parts[0] and "line 199:" in parts[-1]
 
 
 def test_webhook_mode_registers_and_accepts_only_telegram_calls() -> None:

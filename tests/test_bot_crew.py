@@ -49,7 +49,7 @@ def test_brief_command_runs_the_crew_and_answers_with_the_stored_draft(
     texts = ask(runtime, "/brief", 2)
     assert texts[0] == "On it: a brief on the market (starting now)."
     drafts = DraftStore(runtime.state).list()
-    assert len(drafts) == 1 and drafts[0].mode == "crew" and drafts[0].meta["requested_by"] == "telegram:user111"
+    assert len(drafts) == 1 and drafts[0].mode == "crew" and drafts[0].meta["requested_by"] == "telegram:111 (@user111)"
     assert texts[1].startswith(drafts[0].telegram_html[:200])
     assert "Not financial advice." in texts[1] and len(llm_server.requests) == 3
     runtime.close()

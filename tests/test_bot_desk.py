@@ -92,7 +92,7 @@ def test_button_taps_end_to_end_through_telegram(desk: QueueDesk) -> None:
 
         async def main() -> None:
             app = build_application(TOKEN, base_url=fake.base_url, read_timeout=5)
-            access = Access(frozenset(), frozenset(), {ALICE: "alice"})
+            access = Access(frozenset(), frozenset(), {ALICE: "alice"}, frozenset({REVIEW_CHAT}))
             bot = TelegramBot(app, Backend(), access, limiter=RateLimiter(5, 60), queue=BriefQueue(1, 1))
             review = ReviewBot(app, desk, access, REVIEW_CHAT)
             await bot.start(poll_timeout=0.2)
@@ -112,4 +112,4 @@ def test_button_taps_end_to_end_through_telegram(desk: QueueDesk) -> None:
     assert answers == ["Sorry, only reviewers can act on drafts.", "Approved.", "Already approved."]
     assert "publish" in buttons and "approve" not in buttons  # the card now offers Publish now / Reject
     audit = AuditLog(desk.queue.state.engine).for_draft(d.id)
-    assert [(e.actor, e.action) for e in audit] == [("telegram:user666", "refused"), ("alice", "approve")]
+    assert [(e.actor, e.action) for e in audit] == [("telegram:666 (@user666)", "refused"), ("alice", "approve")]

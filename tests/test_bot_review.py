@@ -54,7 +54,7 @@ class Desk:
 def run_review(fake: FakeTelegramAPI, desk: Desk, scenario: Any) -> None:
     async def main() -> None:
         app = build_application(TOKEN, base_url=fake.base_url, read_timeout=5)
-        access = Access(frozenset({BOB}), frozenset(), {ALICE: "alice"})
+        access = Access(frozenset({BOB}), frozenset(), {ALICE: "alice"}, frozenset({REVIEW_CHAT}))
         bot = TelegramBot(app, Backend(), access, limiter=RateLimiter(5, 60), queue=BriefQueue(1, 5),
                           review_chat_id=REVIEW_CHAT)
         review = ReviewBot(app, desk, access, REVIEW_CHAT)
@@ -101,8 +101,8 @@ def test_non_reviewer_is_refused_politely_and_audited() -> None:
         run_review(fake, desk, scenario)
         assert all(a["text"] == "Sorry, only reviewers can act on drafts." for a in fake.answered)
     assert desk.status[draft] == "pending"
-    assert desk.audit == [(draft, "refused:approve", "telegram:user666"),
-                          (draft, "refused:publish", "telegram:user222")]
+    assert desk.audit == [(draft, "refused:approve", "telegram:666 (@user666)"),
+                          (draft, "refused:publish", "telegram:222 (@user222)")]
 
 
 def test_stale_or_forged_buttons_are_answered_without_action() -> None:
@@ -140,7 +140,7 @@ def test_edit_flow_creates_a_new_version_with_its_own_card() -> None:
     assert desk.status[new_id] == "pending" and desk.text[new_id] == "SOL leads; ETH lags"
     assert desk.status[draft] == "pending"  # the original is kept
     assert any(t.startswith("Saved as a new version") for t in texts)
-    assert desk.audit == [(draft, "edit", "alice")]
+    assert desk.audit == [(draft, "refused:edit", "telegram:222 (@user222)"), (draft, "edit", "alice")]
 
 
 def test_flagged_draft_needs_override_with_reason() -> None:

@@ -367,6 +367,17 @@ def test_another_disclaimer_is_checked_the_same_way() -> None:
     assert disclaimer_counts_with("Capital at risk. Do your own research.", wording)
     assert not disclaimer_counts_with("Capital at risk? Do your own research (lol).", wording)
     assert not disclaimer_counts_with("Capital at <b>risk</b>. Do your own research.", wording)
+    wording = "This is not investment advice."
+    for text in ["This is investment advice.", "This is not investment advice? lol",
+                 "This is NOT not investment advice.", "This is not investment advice (it is).",
+                 "This is not <i>investment</i> advice.",
+                 "This is not investment advice. Jk.", "This is not investment advice\u2014but it should be.",
+                 "This is not investment advice, but buy.", "Th1s is not investment advice."]:
+        assert not disclaimer_counts_with(text, wording), text
+    for text in ["this is not investment advice", "<b>This is not investment advice.</b>",
+                 "Data from stored items. This is not investment advice.",
+                 "This is not investment advice. Past performance is no guide."]:
+        assert disclaimer_counts_with(text, wording), text
 
 
 def disclaimer_counts_with(text: str, disclaimer: str) -> bool:

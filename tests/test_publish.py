@@ -335,3 +335,77 @@ def test_a_draft_goes_only_to_its_own_channels(tmp_path: Path, x: FakeXAPI, tg: 
     assert report.failed == [x_only] and len(tg.messages) == 1
     entry = next(e for e in AuditLog(rig_x_off.state.engine).for_draft(x_only) if e.action == "fail")
     assert entry.reason == "none of its channels (x) is enabled in publish.channels (telegram)"
+
+
+class Crashing:
+    """A real channel that crashes (a publisher bug, not a refusal) on texts containing ``poison``."""
+
+    def __init__(self, inner: Any, poison: str) -> None:
+        self.inner, self.poison = inner, poison
+        self.name, self.reconcilable = inner.name, inner.reconcilable
+
+    async def open(self) -> None:
+        await self.inner.open()
+
+    async def close(self) -> None:
+        await self.inner.close()
+
+    async def send(self, text: str, reply_to: str | None) -> Any:
+        if self.poison in text:
+            raise RuntimeError(f"publisher bug on {self.poison!r}")
+        return await self.inner.send(text, reply_to)
+
+    async def find(self, text: str, reply_to: str | None, since: datetime) -> Any:
+        return await self.inner.find(text, reply_to, since)
+
+
+def test_one_poison_draft_never_blocks_the_publish_queue(tmp_path: Path, x: FakeXAPI, tg: FakeTelegramAPI) -> None:
+    """A draft that crashes a run (before or after parts went out) or that Telegram refuses is set aside."""
+    rig = Rig(tmp_path, x, tg)
+    first, crash_x, refused, crash_tg, last = (rig.approved(tag, posts=1) for tag in ("a", "b", "c", "d", "e"))
+    tg.refuse("sendMessage", "C brief")
+    real = publish_channels(rig.settings)
+    channels = {"x": Crashing(real["x"], "ether staking"), "telegram": Crashing(real["telegram"], "D brief")}
+
+    def run() -> RunReport:
+        d = delivery(rig.settings, rig.state, channels)  # type: ignore[arg-type]
+        d.sleep = rig.sleeps
+        return asyncio.run(d.run())
+
+    report = run()
+    status = {d: rig.queue.drafts.get(d).status for d in (first, crash_x, refused, crash_tg, last)}
+    assert status == {first: "published", crash_x: "approved", refused: "failed", crash_tg: "approved",
+                      last: "published"}
+    assert [d for d, _ in report.errors] == [crash_x, crash_tg]
+    assert "RuntimeError: publisher bug on 'ether staking'" in report.errors[0][1]
+    # A crash after the part's intent was recorded may have posted: never a blind repost. On X later runs search
+    # our posts, find it absent and try again, and a draft that fails three runs is failed with the reason; on
+    # Telegram, which cannot be searched, the part goes to a person.
+    run()
+    run()
+    assert rig.queue.drafts.get(crash_x).status == "failed"
+    trail = AuditLog(rig.state.engine).for_draft(crash_x)
+    assert len([e for e in trail if e.action == "error"]) == 3
+    assert "RuntimeError" in next(e.reason or "" for e in trail if e.action == "fail")
+    assert [r.state for r in rig.rows(crash_tg, "telegram")] == ["needs_check"]
+    assert sum("chainlink oracles" in p.text for p in x.posts_by(ME_ID)) == 1
+    assert [m.text.split("\n")[0] for m in tg.messages] == ["<b>A brief</b>", "<b>E brief</b>"]
+
+
+def test_a_draft_the_grounding_check_chokes_on_is_left_for_a_person(
+        tmp_path: Path, x: FakeXAPI, tg: FakeTelegramAPI) -> None:
+    rig = Rig(tmp_path, x, tg, policy="auto")
+    drafts = [add_draft(rig.state, tag, posts=1) for tag in ("a", "b", "c")]
+
+    def validator(draft: Any) -> ValidationReport:
+        if "ether" in draft.x_thread[0]:
+            raise KeyError("claims")  # a checker bug on one draft's content
+        return ValidationReport(())
+
+    d = delivery(rig.settings, rig.state, publish_channels(rig.settings))
+    d.queue.validator = validator
+    d.sleep = rig.sleeps
+    report = asyncio.run(d.run())
+    assert sorted(report.published) == sorted([drafts[0].id, drafts[2].id])
+    assert rig.queue.drafts.get(drafts[1].id).status == "pending"
+    assert (drafts[1].id, "the grounding check failed: KeyError: 'claims'") in report.skipped

@@ -9,6 +9,7 @@ from typing import Any
 
 from memory.prices import PriceHistory
 from memory.store import Memory
+from publish.audit import record
 from tapewatch.bot.telegram import BriefAnswer
 
 BriefWriter = Callable[[str | None, str | None, str], BriefAnswer]
@@ -106,6 +107,12 @@ class ShellBackend:
                 if h.consecutive_errors else ""
             lines.append(f"{mark} {html.escape(h.name)} · {h.items} items · last ok {_ago(h.last_ok_at, now)}{error}")
         return "\n".join(lines)
+
+    def refused(self, action: str, who: str, draft_id: str = "") -> None:
+        """Write a refused privileged attempt to the audit log."""
+        with self.memory.state.engine.begin() as conn:
+            record(conn, at=self._clock(), draft_id=draft_id[:32], actor=who[:100], via="telegram", action="refused",
+                   reason=f"not a reviewer: tried to {action}"[:200])
 
     def set_paused(self, paused: bool, by: str) -> str:
         """Pause or resume scheduled posting."""

@@ -11,8 +11,8 @@ from crew.render import TELEGRAM_LIMIT
 from memory.drafts import Draft
 from publish.audit import record
 from publish.review import ReviewError, ReviewQueue
+from tapewatch.bot.messages import fit_html
 from tapewatch.bot.review import Card, Outcome
-from tapewatch.bot.telegram import split_html
 
 ACTIONS_BY_STATUS: dict[str, tuple[str, ...]] = {
     "pending": ("approve", "reject", "edit"),
@@ -35,17 +35,14 @@ def card_html(draft: Draft) -> str:
         head.append("✅ Grounding: every claim traced to stored sources")
     else:
         head.append(f"⚠️ Grounding: {len(report.problems)} problem(s)")
-        head += [f"• {html.escape(p.message)[:300]}" for p in report.problems[:5]]
+        head += [f"• {html.escape(p.message[:300])}" for p in report.problems[:5]]  # clip, then escape
         if draft.status == "flagged":
             head.append(f"Approve anyway only with <code>/override {draft.id[:12]} your reason</code>")
     cost = draft.meta.get("cost_usd")
     if isinstance(cost, int | float):
         head.append(f"Cost ${cost:.4f} · {html.escape(', '.join(map(str, draft.meta.get('models', []))))}")
-    header = "\n".join(head) + "\n\n"
     more = "\n<i>… (continues; `tapewatch drafts show` has all of it)</i>"
-    body = split_html(draft.telegram_html, TELEGRAM_LIMIT - len(header) - len(more))
-    preview = body[0] if body else ""
-    return header + preview + (more if len(body) > 1 else "")
+    return fit_html("\n".join(head) + "\n\n" + draft.telegram_html, TELEGRAM_LIMIT, more)
 
 
 class QueueDesk:

@@ -3,10 +3,14 @@
 from __future__ import annotations
 
 import asyncio
+import logging
 import time
 from collections import deque
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Hashable
 from dataclasses import dataclass
+
+log = logging.getLogger(__name__)
+_MAX_KEYS = 10_000  # senders remembered before the ones whose window has passed are dropped
 
 
 class RateLimiter:
@@ -20,14 +24,51 @@ class RateLimiter:
 
     def try_acquire(self, user_id: int) -> float:
         """0.0 when allowed (and counted); else the seconds until the user may ask again."""
+        wait = self.wait(user_id)
+        if wait == 0.0:
+            self._seen[user_id].append(self._clock())
+        return wait
+
+    def wait(self, user_id: int) -> float:
+        """Seconds until ``user_id`` may acquire (0.0: now), without counting anything."""
         now = self._clock()
         stamps = self._seen.setdefault(user_id, deque())
         while stamps and now - stamps[0] >= self.period_s:
             stamps.popleft()
         if len(stamps) >= self.limit:
             return max(0.0, self.period_s - (now - stamps[0]))
-        stamps.append(now)
+        if not stamps and len(self._seen) > _MAX_KEYS:  # a flood of one-off senders: forget the quiet ones
+            self._seen = {k: v for k, v in self._seen.items() if v}
+            self._seen.setdefault(user_id, stamps)
         return 0.0
+
+
+class RefusalGate:
+    """A refusal is answered at most once per key (user or chat) per period, and at most ``most`` times per period
+    in all; every other refusal is silent, so strangers cannot make the bot amplify their traffic."""
+
+    def __init__(self, period_s: float, most: int, clock: Callable[[], float] = time.monotonic) -> None:
+        self.period_s = period_s
+        self.most = most
+        self._clock = clock
+        self._last: dict[Hashable, float] = {}
+        self._answered: deque[float] = deque()
+        self.silenced = 0
+
+    def answer(self, key: Hashable) -> bool:
+        """True when this refusal may be answered (and is counted); False: stay silent."""
+        now = self._clock()
+        while self._answered and now - self._answered[0] >= self.period_s:
+            self._answered.popleft()
+        last = self._last.get(key)
+        if (last is not None and now - last < self.period_s) or len(self._answered) >= self.most:
+            self.silenced += 1
+            return False
+        if len(self._last) > _MAX_KEYS:
+            self._last = {k: t for k, t in self._last.items() if now - t < self.period_s}
+        self._last[key] = now
+        self._answered.append(now)
+        return True
 
 
 @dataclass(frozen=True)
@@ -75,6 +116,8 @@ class BriefQueue:
             self._running += 1
             try:
                 await job()
+            except Exception:  # one failing request is logged; the queue and the requests behind it go on
+                log.exception("a queued brief request failed")
             finally:
                 self._running -= 1
 

@@ -8,7 +8,7 @@ from datetime import UTC, datetime
 from typing import TYPE_CHECKING
 
 from tapewatch.automation import Automation, publish_channels_or_none
-from tapewatch.bot.limits import BriefQueue, RateLimiter
+from tapewatch.bot.limits import BriefQueue, RateLimiter, RefusalGate
 from tapewatch.bot.telegram import Access, BriefAnswer, TelegramBot, Webhook, build_application
 
 if TYPE_CHECKING:
@@ -56,7 +56,9 @@ def attach(daemon: Daemon, runtime: Runtime) -> tuple[Automation, list[str]]:
                                 connect_timeout=s.bot.connect_timeout.total_seconds(),
                                 read_timeout=s.bot.read_timeout.total_seconds())
         reviewers = {r.telegram_id: r.name for r in s.bot.reviewers}
-        access = Access(frozenset(s.bot.allowed_users), frozenset(s.bot.allowed_chats), reviewers)
+        home = {c for c in (s.bot.review_chat_id, _chat_number(s.publish.telegram_chat_id)) if c is not None}
+        access = Access(frozenset(s.bot.allowed_users), frozenset(s.bot.allowed_chats), reviewers, frozenset(home))
+        refusals = RefusalGate(s.bot.refusal_period.total_seconds(), s.bot.max_refusals)
         automation_ref: list[Automation] = []
         backend = ShellBackend(
             runtime.memory(), brief_writer(runtime), prices=price_history(s, runtime.state),
@@ -64,15 +66,18 @@ def attach(daemon: Daemon, runtime: Runtime) -> tuple[Automation, list[str]]:
         bot = TelegramBot(app, backend, access,
                           limiter=RateLimiter(s.bot.brief_limit, s.bot.brief_period.total_seconds()),
                           queue=BriefQueue(s.bot.max_concurrent_briefs, s.bot.max_queued_briefs),
-                          review_chat_id=s.bot.review_chat_id)
+                          review_chat_id=s.bot.review_chat_id, refusals=refusals,
+                          chat_limiter=RateLimiter(s.bot.brief_chat_limit, s.bot.brief_period.total_seconds()))
         if s.bot.review_chat_id is not None and reviewers:
+            from memory.switches import ReviewCards
             from tapewatch.bot.desk import QueueDesk
             from tapewatch.bot.review import ReviewBot
             from tapewatch.clients import review_queue
 
             desk = QueueDesk(review_queue(s, runtime.state, via="telegram"),
                              publish_soon=lambda: automation_ref[0].publish_soon())
-            review = ReviewBot(app, desk, access, s.bot.review_chat_id)
+            review = ReviewBot(app, desk, access, s.bot.review_chat_id, cards=ReviewCards(runtime.state),
+                               refusals=refusals)
         lines.append("Telegram bot: on" + (f", webhook {s.bot.webhook_url}" if s.bot.webhook_url else "")
                      + ("" if review else " (no review chat or reviewers: no review cards)"))
     channels, publishing = publish_channels_or_none(runtime)
@@ -94,3 +99,11 @@ def attach(daemon: Daemon, runtime: Runtime) -> tuple[Automation, list[str]]:
     lines += automation.install()
     daemon.add_service(automation.schedule, automation.unschedule)
     return automation, lines
+
+
+def _chat_number(chat: int | str | None) -> int | None:
+    """A chat given by number (the publish chat may be a group); None for an @name or nothing."""
+    try:
+        return int(str(chat))
+    except ValueError:
+        return None

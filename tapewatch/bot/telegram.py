@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import asyncio
 import html
-import json
 import logging
 import re
 import secrets
@@ -22,7 +21,11 @@ from urllib.parse import urlsplit
 
 from crew.render import TELEGRAM_LIMIT
 from sources.errors import TapewatchError
-from tapewatch.bot.limits import BriefQueue, RateLimiter
+from tapewatch.bot.access import Access, actor
+from tapewatch.bot.limits import BriefQueue, RateLimiter, RefusalGate
+from tapewatch.bot.messages import answer_query, send_html
+from tapewatch.bot.updates import POLLING, PollingHealth, per_chat_processor, updates_request_class
+from tapewatch.bot.webhook import WebhookServer
 
 if TYPE_CHECKING:
     from telegram import Update
@@ -40,6 +43,8 @@ COMMANDS: tuple[tuple[str, str], ...] = (
     ("resume", "Reviewers: resume scheduled posting"),
     ("help", "What this bot can do"),
 )
+# my_chat_member: being added to a group, so one that is not allowed is left at once.
+UPDATES = ["message", "callback_query", "my_chat_member"]
 _TICKER = re.compile(r"^\$?([A-Za-z][A-Za-z0-9]{1,9})$")
 
 
@@ -76,6 +81,10 @@ class BotBackend(Protocol):
         """Ingest source health."""
         ...
 
+    def refused(self, action: str, who: str, draft_id: str = "") -> None:
+        """Write a refused privileged attempt (``/pause`` by a non-reviewer…) to the audit log."""
+        ...
+
     def set_paused(self, paused: bool, by: str) -> str:
         """Pause or resume scheduled posting."""
         ...
@@ -88,45 +97,6 @@ class Webhook:
     url: str
     listen: str = "127.0.0.1"
     port: int = 8443
-
-
-@dataclass(frozen=True)
-class Access:
-    """Who may use the bot: on-demand users/chats, and reviewers (telegram user id → reviewer name)."""
-
-    users: frozenset[int]
-    chats: frozenset[int]
-    reviewers: dict[int, str]
-
-    def may_ask(self, user_id: int | None, chat_id: int | None) -> bool:
-        """On-demand commands: allowlisted users, allowlisted chats, and reviewers."""
-        return (user_id is not None and (user_id in self.users or user_id in self.reviewers)) or (
-            chat_id is not None and chat_id in self.chats)
-
-    def reviewer(self, user_id: int | None) -> str | None:
-        """The reviewer name of a Telegram user, or None."""
-        return self.reviewers.get(user_id) if user_id is not None else None
-
-
-def split_html(text: str, limit: int = TELEGRAM_LIMIT) -> list[str]:
-    """Split a Telegram HTML text into messages ≤ ``limit`` at line breaks (lines are self-contained)."""
-    parts: list[str] = []
-    current = ""
-    for line in text.split("\n"):
-        while len(line) > limit:  # a single overlong line: cut on a space, never inside a tag
-            cut = line.rfind(" ", 0, limit)
-            cut = cut if cut > 0 and line.rfind("<", 0, cut) <= line.rfind(">", 0, cut) else limit
-            parts.append(line[:cut])
-            line = line[cut:].lstrip()
-        candidate = f"{current}\n{line}" if current else line
-        if len(candidate) > limit:
-            parts.append(current)
-            current = line
-        else:
-            current = candidate
-    if current.strip():
-        parts.append(current)
-    return [p for p in parts if p.strip()]
 
 
 def parse_brief_args(args: Sequence[str]) -> tuple[str | None, str | None]:
@@ -143,25 +113,40 @@ class TelegramBot:
     """Command handlers, access control, rate limits and the brief queue around a PTB ``Application``."""
 
     def __init__(self, app: Application[Any, Any, Any, Any, Any, Any], backend: BotBackend, access: Access, *,
-                 limiter: RateLimiter, queue: BriefQueue, review_chat_id: int | str | None = None) -> None:
+                 limiter: RateLimiter, queue: BriefQueue, review_chat_id: int | str | None = None,
+                 chat_limiter: RateLimiter | None = None, refusals: RefusalGate | None = None) -> None:
         self.app = app
         self.backend = backend
         self.access = access
         self.limiter = limiter
+        # /brief per chat as well as per user: a group of many members must not turn into as many drafts.
+        self.chat_limiter = chat_limiter or RateLimiter(5, limiter.period_s)
+        self.refusals = refusals or RefusalGate(3600.0, 30)
         self.queue = queue
         self.review_chat_id = review_chat_id
         self.refused = 0
         self.answered = 0
         self.webhook_secret: str | None = None
+        self._left: set[int] = set()  # groups left (so a burst of their updates leaves once)
+        self._webhook: WebhookServer | None = None
+        self.health: PollingHealth = app.bot_data.get(POLLING) or PollingHealth()
+        if review_chat_id is not None:
+            chat = review_chat_id
+            self.health.notify = lambda text: self.notify(chat, text)
         self._install()
 
     def _install(self) -> None:
-        from telegram.ext import CommandHandler
+        from telegram import Update
+        from telegram.ext import CallbackQueryHandler, CommandHandler, TypeHandler
 
+        self.app.add_handler(TypeHandler(Update, self._screen), group=-1)
         for name, handler in (("brief", self._brief), ("top", self._top), ("narratives", self._narratives),
                               ("price", self._price), ("sources", self._sources), ("help", self._help),
                               ("start", self._help), ("pause", self._pause), ("resume", self._resume)):
             self.app.add_handler(CommandHandler(name, handler))
+        # Every button tap is answered (else the user's client spins): review buttons are answered by the
+        # review handlers, which stop there; anything else that reaches this later group is stale or foreign.
+        self.app.add_handler(CallbackQueryHandler(self._unknown_button), group=1)
         self.app.add_error_handler(self._on_error)
 
     async def set_commands(self) -> None:
@@ -172,13 +157,8 @@ class TelegramBot:
 
     # -- helpers -------------------------------------------------------------------------------------
     async def _reply(self, update: Update, text: str) -> None:
-        from telegram.constants import ParseMode
-
-        if update.effective_chat is None:
-            return
-        for part in split_html(text):
-            await self.app.bot.send_message(update.effective_chat.id, part, parse_mode=ParseMode.HTML,
-                                            disable_web_page_preview=True)
+        if update.effective_chat is not None:
+            await send_html(self.app.bot, update.effective_chat.id, text)
 
     def _allowed(self, update: Update) -> bool:
         user = update.effective_user.id if update.effective_user else None
@@ -188,9 +168,40 @@ class TelegramBot:
     async def _guard(self, update: Update) -> bool:
         if self._allowed(update):
             return True
-        self.refused += 1
-        await self._reply(update, "Sorry, this bot answers only its configured users and chats.")
+        await self._refuse(update, "Sorry, this bot answers only its configured users and chats.")
         return False
+
+    async def _refuse(self, update: Update, text: str, key: object = None) -> None:
+        """Refuse; the reply goes out once per user (or ``key``) per period, then silence (no amplification)."""
+        self.refused += 1
+        user = update.effective_user.id if update.effective_user else None
+        if self.refusals.answer(key if key is not None else ("user", user)):
+            await self._reply(update, text)
+
+    async def _screen(self, update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
+        """Before any handler: leave a group the bot does not belong in, without a word, and do nothing else."""
+        from telegram.ext import ApplicationHandlerStop
+
+        chat = update.effective_chat
+        if chat is None or self.access.may_stay(chat.id, chat.type):
+            return
+        if update.callback_query is not None:
+            await answer_query(update.callback_query, "This bot does not work in this chat.")
+        member = update.my_chat_member
+        removed = member is not None and member.new_chat_member.status in ("left", "kicked", "banned")
+        if chat.id not in self._left and not removed:
+            self._left.add(chat.id)
+            log.warning("leaving %s %s: it is not in bot.allowed_chats", chat.type, chat.id)
+            try:
+                await self.app.bot.leave_chat(chat.id)
+            except Exception as exc:  # gone already, or Telegram unreachable: the next update from it tries again
+                self._left.discard(chat.id)
+                log.warning("could not leave chat %s: %s", chat.id, exc)
+        raise ApplicationHandlerStop
+
+    async def _unknown_button(self, update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
+        if update.callback_query is not None:
+            await answer_query(update.callback_query, "This button is no longer valid.")
 
     async def _blocking(self, update: Update, call: Any, *args: Any) -> None:
         """Run a backend call in a thread and reply with its text or its error."""
@@ -237,24 +248,32 @@ class TelegramBot:
         await self._switch(update, paused=False)
 
     async def _switch(self, update: Update, *, paused: bool) -> None:
-        reviewer = self.access.reviewer(update.effective_user.id if update.effective_user else None)
-        if reviewer is None:
-            self.refused += 1
-            await self._reply(update, "Only reviewers can pause or resume posting.")
+        who = actor(update.effective_user)
+        if self.access.reviewer(update.effective_user.id if update.effective_user else None) is None:
+            await asyncio.to_thread(self.backend.refused, "pause" if paused else "resume", who)
+            await self._refuse(update, "Only reviewers can pause or resume posting.")
             return
-        await self._blocking(update, self.backend.set_paused, paused, f"telegram:{reviewer}")
+        await self._blocking(update, self.backend.set_paused, paused, who)
 
     async def _brief(self, update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
         if not await self._guard(update) or update.effective_user is None:
             return
         user = update.effective_user
-        wait = self.limiter.try_acquire(user.id)
+        chat = update.effective_chat.id if update.effective_chat else user.id
+        wait = self.limiter.wait(user.id)
         if wait > 0:
-            self.refused += 1
-            await self._reply(update, f"You have asked for several briefs recently; try again in {wait:.0f} s.")
+            await self._refuse(update, f"You have asked for several briefs recently; try again in {wait:.0f} s.",
+                               ("brief-user", user.id))
             return
+        wait = self.chat_limiter.wait(chat)
+        if wait > 0:
+            await self._refuse(update, f"This chat has asked for several briefs recently; try again in "
+                                       f"{wait:.0f} s.", ("brief-chat", chat))
+            return
+        self.limiter.try_acquire(user.id)
+        self.chat_limiter.try_acquire(chat)
         topic, ticker = parse_brief_args(context.args or [])
-        requested_by = f"telegram:{user.username or user.id}"
+        requested_by = actor(user)
 
         acknowledged = asyncio.Event()
 
@@ -272,8 +291,8 @@ class TelegramBot:
 
         ticket = self.queue.submit(job)
         if ticket is None:
-            self.refused += 1
-            await self._reply(update, "The brief queue is full right now; please try again in a few minutes.")
+            await self._refuse(update, "The brief queue is full right now; please try again in a few minutes.",
+                               ("queue-full", chat))
             return
         what = f"${ticker}" if ticker else (f"“{html.escape(topic)}”" if topic else "the market")
         where = "starting now" if ticket.position == 0 else f"{ticket.position} ahead of you"
@@ -307,98 +326,32 @@ class TelegramBot:
         await self.app.initialize()
         await self.set_commands()
         assert self.app.updater is not None, "built with an updater"
-        updates = ["message", "callback_query"]
+        updates = UPDATES
         if webhook is None:
-            await self.app.updater.start_polling(timeout=timedelta(seconds=poll_timeout), allowed_updates=updates)
+            await self.app.updater.start_polling(timeout=timedelta(seconds=poll_timeout), allowed_updates=updates,
+                                                 error_callback=self.health.on_error)
         else:
             # A fresh secret per start: Telegram echoes it in a header, so only Telegram's calls are accepted.
             self.webhook_secret = secrets.token_urlsafe(32)
             path = urlsplit(webhook.url).path.lstrip("/")
-            await self.app.updater.start_webhook(listen=webhook.listen, port=webhook.port, url_path=path,
-                                                 webhook_url=webhook.url, allowed_updates=updates,
-                                                 secret_token=self.webhook_secret)
+            await self.app.bot.set_webhook(webhook.url, allowed_updates=updates, secret_token=self.webhook_secret)
+            self._webhook = WebhookServer(self.app, webhook.listen, webhook.port, path, self.webhook_secret)
+            await self._webhook.start()
         await self.app.start()
 
     async def stop(self, *, drain_s: float = 10.0) -> None:
         """Stop polling, let running briefs finish for up to ``drain_s``, then shut the application down."""
         if self.app.updater is not None and self.app.updater.running:
             await self.app.updater.stop()
+        if self._webhook is not None:
+            await self._webhook.stop()
+            self._webhook = None
         cancelled = await self.queue.drain(drain_s)
         if cancelled:
             log.warning("stopped with %d brief request(s) unanswered", cancelled)
         if self.app.running:
             await self.app.stop()
         await self.app.shutdown()
-
-
-def _updates_request_class() -> type:
-    """An ``HTTPXRequest`` that defuses malformed updates in getUpdates answers.
-
-    PTB parses a getUpdates batch in one go: one update it cannot parse fails the whole batch, and as the
-    offset never advances, polling retries the same poison batch forever. Each update that fails to parse is
-    replaced by its bare ``update_id`` (which no handler matches), so it is skipped and confirmed.
-    """
-    from telegram import Update
-    from telegram.request import HTTPXRequest
-
-    class SafeUpdatesRequest(HTTPXRequest):
-        async def do_request(self, url: str, method: str, *args: Any, **kwargs: Any) -> tuple[int, bytes]:
-            status, payload = await super().do_request(url, method, *args, **kwargs)
-            if status != 200 or not url.endswith("/getUpdates"):
-                return status, payload
-            try:
-                body = json.loads(payload)
-            except ValueError:
-                return status, payload
-            result = body.get("result") if isinstance(body, dict) else None
-            if not isinstance(result, list):
-                return status, payload
-            cleaned = []
-            for update in result:
-                try:
-                    Update.de_json(dict(update), None)
-                    cleaned.append(update)
-                except Exception:  # any parse failure: keep only the id so the offset moves past it
-                    update_id = update.get("update_id") if isinstance(update, dict) else None
-                    if isinstance(update_id, int):
-                        log.warning("ignoring malformed Telegram update %s", update_id)
-                        cleaned.append({"update_id": update_id})
-            body["result"] = cleaned
-            return status, json.dumps(body).encode()
-
-    return SafeUpdatesRequest
-
-
-def _per_chat_processor(max_concurrent: int) -> Any:
-    """An update processor that runs different chats' updates concurrently and one chat's in order."""
-    from telegram.ext import BaseUpdateProcessor
-
-    class PerChatOrder(BaseUpdateProcessor):
-        def __init__(self) -> None:
-            super().__init__(max_concurrent)
-            self._locks: dict[object, tuple[asyncio.Lock, int]] = {}
-
-        async def do_process_update(self, update: object, coroutine: Any) -> None:
-            chat = getattr(getattr(update, "effective_chat", None), "id", None)
-            lock, users = self._locks.get(chat, (asyncio.Lock(), 0))
-            self._locks[chat] = (lock, users + 1)
-            try:
-                async with lock:
-                    await coroutine
-            finally:
-                lock, users = self._locks[chat]
-                if users <= 1:
-                    del self._locks[chat]  # keep no state for chats that went quiet
-                else:
-                    self._locks[chat] = (lock, users - 1)
-
-        async def initialize(self) -> None:
-            """Nothing to set up."""
-
-        async def shutdown(self) -> None:
-            """Nothing to release."""
-
-    return PerChatOrder()
 
 
 def build_application(token: str, *, base_url: str | None = None, connect_timeout: float = 5.0,
@@ -414,9 +367,12 @@ def build_application(token: str, *, base_url: str | None = None, connect_timeou
     # Updates from different chats are handled concurrently (up to 64 at once), so fifty /brief requests
     # arriving together are acknowledged within moments rather than queued behind each other's network round
     # trips; one chat's updates keep their order (commands are answered in the order they were sent).
+    health = PollingHealth()
     builder = (ApplicationBuilder().token(token).job_queue(None).request(request())
-               .get_updates_request(request(_updates_request_class()))
-               .concurrent_updates(_per_chat_processor(64) if concurrent else False))
+               .get_updates_request(request(updates_request_class(health)))
+               .concurrent_updates(per_chat_processor(64) if concurrent else False))
     if base_url:
         builder = builder.base_url(base_url.rstrip("/") + ("" if base_url.rstrip("/").endswith("/bot") else "/bot"))
-    return builder.build()
+    app = builder.build()
+    app.bot_data[POLLING] = health  # the bot reports polling failures through it (see tapewatch.bot.updates)
+    return app

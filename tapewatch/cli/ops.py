@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import getpass
 from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING, Annotated, Optional
 
@@ -10,7 +9,7 @@ import typer
 from rich.table import Table
 from sqlalchemy import func, select
 
-from tapewatch.cli.root import _ago, app, out, settings
+from tapewatch.cli.root import _ago, app, cli_actor, out, settings
 
 if TYPE_CHECKING:
     from memory.state import SourceHealth
@@ -19,7 +18,7 @@ UNSETTLED = ("queued", "intent", "unknown", "needs_check")
 
 
 def _who(name: str | None) -> str:
-    return f"cli:{name or getpass.getuser()}"
+    return cli_actor(name)
 
 
 @app.command()

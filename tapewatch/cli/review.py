@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from contextlib import contextmanager
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Optional
@@ -11,7 +13,7 @@ import typer
 from rich.table import Table
 
 from tapewatch.cli.analysis import _print_draft
-from tapewatch.cli.root import _ago, _duration, app, out, settings
+from tapewatch.cli.root import _ago, _duration, app, cli_actor, out, settings
 
 if TYPE_CHECKING:
     from memory.state import StateDB
@@ -36,6 +38,18 @@ def _queue() -> tuple[ReviewQueue, StateDB]:
 
 def _reviewer(name: str | None) -> str:
     return name or settings().review.reviewer or ""
+
+
+@contextmanager
+def _audited(queue: ReviewQueue, draft_id: str, action: str, reviewer: str) -> Iterator[None]:
+    """A refused review action goes to the audit log with who tried (OS account and claimed name), then on."""
+    from publish.review import ReviewError
+
+    try:
+        yield
+    except ReviewError as exc:
+        queue.refused(draft_id, action, cli_actor(reviewer), str(exc))
+        raise
 
 
 @drafts_app.command("list")
@@ -135,7 +149,8 @@ def drafts_approve(
 ) -> None:
     """Approve a draft for publishing (a flagged one needs --override REASON)."""
     queue, _ = _queue()
-    t = queue.approve(draft_id, _reviewer(reviewer), override=override)
+    with _audited(queue, draft_id, "approve", _reviewer(reviewer)):
+        t = queue.approve(draft_id, _reviewer(reviewer), override=override)
     if t.changed:
         out.print(f"Approved draft {t.draft_id[:12]} (was {t.from_status}). `tapewatch publish` sends it.")
     else:
@@ -150,7 +165,8 @@ def drafts_reject(
 ) -> None:
     """Reject a draft; it will never be published."""
     queue, _ = _queue()
-    t = queue.reject(draft_id, _reviewer(reviewer), reason=reason)
+    with _audited(queue, draft_id, "reject", _reviewer(reviewer)):
+        t = queue.reject(draft_id, _reviewer(reviewer), reason=reason)
     out.print(f"Rejected draft {t.draft_id[:12]}." if t.changed else f"Draft {t.draft_id[:12]} was already rejected.")
 
 
@@ -166,7 +182,8 @@ def drafts_edit(
     if fmt not in FORMATS:
         raise typer.BadParameter("must be x, telegram or markdown", param_hint="--format")
     queue, _ = _queue()
-    name = queue.check_reviewer(_reviewer(reviewer))
+    with _audited(queue, draft_id, "edit", _reviewer(reviewer)):
+        name = queue.check_reviewer(_reviewer(reviewer))
     draft = queue.drafts.get(draft_id)
     current = {"x": f"\n{POST_BREAK}\n".join(draft.x_thread), "telegram": draft.telegram_html,
                "markdown": draft.markdown}[fmt]
@@ -179,11 +196,11 @@ def drafts_edit(
         if text is None:
             out.print("No change saved; the draft stays as it is.")
             return
-    if fmt == "x":
-        posts = [p.strip() for p in _split_posts(text)]
-        new = queue.edit(draft.id, name, x_thread=posts)
-    else:
-        new = queue.edit(draft.id, name, **{"telegram_html" if fmt == "telegram" else "markdown": text})
+    with _audited(queue, draft.id, "edit", name):
+        if fmt == "x":
+            new = queue.edit(draft.id, name, x_thread=[p.strip() for p in _split_posts(text)])
+        else:
+            new = queue.edit(draft.id, name, **{"telegram_html" if fmt == "telegram" else "markdown": text})
     out.print(f"Saved version {new.version} as draft [bold]{new.id[:12]}[/bold] ({new.status}); "
               f"{draft.id[:12]} is superseded.")
     from crew.model import ValidationReport
@@ -225,5 +242,6 @@ def drafts_schedule(
         if when.tzinfo is None:
             when = when.replace(tzinfo=ZoneInfo(settings().publish.timezone))
     queue, _ = _queue()
-    queue.schedule(draft_id, _reviewer(reviewer), when.astimezone(UTC))
+    with _audited(queue, draft_id, "schedule", _reviewer(reviewer)):
+        queue.schedule(draft_id, _reviewer(reviewer), when.astimezone(UTC))
     out.print(f"Draft {draft_id} scheduled for {when.astimezone(UTC):%Y-%m-%d %H:%M} UTC.")

@@ -64,6 +64,20 @@ def _main(
     _state.settings = None
 
 
+def cli_actor(claimed: str | None = None) -> str:
+    """Who runs this command, for the audit log: the OS account (uid, stable) plus any name claimed with --as."""
+    import os
+    import pwd
+
+    uid = os.getuid()
+    try:
+        login = pwd.getpwuid(uid).pw_name
+    except KeyError:  # a container's uid with no passwd entry
+        login = "?"
+    who = f"cli:{uid} ({login})"
+    return (f"{who} as {claimed[:40]}" if claimed and claimed != login else who)[:100]
+
+
 def settings() -> Settings:
     """The settings for this invocation, built once."""
     if _state.settings is None:

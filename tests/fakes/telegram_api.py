@@ -90,6 +90,24 @@ class _TagCheck(HTMLParser):
         self.text.append(data)
 
 
+def html_error(text: str) -> str | None:
+    """Why Telegram's HTML parse mode would refuse ``text`` (unknown tag, unbalanced tags), or None."""
+    check = _TagCheck()
+    check.feed(text)
+    check.close()
+    if check.error or check.stack:
+        return check.error or f"Can't find end tag corresponding to start tag \"{check.stack[-1]}\""
+    return None
+
+
+def html_plain(text: str) -> str:
+    """The text a reader sees of a Telegram HTML message."""
+    check = _TagCheck()
+    check.feed(text)
+    check.close()
+    return "".join(check.text)
+
+
 class FakeTelegramAPI(LoopbackServer):
     """Serve a fake Bot API on 127.0.0.1; point a PTB ``Bot`` at ``base_url``."""
 
@@ -99,8 +117,11 @@ class FakeTelegramAPI(LoopbackServer):
         self.messages: list[FakeMessage] = []
         self.requests: list[TgRequest] = []
         self.failures: list[TgFailure] = []
+        self.refusals: list[tuple[str, str, int, str]] = []  # (method, text it contains, status, description)
         self.commands: list[dict[str, Any]] = []
         self.answered: list[dict[str, Any]] = []  # answerCallbackQuery calls
+        self.left: list[int] = []  # chats the bot left (leaveChat)
+        self.usernames: dict[int, str | None] = {}  # a user's @username, when not the default user<id>
         self._updates: list[dict[str, Any]] = []
         self._update_ids = itertools.count(1)
         self._next_id = 100
@@ -113,6 +134,12 @@ class FakeTelegramAPI(LoopbackServer):
         with self._lock:
             for _ in range(times):
                 self.failures.append(TgFailure(method, status, **kwargs))
+
+    def refuse(self, method: str, containing: str, status: int = 400,
+               description: str = "Bad Request: can't parse entities: Unsupported start tag \"poison\"") -> None:
+        """Refuse every ``method`` call whose text contains ``containing`` (a poison item), for good."""
+        with self._lock:
+            self.refusals.append((method, containing, status, description))
 
     def calls(self, method: str) -> list[TgRequest]:
         """Recorded requests of one method."""
@@ -144,7 +171,7 @@ class FakeTelegramAPI(LoopbackServer):
         self.add_chat(chat)
         message: dict[str, Any] = {
             "message_id": self._new_message_id(), "date": int(time.time()), "chat": _chat_json(chat),
-            "from": _user_json(user_id), "text": text,
+            "from": self._user(user_id), "text": text,
         }
         if text.startswith("/"):
             message["entities"] = [{"type": "bot_command", "offset": 0, "length": len(text.split()[0])}]
@@ -156,12 +183,27 @@ class FakeTelegramAPI(LoopbackServer):
             }
         return self.push_update({"message": message})
 
+    def bot_added_to(self, chat_id: int, by_user: int) -> int:
+        """User ``by_user`` adds the bot to group ``chat_id`` (a ``my_chat_member`` update)."""
+        self.add_chat(chat_id)
+        member = {"user": _BOT_USER, "status": "member"}
+        return self.push_update({"my_chat_member": {
+            "chat": _chat_json(chat_id), "from": self._user(by_user), "date": int(time.time()),
+            "old_chat_member": {**member, "status": "left"}, "new_chat_member": member}})
+
+    def _user(self, user_id: int) -> dict[str, Any]:
+        user = _user_json(user_id)
+        if user_id in self.usernames:
+            name = self.usernames[user_id]
+            user = {k: v for k, v in user.items() if k != "username"} | ({"username": name} if name else {})
+        return user
+
     def user_callback(self, user_id: int, message_id: int, data: str) -> int:
         """User ``user_id`` taps an inline button carrying ``data`` under the bot's message ``message_id``."""
         original = self.message(message_id)
         chat = original.chat_id if original else user_id
         return self.push_update({"callback_query": {
-            "id": f"cb{next(self._update_ids)}", "chat_instance": "ci1", "data": data, "from": _user_json(user_id),
+            "id": f"cb{next(self._update_ids)}", "chat_instance": "ci1", "data": data, "from": self._user(user_id),
             "message": {"message_id": message_id, "date": int(time.time()), "chat": _chat_json(chat),
                         "from": _BOT_USER, "text": original.text if original else ""},
         }})
@@ -190,6 +232,10 @@ class FakeTelegramAPI(LoopbackServer):
         if token != f"bot{self.token}":
             send_json(handler, 401, {"ok": False, "error_code": 401, "description": "Unauthorized"})
             return
+        refusal = self._refusal(method, params)
+        if refusal is not None:
+            send_json(handler, refusal[0], {"ok": False, "error_code": refusal[0], "description": refusal[1]})
+            return
         failure = self._take_failure(method)
         if failure is not None:
             if failure.after_effect:
@@ -216,6 +262,12 @@ class FakeTelegramAPI(LoopbackServer):
             params.update({k: v[0] for k, v in parse_qs(raw.decode()).items()})
         return params
 
+    def _refusal(self, method: str, params: dict[str, Any]) -> tuple[int, str] | None:
+        text = str(params.get("text") or "")
+        with self._lock:
+            return next(((status, why) for m, part, status, why in self.refusals if m == method and part in text),
+                        None)
+
     def _take_failure(self, method: str) -> TgFailure | None:
         with self._lock:
             for i, failure in enumerate(self.failures):
@@ -241,6 +293,12 @@ class FakeTelegramAPI(LoopbackServer):
         if method == "setMyCommands":
             self.commands = list(_decoded(params).get("commands") or [])
             return 200, {"ok": True, "result": True}
+        if method == "leaveChat":
+            chat = int(params.get("chat_id") or 0)
+            if chat in self.left:
+                return 403, {"ok": False, "error_code": 403, "description": "Forbidden: bot is not a member"}
+            self.left.append(chat)
+            return 200, {"ok": True, "result": True}
         if method == "answerCallbackQuery":
             self.answered.append(params)
             return 200, {"ok": True, "result": True}
@@ -262,11 +320,15 @@ class FakeTelegramAPI(LoopbackServer):
         if target is None:
             return 400, {"ok": False, "error_code": 400, "description": "Bad Request: message to edit not found"}
         text = str(params.get("text") or "")
+        error = html_error(text) if params.get("parse_mode") == "HTML" else None
+        if error:
+            return 400, {"ok": False, "error_code": 400, "description": f"Bad Request: can't parse entities: {error}"}
         if text == target.text and _decoded(params).get("reply_markup") == target.params.get("reply_markup"):
             return 400, {"ok": False, "error_code": 400, "description": "Bad Request: message is not modified"}
         target.edits.append(target.text)
         target.text = text
-        target.params = {**target.params, **_decoded(params)}
+        # As Telegram does: an edit without reply_markup removes the message's inline keyboard.
+        target.params = {**{k: v for k, v in target.params.items() if k != "reply_markup"}, **_decoded(params)}
         return 200, {"ok": True, "result": self._message_json(target)}
 
     @staticmethod
@@ -283,14 +345,11 @@ class FakeTelegramAPI(LoopbackServer):
             return 400, {"ok": False, "error_code": 400, "description": "Bad Request: message text is empty"}
         plain = text
         if params.get("parse_mode") == "HTML":
-            check = _TagCheck()
-            check.feed(text)
-            check.close()
-            if check.error or check.stack:
-                error = check.error or f"Can't find end tag corresponding to start tag \"{check.stack[-1]}\""
+            error = html_error(text)
+            if error:
                 return 400, {"ok": False, "error_code": 400,
                              "description": f"Bad Request: can't parse entities: {error}"}
-            plain = "".join(check.text)
+            plain = html_plain(text)
         if len(plain) > 4096:
             return 400, {"ok": False, "error_code": 400, "description": "Bad Request: message is too long"}
         preview = params.get("link_preview_options")
