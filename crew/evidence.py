@@ -95,7 +95,7 @@ def compatible(claim: Number, stated: Number, about: frozenset[str] = frozenset(
         return False
     if claim.role in _DIRECTED_ROLES and stated.role in _DIRECTED_ROLES and claim.role != stated.role:
         return False
-    if claim.kind == "count" and claim.noun[:4] != stated.noun[:4]:
+    if claim.kind == "count" and claim.noun and stated.noun and claim.noun[:4] != stated.noun[:4]:
         return False
     return claim.matches(stated.value, other_slack=stated.slack)
 

@@ -37,6 +37,11 @@ _NOT_COUNTED = frozenset(
     "usd", "dollars", "dollar", "cents", "th", "st", "nd", "rd", "jan", "feb", "mar", "apr", "may",
     "jun", "jul", "aug", "sep", "sept", "oct", "nov", "dec", "january", "february", "march", "april", "june",
     "july", "august", "september", "october", "november", "december"])
+# Words after a number that are not what it counts ("at 97,900 after the Fed").
+_FUNCTION_WORDS = frozenset(["after", "while", "before", "on", "in", "at", "as", "for", "to", "from", "with", "and",
+                             "or", "but", "the", "by", "of", "this", "that", "since", "until", "then", "than", "amid",
+                             "despite", "into", "onto", "over", "under", "above", "below", "near", "around", "per",
+                             "vs", "versus", "again", "today", "yesterday", "overnight", "now", "level", "mark"])
 # Durations: a streak of "7 days" is a quantity a source states; "24 hours" as a time frame is not.
 DURATION_NOUNS = frozenset(["hours", "hour", "minutes", "minute", "mins", "seconds", "days", "day", "weeks", "week",
                             "months", "month", "years", "year", "sessions", "session"])
@@ -83,6 +88,10 @@ _CLAUSE = re.compile(r"[;,(]|\)|\s[—–-]\s|\b(?:while|whereas|but|as|after|wi
 _LIST_GLUE = re.compile(r"^\s*(?:,|and|&|,\s*and|plus)\s*$", re.I)
 _WORDS = re.compile(r"[a-z']+|~", re.I)
 _Raw = list[tuple[int, int, str, re.Match[str]]]
+_BARE = re.compile(r"(?<![\w.$,+\-−/#:×~^])(?P<num>\d{1,3}(?:,\d{3})+(?:\.\d+)?|\d{2,}(?:\.\d+)?|\d+\.\d+)"
+                   r"\s?(?P<suffix>k|K)?(?![\w%,:/-]|\.\d|\s?(?:%|percent|per cent|pct))")
+_LEVEL = re.compile(r"\b(?:at|near|around|above|below|under|over|to|hit|hits|reached|topped|trading|trades|"
+                    r"traded|touched|sits|sat|stands|stood|closed|opened|priced)\b", re.IGNORECASE)
 # An asset after one of these is not the subject of its clause ("fees on Ethereum"), unless it is "price of".
 _NOT_SUBJECT = re.compile(r"(?<!price )(?<!prices )\b(?:on|of|in|for|across|from|by|with|via|into|onto)\s*\$?$",
                           re.IGNORECASE)
@@ -132,7 +141,7 @@ def _raw(text: str) -> _Raw:
     for m in _COUNT.finditer(text):
         noun = m.group("noun").lower()
         value = _value(m.group("num"), m.group("suffix"))[0]
-        if noun in _NOT_COUNTED or any(s <= m.start() < e for s, e in spans):
+        if noun in _NOT_COUNTED or noun in _FUNCTION_WORDS or any(s <= m.start() < e for s, e in spans):
             continue
         if (1900 <= value <= 2100 and "," not in m.group("num")) or value < 2:
             continue  # a year, or "1 fund": nothing to check
@@ -208,9 +217,28 @@ def _list_pairs(text: str, mentions: Sequence[Mention], raw: _Raw) -> dict[int, 
     return bound
 
 
+def _bare_numbers(text: str, mentions: Sequence[Mention], raw: _Raw) -> _Raw:
+    """Numbers with no unit. Right after an asset and price words with a preposition of level ("BTC is at
+    97,900", "ETH near 3.3k") they are prices; otherwise quantities a source must state ("rose to 14,200")."""
+    spans = [(s, e) for s, e, _, _ in raw]
+    found: _Raw = []
+    for m in _BARE.finditer(text):
+        if any(s <= m.start() < e for s, e in spans):
+            continue
+        value = _value(m.group("num"), m.group("suffix"))[0]
+        if (1900 <= value <= 2100 and "," not in m.group("num")) or value < 2:
+            continue  # a year, or a "1" that counts nothing checkable
+        before = [x for x in mentions if x.end <= m.start()]
+        gap = text[before[-1].end:m.start()] if before else ""
+        price = bool(before) and _gap_is(gap, _PRICE_GAP) and bool(_LEVEL.search(gap)) and not re.search(r"\d", gap)
+        found.append((m.start(), m.end(), "usd" if price else "count", m))
+    return found
+
+
 def numbers_in_sentence(text: str, mentions: Sequence[Mention]) -> list[Number]:
     """The numbers of one sentence, each bound to the asset it is about (see the module docstring)."""
     raw = _raw(text)
+    raw = sorted([*raw, *_bare_numbers(text, mentions, raw)], key=lambda f: f[0])
     listed = _list_pairs(text, mentions, raw)
     bounds = _clauses(text)
     out = []
