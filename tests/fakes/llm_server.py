@@ -6,8 +6,9 @@ queue, else to ``responder`` (a function of the request body), else it gets a lo
 reply is content, tool calls, an HTTP error with headers, a delay (to outlast the client's
 timeout), a raw malformed body, or the completion as a server-sent event stream even when the request did
 not ask to stream (``sse``, as some proxies and local servers do). ``always_call_tool`` makes a model that
-answers every request, even one offering no tools, with a tool call. Every request is recorded with its JSON body; responses carry
-``usage`` counted by ``count_tokens`` (whitespace words unless a real tokenizer is passed in).
+answers every request, even one offering no tools, with a tool call. Every request is recorded with its
+JSON body; responses carry ``usage`` counted by ``count_tokens`` (whitespace words unless a real tokenizer
+is passed in).
 """
 
 from __future__ import annotations
