@@ -85,11 +85,11 @@ def _shape_error(exc: ValidationError, max_iter: int | None) -> LLMError:
         rounds = f" after llm.max_iter ({max_iter}) rounds" if max_iter else ""
         return LLMError(f"an agent kept calling tools{rounds} and never wrote its answer; use a model that "
                         "follows tool-use instructions, or raise llm.max_iter")
-    where = exc.title or "a crewAI object"
-    first = exc.errors()[0] if exc.errors() else {}
-    field = ".".join(str(p) for p in first.get("loc", ())) or "(root)"
-    return LLMError(f"a model reply could not be read as {where} ({field}: {first.get('msg', 'invalid')}); the "
-                    "model may not support the requested output or tool calls")
+    errors = exc.errors()
+    field = ".".join(str(p) for p in errors[0]["loc"]) if errors else ""
+    detail = f"{field or '(root)'}: {errors[0]['msg']}" if errors else "invalid"
+    return LLMError(f"a model reply could not be read as {exc.title or 'a crewAI object'} ({_short(detail, 120)}); "
+                    "the model may not support the requested output or tool calls")
 
 
 def _short(text: str, limit: int = 300) -> str:
