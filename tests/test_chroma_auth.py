@@ -19,10 +19,28 @@ from sources.item import Item, item_id_for_url
 from tapewatch.clients import open_memory
 from tapewatch.settings import load_settings, masked_dump
 from tests.test_chroma_server import free_port
+from tests.test_docker_files import chroma_serve_script
 
 pytestmark = pytest.mark.slow
 
 TOKEN = "chroma-test-token-7f3a9c"
+
+
+def serve(tmp: Path, token: str, port: int) -> subprocess.Popen[str]:
+    """The chroma-server image's own entry script (read from the Dockerfile), run here without Docker."""
+    script = tmp / "chroma-serve"
+    script.write_text(chroma_serve_script())
+    token_file = tmp / "chroma_token"
+    token_file.write_text(token)
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("TAPEWATCH_", "CHROMA_"))} | {
+        # What the Dockerfile's chroma-server stage sets, with loopback and a free port instead of 0.0.0.0:8000.
+        "PATH": f"{Path(sys.executable).parent}:{os.environ['PATH']}",
+        "IS_PERSISTENT": "TRUE", "PERSIST_DIRECTORY": str(tmp / "data"), "ANONYMIZED_TELEMETRY": "False",
+        "CHROMA_SERVER_AUTHN_PROVIDER": "chromadb.auth.token_authn.TokenAuthenticationServerProvider",
+        "CHROMA_TOKEN_FILE": str(token_file), "CHROMA_HOST": "127.0.0.1", "CHROMA_PORT": str(port),
+    }
+    return subprocess.Popen(["sh", str(script)], env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
+                            text=True)
 
 
 @pytest.fixture(scope="module")
@@ -30,15 +48,8 @@ def chroma_with_token(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]
     """Chroma's Python server (FastAPI under uvicorn) with TokenAuthenticationServerProvider on loopback."""
     pytest.importorskip("fastapi", reason="Chroma's auth-capable server needs fastapi (the dev extra has it)")
     port = free_port()
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("TAPEWATCH_", "CHROMA_"))} | {
-        "IS_PERSISTENT": "TRUE", "PERSIST_DIRECTORY": str(tmp_path_factory.mktemp("chroma-auth")),
-        "ANONYMIZED_TELEMETRY": "False",
-        "CHROMA_SERVER_AUTHN_PROVIDER": "chromadb.auth.token_authn.TokenAuthenticationServerProvider",
-        "CHROMA_SERVER_AUTHN_CREDENTIALS": TOKEN,
-    }
-    proc = subprocess.Popen([sys.executable, "-m", "uvicorn", "chromadb.app:app", "--host", "127.0.0.1", "--port",
-                             str(port), "--log-level", "warning"], env=env,
-                            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    # A secrets file as editors leave it, with a trailing newline: not part of the token.
+    proc = serve(tmp_path_factory.mktemp("chroma-auth"), TOKEN + "\n", port)
     url = f"http://127.0.0.1:{port}"
     try:
         deadline = time.monotonic() + 90
@@ -57,6 +68,12 @@ def chroma_with_token(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]
     finally:
         proc.terminate()
         proc.wait(timeout=20)
+
+
+def test_the_server_will_not_start_without_a_token(tmp_path: Path) -> None:
+    proc = serve(tmp_path, "", free_port())
+    _, err = proc.communicate(timeout=30)
+    assert proc.returncode == 1 and "refusing to start without auth" in err
 
 
 def test_memory_works_with_the_token(chroma_with_token: str, monkeypatch: pytest.MonkeyPatch,
