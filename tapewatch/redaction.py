@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import base64
 import json
 import re
 from collections.abc import Iterator, Mapping
@@ -33,13 +34,16 @@ def secret_values(settings: BaseModel) -> dict[str, str]:
 
 
 def url_credentials(url: str) -> list[str]:
-    """The secrets inside a URL: the password of ``user:pass@``, and credential-looking query parameters."""
+    """The secrets inside a URL: the password of ``user:pass@`` (also as basic auth), credential query values."""
     try:
         parts = urlsplit(url)
         password = parts.password
     except ValueError:
         return []
     values = [unquote(password)] if password else []
+    if password:  # as basic auth sends it
+        pair = f"{unquote(parts.username or '')}:{unquote(password)}"
+        values.append(base64.b64encode(pair.encode()).decode())
     values += [v for k, v in parse_qsl(parts.query) if v and _CREDENTIAL_PARAMS.search(k)]
     return values
 

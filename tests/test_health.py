@@ -73,6 +73,13 @@ def test_health_follows_the_daemon(tmp_path: Path) -> None:
     assert code == 1 and output.startswith("unhealthy: job ingest-prices is overdue by 60m"), output
 
 
+def test_a_broken_config_is_unhealthy_with_exit_1(tmp_path: Path) -> None:
+    config = tmp_path / "t.toml"
+    config.write_text('data_dir = "/nonexistent"\n[daemon]\nlease = "soon"\n')
+    code, output = health(config)
+    assert code == 1 and output.startswith("unhealthy: invalid settings in") and "daemon.lease" in output
+
+
 def test_a_stopped_daemon_is_unhealthy(tmp_path: Path) -> None:
     data = tmp_path / "data"
     config = tmp_path / "t.toml"

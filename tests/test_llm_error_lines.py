@@ -97,3 +97,6 @@ def test_the_cli_prints_exactly_one_line(case: str, ingested: Path, llm_server: 
     assert lines[0].startswith("error: ")
     assert re.search(expected, lines[0]), lines[0]
     assert "Traceback" not in proc.stdout and "ERROR" not in proc.stdout
+    # crewAI keeps its task log under the data dir (CREWAI_STORAGE_DIR) and its settings under $HOME: the
+    # image sets HOME=/data/home so both stay on the data volume.
+    assert (data / "crewai").is_dir() and (home / ".config" / "crewai").is_dir()

@@ -88,6 +88,18 @@ def test_redactor_replaces_every_encoding_and_leaves_other_text() -> None:
     assert clean.endswith("created at noon")  # a 2-letter value is not treated as a secret
 
 
+def test_json_lines_and_exceptions_are_redacted(restore_logging: None, capsys: pytest.CaptureFixture[str]) -> None:
+    logs.configure("INFO", json_lines=True, secrets={"llm_api_key": "sk-json-secret-123"})
+    try:
+        raise RuntimeError("server said: bad key sk-json-secret-123")
+    except RuntimeError:
+        logging.getLogger("tapewatch.test").exception("call failed with %s", "sk-json-secret-123")
+    err = capsys.readouterr().err
+    assert "sk-json-secret-123" not in err
+    # The message, and in the traceback the source line and the exception text.
+    assert err.count("<redacted:llm_api_key>") == 3 and '"exc": "Traceback' in err
+
+
 def test_secret_values_cover_nested_secrets_and_url_passwords(tmp_path: Path) -> None:
     settings = Settings(data_dir=tmp_path, telegram_bot_token=SecretStr(GOOD_TOKEN),
                         database_url="postgresql+psycopg://tw:db%2Fpass%40word@db.internal/tapewatch",
@@ -140,8 +152,8 @@ def test_every_secret_is_redacted_at_debug_through_real_clients(
         # crewAI → openai SDK → httpx with the API key.
         clients.crew_llms(settings)["researcher"].call("say hi")
         # Chroma's client, with a password in its URL, against nothing listening.
-        with pytest.raises(StoreError) as store_error:
-            clients.chroma_client(settings)
+        with pytest.raises(StoreError) as store_error:  # basic auth from the URL (a token would clash with it)
+            clients.chroma_client(settings.model_copy(update={"chroma_token": None}))
         log.exception("vector store: %s", store_error.value, exc_info=store_error.value)
         log.warning("token in args %s and in a URL %s", GOOD_TOKEN,
                     f"https://api.telegram.org/bot{quote(GOOD_TOKEN, safe='')}/getMe")

@@ -7,6 +7,7 @@ from pathlib import Path
 
 import typer
 
+from sources.errors import TapewatchError
 from tapewatch.cli.root import app, out, settings
 from tapewatch.settings import Settings, format_duration
 
@@ -53,8 +54,11 @@ def daemon_problem(s: Settings, now: datetime | None = None) -> str | None:
 @app.command()
 def health() -> None:
     """Exit 0 if the daemon is alive (state DB readable, daemon lease renewed, jobs on time), else 1 and why."""
-    problem = daemon_problem(settings())
+    try:
+        problem = daemon_problem(settings())
+    except TapewatchError as exc:  # Docker reserves exit status 2: a broken config is simply unhealthy
+        problem = str(exc)
     if problem is not None:
-        out.print(f"unhealthy: {problem}", markup=False, highlight=False, soft_wrap=True)
+        out.print(f"unhealthy: {' '.join(problem.split())}", markup=False, highlight=False, soft_wrap=True)
         raise typer.Exit(1)
     out.print("healthy", highlight=False)
