@@ -6,7 +6,16 @@ BIN := $(VENV)/bin
 TORCH_SPEC ?= torch==2.13.0
 TORCH_PIP_ARGS ?=
 
-.PHONY: install run test lint bench clean
+# `make lock`: where torch's CPU wheel is found (its sha256 goes into the lock), and the platform the
+# locks are resolved for (the Docker image's: CPython 3.11 on x86_64 glibc Linux).
+TORCH_LINKS ?= https://download.pytorch.org/whl/cpu/torch/
+LOCK_PLATFORM ?= --python-version 3.11 --python-platform x86_64-manylinux_2_28
+TOOLS ?= .tools
+UV := $(TOOLS)/bin/uv
+SECRET_NAMES := chroma_token telegram_bot_token llm_api_key x_bearer_token x_consumer_key x_consumer_secret \
+	x_access_token x_access_token_secret coingecko_api_key
+
+.PHONY: install run test lint bench clean lock secrets
 
 install: $(VENV)/.installed
 
@@ -38,5 +47,29 @@ bench: install
 	$(BIN)/python bench/compliance.py
 	$(BIN)/python bench/grounding.py
 
+# The Docker image's pinned dependencies, with hashes, from pyproject.toml: requirements.lock (the app,
+# torch as its CPU build) and requirements-chroma.lock (Chroma's server, same chromadb as the app's).
+lock: $(UV)
+	printf '%s\n' "$(TORCH_SPEC)+cpu" > $(TOOLS)/lock-constraints.txt
+	$(UV) pip compile pyproject.toml --quiet --generate-hashes $(LOCK_PLATFORM) --no-config \
+		--index-url https://pypi.org/simple --find-links "$(TORCH_LINKS)" --constraint $(TOOLS)/lock-constraints.txt \
+		--custom-compile-command "make lock" --output-file requirements.lock
+	$(PYTHON) -c 'import re, tomllib; lock = open("requirements.lock").read(); \
+		extra = tomllib.load(open("pyproject.toml", "rb"))["project"]["optional-dependencies"]["chroma-server"]; \
+		print("chromadb==" + re.search(r"^chromadb==(\S+)", lock, re.M).group(1), *extra, sep="\n")' \
+	| $(UV) pip compile - --quiet --generate-hashes $(LOCK_PLATFORM) --no-config --index-url https://pypi.org/simple \
+		--custom-compile-command "make lock" --output-file requirements-chroma.lock
+
+$(UV):
+	$(PYTHON) -m venv $(TOOLS)
+	$(TOOLS)/bin/python -m pip install --quiet "uv>=0.9,<1"
+
+# ./secrets for compose.yaml: a fresh Chroma token, and an empty file (= not set) for every other secret.
+secrets:
+	mkdir -p secrets && chmod 700 secrets
+	for name in $(SECRET_NAMES); do [ -e secrets/$$name ] || : > secrets/$$name; done
+	[ -s secrets/chroma_token ] || $(PYTHON) -c 'import secrets; print(secrets.token_urlsafe(32), end="")' > secrets/chroma_token
+	chmod 644 secrets/*
+
 clean:
-	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache
+	rm -rf $(VENV) $(TOOLS) .pytest_cache .mypy_cache .ruff_cache

@@ -18,7 +18,7 @@ from typing import Any
 from crew.costs import AgentUsage, Budget, Price, check_budget
 from crew.datablocks import Citations, item_blocks, neutralise, signals_block
 from crew.databrief import window_label
-from crew.errors import llm_error
+from crew.errors import llm_error, quiet_crewai_warnings
 from crew.grounding import GroundingContext
 from crew.guardrails import BriefFrame, RunChecks
 from crew.lookup import Lookup
@@ -129,7 +129,7 @@ def run_crew_brief(memory: Any, drafts: Any, ledger: CostLedger, setup: CrewSetu
     try:
         _kickoff(setup, lookup, checks, inputs)
     except Exception as exc:  # every failure inside crewAI becomes one readable LLMError
-        error = llm_error(exc, setup.where, setup.timeout_s, checks.last_error)
+        error = llm_error(exc, setup.where, setup.timeout_s, checks.last_error, setup.limits.max_iter)
     draft = None
     if error is None and checks.result is not None:
         built, report = checks.result
@@ -193,6 +193,7 @@ def _kickoff(setup: CrewSetup, lookup: Lookup, checks: RunChecks, inputs: dict[s
 
     guardrails = {"researcher": checks.researcher, "analyst": checks.analyst, "writer": checks.writer}
     instance = AnalystCrew(setup.llms, research_tools(lookup), guardrails, setup.limits)
+    quiet_crewai_warnings()
     try:
         with _only_client_retries(), _quiet_event_bookkeeping():
             instance.crew().kickoff(inputs=inputs)

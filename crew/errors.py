@@ -3,7 +3,10 @@
 from __future__ import annotations
 
 import json
+import warnings
 from collections.abc import Iterator
+
+from pydantic import ValidationError
 
 from sources.errors import LLMError
 
@@ -17,7 +20,19 @@ def _chain(exc: BaseException) -> Iterator[BaseException]:
         current = current.__cause__ or current.__context__
 
 
-def llm_error(exc: BaseException, where: str, timeout_s: float, last_error: str = "") -> LLMError:
+def quiet_crewai_warnings() -> None:
+    """Silence pydantic's serializer warnings, which crewAI triggers when a reply is not the shape it expects.
+
+    They print several lines to stderr for a failure that ends in one ``LLMError`` anyway. The filter is
+    process-wide (``warnings.catch_warnings`` is not thread-safe, and crewAI runs agents in threads) but
+    narrow: that one message from pydantic, which tapewatch's own models never cause on purpose.
+    """
+    warnings.filterwarnings("ignore", message="Pydantic serializer warnings", category=UserWarning,
+                            module=r"pydantic\.")
+
+
+def llm_error(exc: BaseException, where: str, timeout_s: float, last_error: str = "",
+              max_iter: int | None = None) -> LLMError:
     """The first cause in ``exc``'s chain that explains the failure, worded for the person running tapewatch."""
     if isinstance(exc, LLMError):
         return exc
@@ -44,6 +59,14 @@ def llm_error(exc: BaseException, where: str, timeout_s: float, last_error: str 
         if isinstance(cause, json.JSONDecodeError):
             return LLMError(f"the model server{server} sent a reply that is not JSON; is llm.base_url an "
                             "OpenAI-compatible endpoint (usually ending in /v1)?")
+        if isinstance(cause, AttributeError) and "choices" in str(cause):
+            # The openai SDK hands back the raw text when the body is not JSON: e.g. an SSE stream.
+            return LLMError(f"the model server{server} answered with something that is not a chat completion "
+                            "(such as a text/event-stream body to a request that did not ask to stream); point "
+                            "llm.base_url at an OpenAI-compatible /v1 endpoint and turn off forced streaming in "
+                            "the server or proxy in front of it")
+        if isinstance(cause, ValidationError):
+            return _shape_error(cause, max_iter)
     text = str(exc)
     if "guardrail validation" in text:
         detail = last_error or text
@@ -53,6 +76,20 @@ def llm_error(exc: BaseException, where: str, timeout_s: float, last_error: str 
     # crewAI wraps an agent's failure as RuntimeError("Task execution failed: …"); the inner cause says more.
     inner = list(_chain(exc))[-1]
     return LLMError(f"the crew run failed: {type(inner).__name__}: {_short(str(inner) or text)}")
+
+
+def _shape_error(exc: ValidationError, max_iter: int | None) -> LLMError:
+    """A crewAI object that could not be built from a model's reply (most often: tool calls instead of text)."""
+    inputs = [e.get("input") for e in exc.errors()]
+    if any(isinstance(v, list) and v and "function" in repr(v[0]).lower() for v in inputs):
+        rounds = f" after llm.max_iter ({max_iter}) rounds" if max_iter else ""
+        return LLMError(f"an agent kept calling tools{rounds} and never wrote its answer; use a model that "
+                        "follows tool-use instructions, or raise llm.max_iter")
+    errors = exc.errors()
+    field = ".".join(str(p) for p in errors[0]["loc"]) if errors else ""
+    detail = f"{field or '(root)'}: {errors[0]['msg']}" if errors else "invalid"
+    return LLMError(f"a model reply could not be read as {exc.title or 'a crewAI object'} ({_short(detail, 120)}); "
+                    "the model may not support the requested output or tool calls")
 
 
 def _short(text: str, limit: int = 300) -> str:

@@ -76,7 +76,9 @@ def classify(exc: Exception) -> Exception:
         if isinstance(cause, httpx.ConnectTimeout | httpx.PoolTimeout) or "Pool timeout" in str(exc):
             return Retryable(f"could not reach Telegram: {exc}")
         return Ambiguous(f"Telegram did not answer in time: {exc}")
-    if isinstance(exc, tg.BadRequest | tg.Forbidden | tg.InvalidToken | tg.ChatMigrated | tg.EndPointNotFound):
+    if isinstance(exc, tg.InvalidToken):  # PTB's message quotes the token itself: keep it out of rows and chats
+        return Rejected("Telegram rejected the bot token; check TAPEWATCH_TELEGRAM_BOT_TOKEN")
+    if isinstance(exc, tg.BadRequest | tg.Forbidden | tg.ChatMigrated | tg.EndPointNotFound):
         return Rejected(f"Telegram refused the message: {exc}"[:500])
     if isinstance(exc, tg.NetworkError):
         if isinstance(cause, httpx.ConnectError):

@@ -7,7 +7,7 @@ from collections.abc import Callable, Iterator, Mapping
 from datetime import datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
-from urllib.parse import urlsplit
+from urllib.parse import SplitResult, unquote, urlsplit
 
 import httpx
 
@@ -18,6 +18,7 @@ from sources.errors import ConfigError, StoreError
 from sources.feed_transport import FeedTransport, Resolver
 from sources.rss import FeedSpec
 from sources.tickers import Watchlist
+from tapewatch.redaction import mask_url
 from tapewatch.settings import AGENTS, Settings
 
 if TYPE_CHECKING:
@@ -48,32 +49,55 @@ def http_client(settings: Settings, resolver: Resolver | None = None) -> httpx.C
 
 
 def chroma_client(settings: Settings) -> Any:
-    """Embedded ``PersistentClient`` under the data dir, or ``HttpClient`` when a server URL is set."""
+    """Embedded ``PersistentClient`` under the data dir, or ``HttpClient`` when a server URL is set.
+
+    A server that requires auth gets Chroma's token auth (``TAPEWATCH_CHROMA_TOKEN``, sent as a bearer token),
+    or basic auth from ``user:password@`` in ``memory.chroma_url``.
+    """
     import chromadb
     from chromadb.config import Settings as ChromaSettings
+    from chromadb.errors import ChromaAuthError
 
-    # The bot never phones home.
-    chroma_settings = ChromaSettings(anonymized_telemetry=False)
     url = settings.memory.chroma_url
+    shown = mask_url(url) if url else "embedded"
     try:
         if url:
             parts = urlsplit(url)
             if parts.scheme not in ("http", "https") or not parts.hostname:
-                raise ConfigError(f"memory.chroma_url {url!r} must look like http://host:8000")
-            headers = {}
-            if settings.chroma_token is not None:
-                headers["Authorization"] = f"Bearer {settings.chroma_token.get_secret_value()}"
+                raise ConfigError(f"memory.chroma_url {shown!r} must look like http://host:8000")
             return chromadb.HttpClient(
                 host=parts.hostname, port=parts.port or (443 if parts.scheme == "https" else 8000),
-                ssl=parts.scheme == "https", headers=headers, settings=chroma_settings,
+                ssl=parts.scheme == "https", settings=_chroma_auth(settings, parts, ChromaSettings),
             )
         path = private_dir(settings.data_dir) / "chroma"
         path.mkdir(exist_ok=True)
-        return chromadb.PersistentClient(path=str(path), settings=chroma_settings)
+        # The bot never phones home.
+        return chromadb.PersistentClient(path=str(path), settings=ChromaSettings(anonymized_telemetry=False))
     except ConfigError:
         raise
+    except ChromaAuthError as exc:
+        given = "the token in TAPEWATCH_CHROMA_TOKEN" if settings.chroma_token else "no token"
+        raise StoreError(f"the Chroma server at {shown} refused {given} ({exc}); set TAPEWATCH_CHROMA_TOKEN to "
+                         "the server's token (CHROMA_SERVER_AUTHN_CREDENTIALS)") from exc
     except Exception as exc:
-        raise StoreError(f"cannot open the vector store ({url or 'embedded'}): {exc}") from exc
+        raise StoreError(f"cannot open the vector store ({shown}): {exc}") from exc
+
+
+def _chroma_auth(settings: Settings, parts: SplitResult, chroma_settings: type[Any]) -> Any:
+    """Chroma client settings: no telemetry, plus token or basic auth when configured."""
+    auth: dict[str, str] = {}
+    if settings.chroma_token is not None and parts.password is not None:
+        raise ConfigError("set either TAPEWATCH_CHROMA_TOKEN or a user:password in memory.chroma_url, not both")
+    if settings.chroma_token is not None:
+        auth = {"chroma_client_auth_provider": "chromadb.auth.token_authn.TokenAuthClientProvider",
+                "chroma_client_auth_credentials": settings.chroma_token.get_secret_value()}
+    elif parts.password is not None:
+        auth = {"chroma_client_auth_provider": "chromadb.auth.basic_authn.BasicAuthClientProvider",
+                "chroma_client_auth_credentials": f"{unquote(parts.username or '')}:{unquote(parts.password)}"}
+    try:
+        return chroma_settings(anonymized_telemetry=False, **auth)
+    except ValueError as exc:  # e.g. a token with characters Chroma refuses
+        raise ConfigError(f"TAPEWATCH_CHROMA_TOKEN cannot be used with Chroma: {_first_line(exc)}") from exc
 
 
 def embedder(settings: Settings) -> Embedder:

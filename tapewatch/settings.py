@@ -542,6 +542,12 @@ class Settings(BaseSettings):
     x_access_token: SecretStr | None = None
     x_access_token_secret: SecretStr | None = None
 
+    @field_validator(*SECRET_FIELDS)
+    @classmethod
+    def _blank_is_unset(cls, value: SecretStr | None) -> SecretStr | None:
+        # An empty secrets file (compose needs every declared secret file to exist) or env var means "not set".
+        return value if value is not None and value.get_secret_value().strip() else None
+
     @field_validator("data_dir")
     @classmethod
     def _expand(cls, value: Path) -> Path:
@@ -652,7 +658,7 @@ def _explain(exc: ValidationError) -> str:
 
 
 def masked_dump(settings: Settings) -> dict[str, Any]:
-    """The effective settings as plain data, secrets shown only as set / not set."""
+    """The effective settings as plain data, secrets shown only as set / not set, URL credentials as ``***``."""
     data = settings.model_dump(mode="json")
     for name in SECRET_FIELDS:
         data[name] = "********" if getattr(settings, name) is not None else None
@@ -662,4 +668,8 @@ def masked_dump(settings: Settings) -> dict[str, Any]:
 
             data[key] = make_url(data[key]).render_as_string(hide_password=True)
     data["state_url"] = settings.state_url if not settings.database_url else data["database_url"]
+    if settings.memory.chroma_url:
+        from tapewatch.redaction import mask_url
+
+        data["memory"]["chroma_url"] = mask_url(settings.memory.chroma_url)
     return data

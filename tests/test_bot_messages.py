@@ -9,7 +9,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from tapewatch.bot.messages import TAGS, fit_html, plain_text, split_html, u16
+from tapewatch.bot.messages import TAGS, clip, fit_html, plain_text, split_html, u16
 from tests.fakes.telegram_api import html_error, html_plain
 
 _ENTITY = re.compile(r"&(#[0-9]+|#[xX][0-9a-fA-F]+|lt|gt|amp|quot);")
@@ -109,3 +109,9 @@ def test_tags_nested_deeper_than_a_message_holds_go_out_as_plain_words() -> None
     assert _squeeze("".join(html_plain(p) for p in parts)) == _squeeze("x & y " * 100)
     with pytest.raises(ValueError, match="too small"):
         split_html("anything", 8)
+
+
+def test_a_plain_notice_is_clipped_in_utf16_units() -> None:
+    assert clip("short") == "short"
+    clipped = clip("😀" * 3000, 4096)
+    assert u16(clipped) <= 4096 and clipped.endswith("…") and clipped.startswith("😀")

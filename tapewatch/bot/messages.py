@@ -164,6 +164,19 @@ def fit_html(text: str, limit: int = TELEGRAM_LIMIT, more: str = "…") -> str:
     return (head[0] if head else "") + more
 
 
+def clip(text: str, limit: int = TELEGRAM_LIMIT) -> str:
+    """Plain ``text`` cut to ``limit`` UTF-16 units (an emoji counts 2), never inside a surrogate pair."""
+    if u16(text) <= limit:
+        return text
+    out, size = [], 0
+    for char in text:
+        size += u16(char)
+        if size > limit - 1:
+            break
+        out.append(char)
+    return "".join(out) + "…"
+
+
 def plain_text(text: str) -> str:
     """What a reader sees of ``text``: the HTML without its tags, entities decoded (for a plain-text fallback)."""
     return "".join(a.name for a in _atoms(text) if a.kind == "text")

@@ -23,7 +23,7 @@ from crew.render import TELEGRAM_LIMIT
 from sources.errors import TapewatchError
 from tapewatch.bot.access import Access, actor
 from tapewatch.bot.limits import BriefQueue, RateLimiter, RefusalGate
-from tapewatch.bot.messages import answer_query, send_html
+from tapewatch.bot.messages import answer_query, clip, send_html
 from tapewatch.bot.updates import POLLING, PollingHealth, per_chat_processor, updates_request_class
 from tapewatch.bot.webhook import WebhookServer
 
@@ -304,7 +304,7 @@ class TelegramBot:
     async def notify(self, chat_id: int | str, text: str) -> None:
         """Send a plain-text notice (job failures to the review chat); never raises."""
         try:
-            await self.app.bot.send_message(chat_id, text[:TELEGRAM_LIMIT])
+            await self.app.bot.send_message(chat_id, clip(text, TELEGRAM_LIMIT))
         except Exception:  # a notice that cannot be sent is logged, not fatal
             log.warning("could not send a notice to %s", chat_id, exc_info=True)
 

@@ -9,10 +9,11 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Optional
 
 import typer
-from rich.console import Console
+from rich.markup import escape
 from rich.table import Table
 
 from sources.errors import TapewatchError
+from tapewatch.redaction import RedactingConsole, redact
 from tapewatch.settings import Settings, load_settings, masked_dump, parse_duration
 
 if TYPE_CHECKING:
@@ -27,11 +28,12 @@ app = typer.Typer(
 config_app = typer.Typer(help="Inspect configuration.", no_args_is_help=True)
 app.add_typer(config_app, name="config")
 
-out = Console()
-err = Console(stderr=True)
+# Both consoles redact configured secrets from everything they print (a library's error text may carry one).
+out = RedactingConsole()
+err = RedactingConsole(stderr=True)
 # Piped output (logs, CI) gets room for URLs instead of rich's 80-column default.
 if not out.is_terminal:
-    out = Console(width=160)
+    out = RedactingConsole(width=160)
 # How a source's (or a fetch's) status is coloured in `ingest`, `sources` and `status`.
 STATUS_COLOURS = {"ok": "green", "not_modified": "cyan", "degraded": "yellow", "error": "red", "skipped": "white"}
 
@@ -82,9 +84,10 @@ def settings() -> Settings:
     """The settings for this invocation, built once."""
     if _state.settings is None:
         from tapewatch import logs
+        from tapewatch.redaction import secret_values
 
         _state.settings = load_settings(_state.config, _state.secrets_dir)
-        logs.configure(_state.settings.log_level, _state.settings.log_json)
+        logs.configure(_state.settings.log_level, _state.settings.log_json, secret_values(_state.settings))
     return _state.settings
 
 
@@ -307,7 +310,8 @@ def main() -> None:
     try:
         app()
     except TapewatchError as exc:
-        err.print(f"[red]error:[/red] {exc}", highlight=False)
+        # Redacted before escaping (escaping could split a secret); never wrapped, so one error is one line.
+        err.print(f"[red]error:[/red] {escape(redact(str(exc)))}", highlight=False, soft_wrap=True)
         sys.exit(2)
     except KeyboardInterrupt:
         err.print("interrupted")

@@ -4,8 +4,11 @@ Replies are queued per *matcher*: a request goes to the first matcher whose text
 messages (e.g. an agent's role, which crewAI puts in the system prompt), else to the default
 queue, else to ``responder`` (a function of the request body), else it gets a loud 500. Each
 reply is content, tool calls, an HTTP error with headers, a delay (to outlast the client's
-timeout) or a raw malformed body. Every request is recorded with its JSON body; responses carry
-``usage`` counted by ``count_tokens`` (whitespace words unless a real tokenizer is passed in).
+timeout), a raw malformed body, or the completion as a server-sent event stream even when the request did
+not ask to stream (``sse``, as some proxies and local servers do). ``always_call_tool`` makes a model that
+answers every request, even one offering no tools, with a tool call. Every request is recorded with its
+JSON body; responses carry ``usage`` counted by ``count_tokens`` (whitespace words unless a real tokenizer
+is passed in).
 """
 
 from __future__ import annotations
@@ -35,6 +38,7 @@ class Reply:
     error: str = ""  # message of an error body for status >= 400
     delay_s: float = 0.0  # sleep before answering
     raw_body: bytes | None = None  # sent as-is (malformed responses)
+    sse: bool = False  # answer as text/event-stream chunks whatever the request's "stream" says
 
     @classmethod
     def json(cls, data: Any) -> Reply:
@@ -132,6 +136,9 @@ class LLMServer(LoopbackServer):
                 try:
                     if reply.raw_body is not None:
                         send_body(self, reply.status, reply.raw_body, reply.headers)
+                    elif reply.sse:
+                        send_body(self, 200, server._event_stream(body, reply), reply.headers,
+                                  content_type="text/event-stream")
                     elif reply.status >= 400:
                         send_json(self, reply.status, {"error": {"message": reply.error, "type": "scripted",
                                                                  "code": str(reply.status)}}, reply.headers)
@@ -151,6 +158,11 @@ class LLMServer(LoopbackServer):
         with self._lock:
             queue = self.default if match is None else self.queues.setdefault(match, deque())
             queue.extend(replies)
+        return self
+
+    def always_call_tool(self, name: str, **arguments: Any) -> LLMServer:
+        """Answer every request that no script matches with a call to tool ``name``, tools offered or not."""
+        self.responder = lambda body: Reply.tool(name, **arguments)
         return self
 
     def pending(self) -> int:
@@ -199,6 +211,19 @@ class LLMServer(LoopbackServer):
             "usage": {"prompt_tokens": prompt_tokens, "completion_tokens": completion_tokens,
                       "total_tokens": prompt_tokens + completion_tokens},
         }
+
+    def _event_stream(self, body: dict[str, Any], reply: Reply) -> bytes:
+        """The completion as OpenAI-style ``chat.completion.chunk`` events ending in ``[DONE]``."""
+        completion = self._completion(body, reply)
+        choice = completion["choices"][0]
+        delta = {k: v for k, v in choice["message"].items() if v is not None}
+        if "tool_calls" in delta:
+            delta["tool_calls"] = [{"index": i, **call} for i, call in enumerate(delta["tool_calls"])]
+        head = {k: completion[k] for k in ("id", "created", "model")} | {"object": "chat.completion.chunk"}
+        events = [head | {"choices": [{"index": 0, "delta": delta, "finish_reason": None}]},
+                  head | {"choices": [{"index": 0, "delta": {}, "finish_reason": choice["finish_reason"]}],
+                          "usage": completion["usage"]}]
+        return b"".join(f"data: {json.dumps(e)}\n\n".encode() for e in events) + b"data: [DONE]\n\n"
 
 
 @contextmanager

@@ -1,0 +1,118 @@
+"""The Docker files, read (there is no engine here): pinned base image, hash-locked dependencies that satisfy
+pyproject, a health check, secrets as files under /run/secrets, and app state (crewAI's too) under /data."""
+
+from __future__ import annotations
+
+import re
+import tomllib
+from pathlib import Path
+
+import yaml
+from packaging.requirements import Requirement
+from packaging.utils import canonicalize_name
+from packaging.version import Version
+
+from tapewatch.settings import SECRET_FIELDS
+
+ROOT = Path(__file__).resolve().parent.parent
+DOCKERFILE = (ROOT / "Dockerfile").read_text()
+COMPOSE = yaml.safe_load((ROOT / "compose.yaml").read_text())
+# The sha256 of PyTorch's own torch-2.13.0+cpu-cp311-cp311-manylinux_2_28_x86_64.whl.
+TORCH_CPU_SHA256 = "6746dbcbeb526eb61330b76b41ff1b4eb848951103a892eeb080dfa2b264667b"
+
+
+def lock(name: str) -> dict[str, tuple[Version, list[str]]]:
+    """``name -> (version, hashes)`` of a uv/pip-compile lock with hashes."""
+    pins: dict[str, tuple[Version, list[str]]] = {}
+    text = (ROOT / name).read_text()
+    for block in re.split(r"\n(?=\S)", text):
+        line = block.split("\\")[0].strip()
+        if not line or line.startswith("#"):
+            continue
+        match = re.fullmatch(r"([A-Za-z0-9._-]+)==(\S+)", line)
+        assert match, f"{name}: not an exact pin: {line!r}"
+        pins[canonicalize_name(match[1])] = (Version(match[2]), re.findall(r"--hash=sha256:([0-9a-f]{64})", block))
+    return pins
+
+
+def stages() -> dict[str, str]:
+    parts = re.split(r"^FROM ", DOCKERFILE, flags=re.M)
+    return {re.match(r"\S+ AS (\S+)", p)[1]: p for p in parts[1:]}  # type: ignore[index]
+
+
+def test_the_base_image_is_pinned_by_digest() -> None:
+    arg = re.search(r"^ARG PYTHON_IMAGE=(\S+)$", DOCKERFILE, re.M)
+    assert arg and re.fullmatch(r"python:3\.11\.\d+-slim-bookworm@sha256:[0-9a-f]{64}", arg[1]), arg
+    assert re.findall(r"^FROM (\S+)", DOCKERFILE, re.M) == ["${PYTHON_IMAGE}"] * 3
+
+
+def test_every_dependency_is_locked_with_hashes_and_satisfies_pyproject() -> None:
+    app, chroma = lock("requirements.lock"), lock("requirements-chroma.lock")
+    assert all(hashes for _, hashes in app.values()) and all(hashes for _, hashes in chroma.values())
+    project = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]
+    for spec in project["dependencies"]:
+        req = Requirement(spec)
+        if req.marker is not None and not req.marker.evaluate({"python_version": "3.11"}):
+            continue
+        name = canonicalize_name(req.name)
+        assert name in app, f"{req.name} is not in requirements.lock: run `make lock`"
+        assert req.specifier.contains(app[name][0], prereleases=True), f"lock has {name}=={app[name][0]}, not {req}"
+    for spec in project["optional-dependencies"]["chroma-server"]:
+        req = Requirement(spec)
+        assert req.specifier.contains(chroma[canonicalize_name(req.name)][0], prereleases=True)
+    # The server speaks the client's chromadb; torch is PyTorch's CPU build (no CUDA wheels at all).
+    assert chroma["chromadb"][0] == app["chromadb"][0]
+    if "torch" in app:
+        assert app["torch"] == (Version("2.13.0+cpu"), [TORCH_CPU_SHA256])
+    assert not [n for n in app if n.startswith(("nvidia-", "triton"))]
+
+
+def test_the_images_install_only_from_the_locks() -> None:
+    installs = re.findall(r"pip install ([^\n]*(?:\\\n[^\n]*)*)", DOCKERFILE)
+    assert installs, "no pip install in the Dockerfile?"
+    for args in installs:
+        if "-r /tmp/requirements" in args:
+            assert "--require-hashes" in args and "--no-deps" in args, args
+        else:  # the project itself: its dependencies are already there, from the lock
+            assert args.startswith("--no-deps --no-build-isolation ."), args
+
+
+def test_the_daemon_has_a_health_check_and_its_state_lives_on_the_volume() -> None:
+    runtime = stages()["runtime"]
+    assert 'HEALTHCHECK' in runtime and 'CMD ["tapewatch", "health"]' in runtime
+    assert re.search(r"TAPEWATCH_DATA_DIR=/data\b", runtime) and re.search(r"HOME=/data/home\b", runtime)
+    service = COMPOSE["services"]["tapewatch"]
+    assert service["healthcheck"]["test"] == ["CMD", "tapewatch", "health"]
+    assert service["depends_on"]["chroma"]["condition"] == "service_healthy"
+    assert "tapewatch-data:/data" in service["volumes"]
+
+
+def test_secrets_come_from_compose_secrets_as_the_secrets_directory() -> None:
+    service = COMPOSE["services"]["tapewatch"]
+    assert service["environment"]["TAPEWATCH_SECRETS_DIR"] == "/run/secrets"
+    # pydantic-settings reads tapewatch_<field> files there: one per secret setting, each declared on top.
+    targets = {s["target"]: s["source"] for s in service["secrets"]}
+    assert set(targets) == {f"tapewatch_{name}" for name in SECRET_FIELDS}
+    assert set(targets.values()) <= set(COMPOSE["secrets"])
+    assert all(COMPOSE["secrets"][s]["file"] == f"./secrets/{s}" for s in targets.values())
+    # No secret in the environment of any service.
+    for svc in COMPOSE["services"].values():
+        names = " ".join(svc.get("environment", {}))
+        assert not re.search(r"TOKEN|SECRET|API_KEY|CREDENTIALS", names.replace("SECRETS_DIR", "")), names
+
+
+def test_compose_chroma_requires_the_token() -> None:
+    chroma = COMPOSE["services"]["chroma"]
+    assert chroma["build"]["target"] == "chroma-server" and "chroma_token" in chroma["secrets"]
+    server = stages()["chroma-server"]
+    assert "CHROMA_SERVER_AUTHN_PROVIDER=chromadb.auth.token_authn.TokenAuthenticationServerProvider" in server
+    assert "CHROMA_TOKEN_FILE=/run/secrets/chroma_token" in server
+    assert "ports" not in chroma  # reachable only over the compose network
+    assert COMPOSE["services"]["tapewatch"]["environment"]["TAPEWATCH_MEMORY__CHROMA_URL"] == "http://chroma:8000"
+
+
+def chroma_serve_script() -> str:
+    """The chroma-server image's entry script, as the Dockerfile writes it (a heredoc)."""
+    match = re.search(r"<<'EOF' /usr/local/bin/chroma-serve\n(.*?)\nEOF\n", DOCKERFILE, re.S)
+    assert match, "the chroma-serve heredoc is missing"
+    return match[1] + "\n"
