@@ -46,6 +46,7 @@ bench: install
 	$(BIN)/python bench/bot.py
 	$(BIN)/python bench/compliance.py
 	$(BIN)/python bench/grounding.py
+	$(BIN)/python bench/injection.py
 
 # The Docker image's pinned dependencies, with hashes, from pyproject.toml: requirements.lock (the app,
 # torch as its CPU build) and requirements-chroma.lock (Chroma's server, same chromadb as the app's).

@@ -80,12 +80,11 @@ def llm_error(exc: BaseException, where: str, timeout_s: float, last_error: str 
 
 def _shape_error(exc: ValidationError, max_iter: int | None) -> LLMError:
     """A crewAI object that could not be built from a model's reply (most often: tool calls instead of text)."""
-    inputs = [e.get("input") for e in exc.errors()]
-    if any(isinstance(v, list) and v and "function" in repr(v[0]).lower() for v in inputs):
+    errors = exc.errors()
+    if any(isinstance(v, list) and v and "function" in repr(v[0]).lower() for v in (e.get("input") for e in errors)):
         rounds = f" after llm.max_iter ({max_iter}) rounds" if max_iter else ""
         return LLMError(f"an agent kept calling tools{rounds} and never wrote its answer; use a model that "
                         "follows tool-use instructions, or raise llm.max_iter")
-    errors = exc.errors()
     field = ".".join(str(p) for p in errors[0]["loc"]) if errors else ""
     detail = f"{field or '(root)'}: {errors[0]['msg']}" if errors else "invalid"
     return LLMError(f"a model reply could not be read as {exc.title or 'a crewAI object'} ({_short(detail, 120)}); "

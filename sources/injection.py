@@ -51,11 +51,12 @@ _B64 = re.compile(r"[A-Za-z0-9+/]{24,}={0,2}")
 _TAG_CHARS = re.compile("[\U000e0020-\U000e007e]+")
 _LEAD_END = re.compile(r"(?:[^\w\s]|\b(?:" + fam.LEAD_WORDS + r"))\s*$", re.IGNORECASE)
 _WINDOW = 80  # characters of context around a match that gating looks at
+_REACH = 400  # a match lies within this many characters of a literal it requires (patterns span less)
 
 _FLAGS = re.IGNORECASE | re.DOTALL
 
 
-Compiled = tuple[str, re.Pattern[str], str, frozenset[str]]
+Compiled = tuple[str, re.Pattern[str], str, frozenset[str], frozenset[str]]
 
 
 def _required(items: Any) -> set[str] | None:
@@ -86,13 +87,36 @@ def _required(items: Any) -> set[str] | None:
     return best
 
 
+def _starts(items: Any) -> set[str] | None:
+    """The literal strings every match of a parsed pattern starts with (None: it can start otherwise)."""
+    prefix = ""
+    for op, arg in items:
+        if op is _sre.AT and not prefix:
+            continue
+        if op is _sre.LITERAL:
+            prefix += chr(arg)
+            continue
+        if prefix:
+            return {prefix}
+        if op is _sre.SUBPATTERN:
+            return _starts(arg[-1])
+        if op is _sre.BRANCH:
+            options = [_starts(branch) for branch in arg[1]]
+            return set().union(*options) if all(options) else None  # type: ignore[arg-type]
+        return None
+    return {prefix} if prefix else None
+
+
 def _compile(name: str, pattern: str, gate: str, flags: int) -> Compiled:
-    # A pattern runs only on text holding one of its required literals: most text holds none, and the
-    # substring checks cost far less than the regex engine trying every position.
-    needed = _required(_parser.parse(pattern, flags)) or set()
+    # Two shortcuts, both exact: a pattern whose matches all start with known literals is tried only where
+    # one occurs; any other runs only near a literal every match contains. Most text holds few of either,
+    # and substring search costs far less than the regex engine trying every position.
+    parsed = _parser.parse(pattern, flags)
+    starts, needed = _starts(parsed), _required(parsed) or set()
     if flags & re.IGNORECASE:
         needed = {word.casefold() for word in needed}
-    return name, re.compile(pattern, flags), gate, frozenset(needed)
+        starts = {word.casefold() for word in starts} if starts else None
+    return name, re.compile(pattern, flags), gate, frozenset(needed), frozenset(starts or ())
 
 
 @lru_cache(maxsize=1)
@@ -184,14 +208,47 @@ def _passes(gate: str, view: str, match: re.Match[str]) -> bool:
     return not fam.REPORTED.search(view[max(0, match.start() - _WINDOW):match.start()])
 
 
+def _spans(view: str, needed: frozenset[str]) -> list[tuple[int, int]]:
+    """Where a pattern can match in ``view``: near an occurrence of a literal it requires (anywhere: none known)."""
+    if not needed:
+        return [(0, len(view))]
+    spots: list[tuple[int, int]] = []
+    for word in needed:
+        at = view.find(word)
+        while at >= 0:
+            spots.append((max(0, at - _REACH), min(len(view), at + len(word) + _REACH)))
+            at = view.find(word, at + 1)
+    merged: list[tuple[int, int]] = []
+    for start, end in sorted(spots):
+        if merged and start <= merged[-1][1]:
+            merged[-1] = (merged[-1][0], max(merged[-1][1], end))
+        else:
+            merged.append((start, end))
+    return merged
+
+
 def _families(views: dict[str, list[str]]) -> Iterable[str]:
     for kind, patterns in _compiled().items():
         for view in views[kind]:
-            for name, pattern, gate, needed in patterns:
-                if needed and not any(word in view for word in needed):
-                    continue
-                if any(_passes(gate, view, m) for m in pattern.finditer(view)):
+            for name, pattern, gate, needed, starts in patterns:
+                # Positions stay those of the whole view, so anchors, lookbehinds and the gates see the context.
+                if starts:
+                    found: Iterable[re.Match[str] | None] = (pattern.match(view, at) for at in _offsets(view, starts))
+                else:
+                    found = (m for start, end in _spans(view, needed) for m in pattern.finditer(view, start, end))
+                if any(m is not None and _passes(gate, view, m) for m in found):
                     yield name
+
+
+def _offsets(view: str, words: frozenset[str]) -> list[int]:
+    """Every position in ``view`` where one of ``words`` begins, in order."""
+    found = set()
+    for word in words:
+        at = view.find(word)
+        while at >= 0:
+            found.add(at)
+            at = view.find(word, at + 1)
+    return sorted(found)
 
 
 def instruction_markers(text: str) -> list[str]:

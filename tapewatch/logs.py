@@ -48,6 +48,9 @@ class RedactFilter(logging.Filter):
         return True
 
 
+_CREWAI_LOGGERS = frozenset({"crewai", "crewai_core", "crewai_cli", "crewai_tools"})
+
+
 class _CrewAIRecords(logging.Filter):
     """Drop what crewAI logs (its own loggers, and the root logger from crewAI's code) unless debugging.
 
@@ -56,7 +59,7 @@ class _CrewAIRecords(logging.Filter):
     """
 
     def filter(self, record: logging.LogRecord) -> bool:
-        if record.name == "crewai" or record.name.startswith("crewai."):
+        if record.name.partition(".")[0] in _CREWAI_LOGGERS:
             return False
         return record.name != "root" or "/crewai/" not in record.pathname.replace("\\", "/")
 

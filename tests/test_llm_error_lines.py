@@ -4,6 +4,7 @@ calling tools, no ``AttributeError … 'choices'`` for an event-stream body. Rea
 
 from __future__ import annotations
 
+import logging
 import os
 import re
 import shutil
@@ -19,6 +20,7 @@ from sources.errors import LLMError
 from tests.crew_support import crew_settings, llm_server_fixture, run_brief, sample_memory_fixture  # noqa: F401
 from tests.fakes import crew_replies
 from tests.fakes.llm_server import LLMServer, Reply
+from tests.test_secret_redaction import restore_logging  # noqa: F401  (fixture)
 
 
 def unauthorised(server: LLMServer) -> None:
@@ -40,6 +42,20 @@ CASES: dict[str, tuple[Callable[[LLMServer], None], str]] = {
     "sse": (event_stream, r"answered with something that is not a chat completion \(such as a text/event-stream "
                           r"body .*OpenAI-compatible /v1 endpoint"),
 }
+
+
+@pytest.mark.usefixtures("restore_logging")
+@pytest.mark.parametrize("level", ["WARNING", "DEBUG"])
+def test_crewai_log_records_show_only_when_debugging(level: str, capsys: pytest.CaptureFixture[str]) -> None:
+    from tapewatch import logs
+
+    logs.configure(level)
+    for name in ("crewai.flow.runtime", "crewai_core.settings"):
+        logging.getLogger(name).error("Error executing listener call_llm_native_tools: Error code: 401")
+    logging.getLogger("tapewatch.briefs").error("a line of our own")
+    err = capsys.readouterr().err
+    assert "a line of our own" in err
+    assert err.count("Error executing listener") == (2 if level == "DEBUG" else 0)
 
 
 def test_the_event_stream_mode_answers_a_plain_request_with_chunks(llm_server: LLMServer) -> None:

@@ -32,9 +32,11 @@ def card_html(draft: Draft) -> str:
     if report.checked_at is None:
         head.append("Grounding: not checked")
     elif report.ok:
-        head.append("✅ Grounding: every claim traced to stored sources")
+        head.append("✅ Grounding: every claim traced to stored sources"
+                    + (f" ({html.escape(report.summary)})" if report.claims else ""))
     else:
-        head.append(f"⚠️ Grounding: {len(report.problems)} problem(s)")
+        head.append(f"⚠️ Grounding: {html.escape(report.summary)}" if report.claims
+                    else f"⚠️ Grounding: {len(report.problems)} problem(s)")
         head += [f"• {html.escape(p.message[:300])}" for p in report.problems[:5]]  # clip, then escape
         if draft.status == "flagged":
             head.append(f"Approve anyway only with <code>/override {draft.id[:12]} your reason</code>")
