@@ -20,6 +20,8 @@ from apscheduler.executors.asyncio import AsyncIOExecutor
 from apscheduler.jobstores.sqlalchemy import SQLAlchemyJobStore
 from apscheduler.schedulers.asyncio import AsyncIOScheduler
 
+from tapewatch.settings import format_duration
+
 log = logging.getLogger(__name__)
 
 JOBSTORE_TABLE = "apscheduler_jobs"
@@ -57,8 +59,8 @@ class GuardedScheduler(AsyncIOScheduler):
         except Exception as exc:  # e.g. "database or disk is full" while storing a job's next run time
             self.store_errors += 1
             reason = f"{type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''}"[:300]
-            log.warning("the scheduler could not update its job store (%s); looking again in %.0fs",
-                        reason, self.retry_s)
+            log.warning("the scheduler could not update its job store (%s); looking again in %s",
+                        reason, format_duration(self.retry_s))
             if not self._failing:
                 self._failing = True
                 self._report(reason)
