@@ -142,6 +142,8 @@ class BotRunner:
     async def stop(self) -> None:
         """Service stop hook: stop connecting, or stop the running bot."""
         await self.daemon.supervisor.cancel(self.NAME)
+        if self._notices:  # the last notices (e.g. why the daemon stops) go out before the bot does
+            await asyncio.wait(set(self._notices), timeout=5)
         if self.up:
             self.up = False
             await self.bot.stop()
