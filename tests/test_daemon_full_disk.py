@@ -14,16 +14,15 @@ import os
 import resource
 import signal
 import sqlite3
-import subprocess
 import sys
-import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
 
+from tests.daemon_child import Running
 from tests.fakes.coingecko import FakeCoinGecko, serving_coingecko
 
 pytestmark = [pytest.mark.slow,
@@ -37,37 +36,7 @@ def cg() -> Iterator[FakeCoinGecko]:
         yield server
 
 
-class Daemon:
-    """A `tapewatch run` subprocess whose output is read as it comes (a full pipe would block its logging)."""
-
-    def __init__(self, args: list[str], env: dict[str, str]) -> None:
-        self.proc = subprocess.Popen(args, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env=env)
-        self.lines: list[str] = []
-        self._reader = threading.Thread(target=self._read, daemon=True)
-        self._reader.start()
-
-    def _read(self) -> None:
-        assert self.proc.stdout is not None
-        for line in self.proc.stdout:
-            self.lines.append(line)
-
-    @property
-    def output(self) -> str:
-        return "".join(self.lines)
-
-    def wait(self, timeout: float) -> str:
-        """Wait for the exit (killing it after ``timeout``) and return everything it printed."""
-        try:
-            self.proc.wait(timeout=timeout)
-        finally:
-            if self.proc.poll() is None:
-                self.proc.kill()
-                self.proc.wait()
-            self._reader.join(timeout=10)
-        return self.output
-
-
-def start_daemon(tmp_path: Path, cg: FakeCoinGecko, lease: str) -> tuple[Daemon, Path]:
+def start_daemon(tmp_path: Path, cg: FakeCoinGecko, lease: str) -> tuple[Running, Path]:
     data = tmp_path / "data"
     config = tmp_path / "t.toml"
     config.write_text(
@@ -76,18 +45,7 @@ def start_daemon(tmp_path: Path, cg: FakeCoinGecko, lease: str) -> tuple[Daemon,
         'retention_interval = "1h"\n')
     env = {k: v for k, v in os.environ.items() if not k.startswith("TAPEWATCH_")}
     env.update(COLUMNS="200")
-    return Daemon([sys.executable, "-m", "tapewatch", "--config", str(config), "run"], env), data / "state.db"
-
-
-def wait_for(check: Callable[[], bool], daemon: Daemon, timeout: float, what: str) -> None:
-    deadline = time.monotonic() + timeout
-    while not check():
-        if daemon.proc.poll() is not None:
-            raise AssertionError(f"the daemon exited ({daemon.proc.returncode}) waiting for {what}:\n"
-                                 f"{daemon.wait(10)}")
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out waiting for {what}:\n{daemon.wait(0)}")
-        time.sleep(0.05)
+    return Running([sys.executable, "-m", "tapewatch", "--config", str(config), "run"], env), data / "state.db"
 
 
 def prices_asked(cg: FakeCoinGecko) -> int:
@@ -119,7 +77,7 @@ def test_a_short_full_disk_episode_leaves_the_scheduler_and_the_lease_running(
         tmp_path: Path, cg: FakeCoinGecko) -> None:
     daemon, db = start_daemon(tmp_path, cg, lease="10s")
     try:
-        wait_for(lambda: prices_asked(cg) >= 3, daemon, 120, "the first price runs")
+        daemon.wait_for(lambda: prices_asked(cg) >= 3, 120, "the first price runs")
         owner = lease_row(db)[0]  # type: ignore[index]
         disk = FullDisk(daemon.proc.pid)
         disk.begin()
@@ -127,9 +85,9 @@ def test_a_short_full_disk_episode_leaves_the_scheduler_and_the_lease_running(
         during = prices_asked(cg)
         disk.end()
         # The scheduler wakes up again and runs jobs; the lease is renewed by the same daemon.
-        wait_for(lambda: prices_asked(cg) >= during + 5, daemon, 30, "price runs after the disk has space again")
-        wait_for(lambda: (lease_row(db) or ("", datetime.min.replace(tzinfo=UTC)))[1] > datetime.now(UTC),
-                 daemon, 10, "a renewed lease")
+        daemon.wait_for(lambda: prices_asked(cg) >= during + 5, 30, "price runs after the disk has space again")
+        daemon.wait_for(lambda: (lease_row(db) or ("", datetime.min.replace(tzinfo=UTC)))[1] > datetime.now(UTC),
+                        10, "a renewed lease")
         assert lease_row(db)[0] == owner  # type: ignore[index]
         daemon.proc.send_signal(signal.SIGTERM)
     finally:
@@ -144,9 +102,9 @@ def test_a_short_full_disk_episode_leaves_the_scheduler_and_the_lease_running(
 
 
 def test_a_full_disk_outlasting_the_lease_stops_the_daemon_with_an_error(tmp_path: Path, cg: FakeCoinGecko) -> None:
-    daemon, db = start_daemon(tmp_path, cg, lease="3s")
+    daemon, _db = start_daemon(tmp_path, cg, lease="3s")
     try:
-        wait_for(lambda: prices_asked(cg) >= 3, daemon, 120, "the first price runs")
+        daemon.wait_for(lambda: prices_asked(cg) >= 3, 120, "the first price runs")
         disk = FullDisk(daemon.proc.pid)
         disk.begin()
         began = time.monotonic()

@@ -76,7 +76,8 @@ def test_a_rejected_token_is_one_line_and_everything_else_keeps_running(
         task = asyncio.create_task(daemon.serve(handle_signals=False))
         try:
             # Telegram refuses us, yet prices are ingested and the draft's X thread is posted.
-            await until(lambda: len(x.posts_by(ME_ID)) == 2 and daemon.fired["prices"] >= 2 and "publish" in daemon.last)
+            await until(lambda: len(x.posts_by(ME_ID)) == 2 and daemon.fired["prices"] >= 2
+                        and "publish" in daemon.last)
             await until(lambda: len(tg.calls("getMe")) >= 3)  # and the bot keeps trying, with backoff
             assert not task.done()
             assert not tg.calls("getUpdates")
@@ -129,7 +130,8 @@ def test_an_unreachable_bot_api_does_not_stop_the_daemon(
     async def main() -> None:
         task = asyncio.create_task(daemon.serve(handle_signals=False))
         try:
-            await until(lambda: len(x.posts_by(ME_ID)) == 2 and daemon.fired["prices"] >= 2 and "publish" in daemon.last)
+            await until(lambda: len(x.posts_by(ME_ID)) == 2 and daemon.fired["prices"] >= 2
+                        and "publish" in daemon.last)
             await until(lambda: bot_lines(caplog))
             assert not task.done() and daemon.supervisor.running("Telegram bot")  # still trying
         finally:

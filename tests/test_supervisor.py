@@ -4,6 +4,7 @@ with backoff; a task that cannot recover stops the daemon with an error (a non-z
 from __future__ import annotations
 
 import asyncio
+import itertools
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -66,7 +67,7 @@ def test_a_task_that_keeps_failing_stops_the_daemon_with_an_error(
                                              r"\(RuntimeError: the watched thing is gone\)"):
         asyncio.run(main())
     assert len(calls) == 1 + 3  # the first run and max_restarts restarts
-    gaps = [b - a for a, b in zip(calls, calls[1:], strict=False)]
+    gaps = [b - a for a, b in itertools.pairwise(calls)]
     assert gaps[0] >= 0.04 and gaps[1] >= 0.09 and gaps[2] >= 0.19  # backoff doubles up to its maximum
     notices = [m.text for m in tg.sent_to(REVIEW_CHAT)]
     assert "⚠️ tapewatch: watcher failed (RuntimeError: the watched thing is gone); restarting it" in notices
