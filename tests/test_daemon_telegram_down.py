@@ -165,3 +165,34 @@ def test_tapewatch_run_with_a_rejected_token_says_so_once_and_keeps_ingesting(tm
     assert output.count("Telegram rejected the bot token (401 Unauthorized)") == 1, output
     assert output.count("prices: 1 source(s)") >= 3  # ingest ran all along
     assert len(tg.calls("getMe")) >= 3  # the bot kept retrying in the background
+
+
+def test_a_token_revoked_while_running_is_noticed_and_the_bot_reconnects(
+        fakes: tuple[FakeXAPI, FakeTelegramAPI, FakeCoinGecko], tmp_path: Path, hash_embedder: Any,
+        caplog: pytest.LogCaptureFixture) -> None:
+    x, tg, cg = fakes
+    tg.token = TOKEN  # accepted at first
+    runtime = make_runtime(automation_settings(tmp_path, x, tg, cg, daemon=FAST_RETRY), tmp_path, hash_embedder)
+    daemon = Daemon(runtime)
+    attach(daemon, runtime)
+    caplog.set_level(logging.WARNING)
+
+    async def main() -> None:
+        task = asyncio.create_task(daemon.serve(handle_signals=False))
+        try:
+            await until(lambda: tg.calls("getUpdates"))
+            tg.token = "654321:the-new-token"  # revoked in BotFather: PTB's polling gives up on a 401
+            await until(lambda: any(r.getMessage().startswith("Telegram bot stopped: Telegram rejected the bot "
+                                                              "token (401 Unauthorized)") for r in caplog.records))
+            tg.token = TOKEN  # (the operator puts the right token back)
+            polls = len(tg.calls("getUpdates"))
+            await until(lambda: len(tg.calls("getUpdates")) > polls + 1)
+            tg.user_message(ALICE, "/help")
+            await until(lambda: tg.sent_to(ALICE))
+            assert not task.done()
+        finally:
+            daemon.stop()
+            await asyncio.wait_for(task, timeout=15)
+
+    asyncio.run(main())
+    runtime.close()

@@ -13,7 +13,7 @@ import functools
 import html
 import logging
 from datetime import UTC, datetime
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from tapewatch.automation import Automation, publish_channels_or_none
 from tapewatch.bot.limits import BriefQueue, RateLimiter, RefusalGate
@@ -144,11 +144,8 @@ class BotRunner:
         await self.daemon.supervisor.cancel(self.NAME)
         if self._notices:  # the last notices (e.g. why the daemon stops) go out before the bot does
             await asyncio.wait(set(self._notices), timeout=5)
-        if self.up:
-            self.up = False
-            await self.bot.stop()
-        else:
-            await self._reset()
+        up, self.up = self.up, False
+        await self._reset(drain_s=10.0 if up else 0.0)  # running briefs get their time to finish
 
     def notify(self, chat_id: int | str, text: str) -> None:
         """Send a notice to ``chat_id`` if the bot is up (any thread); never raises, never waits."""
@@ -204,11 +201,57 @@ class BotRunner:
                     self.notify(self.bot.review_chat_id, f"✅ tapewatch: the Telegram bot is connected again "
                                                          f"(it could not start: {self.last_error})")
             self.failures = 0
-            return
+            await self._watch(backoff.most)
+            # The token was revoked while running: PTB's polling has given up, so start over.
+            self.up = False
+            await self._reset()
 
-    async def _reset(self) -> None:
-        """Undo a half-done start so the next attempt begins clean (and no HTTP client is left open)."""
+    async def _watch(self, every: float) -> None:
+        """Return once the Bot API rejects the token of the running bot (checked with getMe every ``every``)."""
+        from telegram import error as tg
+
+        while True:
+            await asyncio.sleep(every)
+            try:
+                await self.bot.app.bot.get_me()
+            except tg.InvalidToken as exc:
+                self.last_error = self.describe(exc)
+                log.warning("Telegram bot stopped: %s; reconnecting (ingest and publishing go on)", self.last_error)
+                return
+            except Exception:  # a network blip: polling has its own retries, and the next check comes
+                log.debug("Telegram health check failed", exc_info=True)
+
+    async def _reset(self, drain_s: float = 0.0) -> None:
+        """Undo a start, whole or half done, so the next one begins clean and no HTTP client stays open.
+
+        Step by step, each on its own: after a 401 ended polling, ``Updater.stop`` re-raises it, and a stop
+        that gave up there would leave the application running (and every later start refused).
+        """
+        app = self.bot.app
         with contextlib.suppress(Exception):
-            await self.bot.stop(drain_s=0)
+            await self.bot.stop(drain_s=drain_s)
+        if app.updater is not None and app.updater.running:
+            with contextlib.suppress(Exception):
+                await app.updater.stop()
+        if app.updater is not None:
+            _clear_aborted_polling(app.updater)
+        if app.running:
+            with contextlib.suppress(Exception):
+                await app.stop()
         with contextlib.suppress(Exception):
-            await self.bot.app.bot.shutdown()
+            await app.shutdown()
+        with contextlib.suppress(Exception):
+            await app.bot.shutdown()  # after a failed initialize the application does not know it has a client
+
+
+def _clear_aborted_polling(updater: Any) -> None:
+    """Let an Updater whose polling ended on a 401 poll again (python-telegram-bot 22).
+
+    ``Updater.stop`` re-raises the error that ended polling before it resets its stop event and task, so
+    the next ``start_polling`` would stop at once: the bot would look started and never read an update.
+    """
+    task = getattr(updater, "_Updater__polling_task", None)
+    event = getattr(updater, "_Updater__polling_task_stop_event", None)
+    if isinstance(task, asyncio.Task) and task.done() and isinstance(event, asyncio.Event):
+        setattr(updater, "_Updater__polling_task", None)  # noqa: B010 - a name-mangled attribute
+        event.clear()
