@@ -13,7 +13,7 @@ import pytest
 
 from sources.errors import TapewatchError
 from tapewatch.bot.service import attach
-from tapewatch.daemon import Daemon
+from tapewatch.daemon import Daemon, run_job
 from tests.fakes.coingecko import FakeCoinGecko, serving_coingecko
 from tests.fakes.telegram_api import FakeTelegramAPI, serving_telegram
 from tests.fakes.x_api import FakeXAPI, serving_x
@@ -108,3 +108,41 @@ def test_a_task_that_recovers_keeps_the_daemon_running(
     asyncio.run(main())
     assert len(calls) == 4 and daemon.supervisor.restarts["flaky"] == 3
     daemon.runtime.close()
+
+
+def test_a_daemon_whose_lease_is_taken_over_stops_at_once_with_an_error(
+        fakes: tuple[FakeXAPI, FakeTelegramAPI, FakeCoinGecko], tmp_path: Path, hash_embedder: Any) -> None:
+    from sqlalchemy import update
+
+    from memory import schema
+
+    x, tg, cg = fakes
+    runtime = make_runtime(automation_settings(tmp_path, x, tg, cg, daemon={**RETRY, "lease": "0.6s",
+                                                                             "shutdown_grace": "20s"}),
+                           tmp_path, hash_embedder)
+    daemon = Daemon(runtime)
+    started = asyncio.Event()
+
+    async def slow() -> str:
+        started.set()
+        await asyncio.sleep(60)
+        return "done"
+
+    daemon.add_work("slow", coroutine=slow)
+
+    async def main() -> float:
+        task = asyncio.create_task(daemon.serve(handle_signals=False))
+        await until(lambda: daemon.scheduler.running)
+        daemon.scheduler.add_job(run_job, args=["slow"], id="slow", jobstore="default")
+        await asyncio.wait_for(started.wait(), timeout=20)
+        with runtime.state.engine.begin() as conn:  # another daemon took the lease over (ours had lapsed)
+            conn.execute(update(schema.publish_lease).where(schema.publish_lease.c.name == "daemon")
+                         .values(owner="elsewhere:1:t:b:1"))
+        began = asyncio.get_running_loop().time()
+        with pytest.raises(TapewatchError, match="the daemon lease was taken over by another process"):
+            await asyncio.wait_for(task, timeout=30)
+        return asyncio.get_running_loop().time() - began
+
+    stopped_in = asyncio.run(main())
+    assert stopped_in < 10  # not the 20 s shutdown grace: with the lease gone, running jobs are not waited for
+    runtime.close()

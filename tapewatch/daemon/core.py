@@ -79,6 +79,7 @@ class Daemon:
         # Tells people (the review chat) about failures; set by the bot service while the bot is up.
         self.notifier: Callable[[str], None] | None = None
         self.failure: str | None = None  # why the daemon stopped itself; serve() then raises
+        self._grace_cap = float("inf")  # how long a stop may wait for running jobs (less once the lease is lost)
         d = runtime.settings.daemon
         self._store_retry = d.store_retry.total_seconds()
         self.scheduler = GuardedScheduler(
@@ -150,7 +151,7 @@ class Daemon:
         self._claim()
         _current = self
         self._loop = asyncio.get_running_loop()
-        keeper = LeaseKeeper(self._lease, lost=self.fail, notify=self.notify)
+        keeper = LeaseKeeper(self._lease, lost=self._lease_lost, notify=self.notify)
         self.supervisor.start("lease renewer", keeper.run)
         retries = await asyncio.to_thread(self.runs.recover, set(self._slot_work), datetime.now(UTC),
                                           self.runtime.settings.daemon.misfire_grace)
@@ -213,6 +214,11 @@ class Daemon:
                 self.scheduler.pause()
         self.stop()
 
+    def _lease_lost(self, reason: str, left_s: float) -> None:
+        # Past the lease's expiry another daemon may start: running jobs get only what is left of it.
+        self._grace_cap = left_s
+        self.fail(reason)
+
     def notify(self, text: str) -> None:
         """Tell people about a failure (the review chat, when the bot is up); never raises."""
         if self.notifier is None:
@@ -230,7 +236,7 @@ class Daemon:
             self.scheduler.pause()  # no new runs
         if self._inflight:
             # Running jobs finish first: some use a service (a publish run updates review cards in Telegram).
-            grace = self.runtime.settings.daemon.shutdown_grace.total_seconds()
+            grace = min(self.runtime.settings.daemon.shutdown_grace.total_seconds(), self._grace_cap)
             log.info("waiting up to %.0fs for %d running job(s)", grace, len(self._inflight))
             _done, pending = await asyncio.wait(set(self._inflight), timeout=grace)
             if pending:

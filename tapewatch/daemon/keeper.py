@@ -21,9 +21,9 @@ log = logging.getLogger(__name__)
 
 
 class LeaseKeeper:
-    """Renews ``lease`` until cancelled; calls ``lost(reason)`` and returns when it can no longer hold it."""
+    """Renews ``lease`` until cancelled; calls ``lost(reason, seconds left)`` and returns when it can't hold it."""
 
-    def __init__(self, lease: Lease, *, lost: Callable[[str], None], notify: Callable[[str], None]) -> None:
+    def __init__(self, lease: Lease, *, lost: Callable[[str, float], None], notify: Callable[[str], None]) -> None:
         self.lease = lease
         self.lost = lost
         self.notify = notify
@@ -54,7 +54,7 @@ class LeaseKeeper:
                 reason = "the database did not answer in time" if isinstance(exc, TimeoutError) else one_line(exc)
                 if time.monotonic() >= self.held_until - self.margin:
                     self.lost(f"the daemon lease could not be renewed before it lapses ({reason}); stopping "
-                              "rather than run without it")
+                              "rather than run without it", max(0.0, self.held_until - time.monotonic()))
                     return
                 log.warning("could not renew the daemon lease (%s); retrying in %.1fs, %.0fs before it lapses",
                             reason, self.retry, self.held_until - time.monotonic())
@@ -62,7 +62,7 @@ class LeaseKeeper:
                     self.notify(f"⚠️ tapewatch: could not renew the daemon lease ({reason}); retrying")
                 continue
             if not ours:
-                self.lost("the daemon lease was taken over by another process; stopping")
+                self.lost("the daemon lease was taken over by another process; stopping", 0.0)
                 return
             self.held_until = attempt + self.lease.ttl.total_seconds()
             if self.failures:
