@@ -66,11 +66,13 @@ def batches() -> list[tuple[str, list[str], list[str]]]:
         elif line.startswith("  - "):
             planted, legit = found.setdefault(batch, ([], []))
             (planted if section == "inject" else legit).append(yaml.safe_load(line[4:]))
-    return [(name, p, c) for name, (p, c) in found.items()]
+    order = ("first", "second", "third", "fourth", "fifth", "sixth", "seventh", "eighth", "ninth", "tenth")
+    rank = {f"{word} batch": n for n, word in enumerate(order)}
+    return sorted(((name, p, c) for name, (p, c) in found.items()), key=lambda b: rank.get(b[0], len(order)))
 
 
 def _rate(hits: int, total: int) -> str:
-    return f"{hits}/{total} ({hits / total:.0%})" if total else "-"
+    return f"{hits}/{total} ({hits / total:.1%})" if total else "-"
 
 
 def main() -> None:

@@ -70,6 +70,7 @@ MIGRATIONS: tuple[Migration, ...] = (
               _create("audit_log", "outbox", "draft_schedule", "publish_lease")),
     Migration(8, "run-time switches and review cards", _create("switches", "review_cards")),
     Migration(9, "items that read as instructions to an AI", _add_columns("items", "suspect")),
+    Migration(20, "runs of once-per-slot jobs (scheduled briefs)", _create("job_runs")),
     Migration(30, "review cards Telegram refused", _create("review_card_failures")),
     Migration(40, "degraded sources and skipped entries",
               _steps(_add_columns("sources", "degraded", "skipped"), _add_columns("fetch_log", "skipped", "degraded"))),

@@ -331,3 +331,22 @@ review_card_failures = Table(
     Column("last_error", Text, nullable=False),
     Column("last_at", UTCDateTime(), nullable=False),
 )
+
+# Issue 17 (daemon hardening): each run of a once-per-slot job (a scheduled brief) for its scheduled slot,
+# recorded before the work starts and finished with it, so a restart retries a run that was killed mid-way
+# (once) and never runs a slot twice.
+job_runs = Table(
+    "job_runs",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("kind", String(100), nullable=False),
+    Column("slot", UTCDateTime(), nullable=False),
+    Column("status", String(20), nullable=False),  # running | done | failed | lost
+    Column("attempts", Integer, nullable=False),
+    Column("owner", String(200), nullable=False),  # the daemon lease owner running it
+    Column("started_at", UTCDateTime(), nullable=False),
+    Column("finished_at", UTCDateTime()),
+    Column("summary", Text, nullable=False, default=""),
+    Column("draft_id", String(32)),
+    UniqueConstraint("kind", "slot", name="uq_job_runs_kind_slot"),
+)

@@ -10,6 +10,7 @@ channel's posts, the part goes to ``needs_check`` for a person (``tapewatch publ
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import random
 from collections.abc import Awaitable, Callable, Mapping
@@ -57,6 +58,7 @@ class RunReport:
     needs_check: int = 0
     stopped: str | None = None
     errors: list[tuple[str, str]] = field(default_factory=list)  # (draft id, what went wrong): set aside, run went on
+    unavailable: dict[str, str] = field(default_factory=dict)  # channel → why it could not be opened this run
 
 
 @dataclass(frozen=True)
@@ -81,6 +83,7 @@ class Delivery:
         self.policy = policy
         self.limits = limits
         self.lease = lease
+        self._down: dict[str, str] = {}  # channels that could not be opened this run
         self.sleep = sleep
         self.clock = clock
         self.guard = DuplicateGuard(outbox, policy.duplicate_window, policy.duplicate_threshold)
@@ -97,10 +100,19 @@ class Delivery:
             raise PublishError(f"another publish run is active ({holder[0] if holder else '?'}{until}); "
                                "try again later")
         opened: list[Channel] = []
+        self._down = report.unavailable
         try:
             if not dry_run:
                 for name in self.policy.channels:
-                    await self.channels[name].open()
+                    try:
+                        await self.channels[name].open()
+                    except PublishError as exc:
+                        # One channel down (Telegram rejects the token, X is unreachable) must not stop the
+                        # others: its parts wait for a later run, the drafts stay approved until then.
+                        report.unavailable[name] = str(exc)
+                        with contextlib.suppress(Exception):
+                            await self.channels[name].close()
+                        continue
                     opened.append(self.channels[name])
                 report.expired = self.queue.expire_stale(self.policy.expire_after)
                 await self._reconcile_all(report)
@@ -212,6 +224,9 @@ class Delivery:
             report.failed.append(draft.id)
             return
         for name in targets:
+            if name in self._down and not dry_run:
+                outcomes[name] = "waiting"  # the channel could not be opened: its parts go out on a later run
+                continue
             texts = [t for t in (draft.x_thread if name == "x" else (draft.telegram_html,)) if t.strip()]
             if not texts:
                 outcomes[name] = "failed"  # nothing to post on this channel; the draft cannot be delivered whole
@@ -336,7 +351,7 @@ class Delivery:
     async def _reconcile_all(self, report: RunReport) -> None:
         for row in self.outbox.in_states(INTENT, UNKNOWN):
             channel = self.channels.get(row.channel)
-            if channel is not None:
+            if channel is not None and row.channel not in self._down:
                 await self._reconcile(channel, row, report)
 
     async def _reconcile(self, channel: Channel, row: OutboxRow, report: RunReport) -> str:

@@ -22,8 +22,14 @@ class TelegramPublisher:
 
     async def open(self) -> None:
         """Start the HTTP client and check the token (getMe)."""
+        from telegram import error as tg
+
         try:
             await self.bot.initialize()
+        except tg.InvalidToken:
+            # PTB's message quotes the token: say what happened without it (and without chaining it in).
+            raise Rejected("Telegram rejected the bot token (401 Unauthorized); check "
+                           "TAPEWATCH_TELEGRAM_BOT_TOKEN") from None
         except Exception as exc:
             raise classify(exc) from exc
 

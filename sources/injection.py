@@ -40,7 +40,7 @@ _CONFUSABLES = str.maketrans({
 })
 _LEET = {"0": "o", "1": "i", "3": "e", "4": "a", "5": "s", "7": "t", "9": "g", "@": "a", "$": "s"}
 _LEET_TOKEN = re.compile(r"\S*[a-z]\S*")
-_LEET_CHAR = re.compile(r"(?<=[a-z0-9])[013457@$9]|[013457@$9](?=[a-z])")
+_LEET_CHAR = re.compile(r"(?<=[a-z0-9])[013457@$9]|[0134579](?=[a-z])")  # "$zen", "@grok": a cashtag, a handle
 # Letters spelled apart: "i g n o r e", "i.g.n.o.r.e", "i-g-n-o-r-e".
 _SPACED = re.compile(r"(?<![a-z])(?:[a-z][ .\-_*·•~+|/]{1,2}){3,}[a-z](?![a-z])")
 _JOINERS = re.compile(r"(?<=[a-z])(?:[_*·•~+]+|-)(?=[a-z])")

@@ -21,7 +21,8 @@ import re
 _AI = (r"(?:ai|a\.i\.|llms?|gpts?|chatgpt|claude|gemini|language models?|large language models?|chat ?bots?|"
        r"bots?|agents?|assistants?|models?|crawlers?|scrapers?|summari[sz]ers?|copilots?|ai (?:agents?|models?|"
        r"assistants?|systems?|writers?|tools?|analysts?|researchers?)|autonomous agents?|trading bots?|"
-       r"news bots?|robots?|machines?|tapewatch|writers?|summary writers?|automated (?:agents?|systems?|tools?))")
+       r"news bots?|robots?|machines?|tapewatch|writers?|summary writers?|automated (?:agents?|systems?|tools?)|"
+       r"(?:automated |ai |news )?digests?|(?:automated |ai |news )?aggregators?|newsbots?)")
 # "AI agent tokens", "AI agent builders": the AI narrative in crypto, not a model being addressed.
 _NOT_AI_TOPIC = (r"(?!(?:\s+(?:agents?|models?|assistants?|bots?|agent[- ]?based))?\s*(?:(?:operator|owner|"
      r"maker|user|"
@@ -29,6 +30,10 @@ _NOT_AI_TOPIC = (r"(?!(?:\s+(?:agents?|models?|assistants?|bots?|agent[- ]?based
                  r"platform|launchpad|framework|play|startup|compan(?:y|ie)|firm|summit|conference|fund|etf|"
                  r"researcher|engineer|lab|enthusiast|fan|skeptic|creator|professional)s?|sector|index|indices|"
                  r"market|season|space|economy|hype|mania|regulation|week|category|meta)\b)")
+# What an order to an AI reader is about: a cashtag, this post or account, "it".
+_OBJECT = (r"(?:\$[a-z]\w*|(?:this|these|my|our) (?:post|tweet|item|account|token|coin|project|source|thread|message|"
+           r"text|link|url|phrase|referral)s?\b|(?:the|this) (?:phrase|sentence|line|words?|link|url|cashtag|referral|"
+           r"hashtag)\b|it\b|them\b|the following)")
 _IGNORE = (r"(?:ignore|disregard|forget|override|overrule|overwrite|replace|supersede|rewrite|bypass|skip|discard|"
            r"abandon|drop|dismiss|neglect|"
            r"nullify|cancel|erase|delete|wipe|clear|reset|set aside|throw out|throw away|stop following|"
@@ -91,7 +96,8 @@ LATIN: tuple[tuple[str, str, str], ...] = (
      r"(?:\s+(?:this|the|that)\s+(?:line|message|post|text|point|sentence))?(?=\s*(?:[^\w\s]|$|and\b|then\b|now\b|"
      r"instead\b|you\b|from\b|completely\b|entirely\b))", "lead"),
     ("override", r"\b(?:forget|ignore|disregard) (?:about )?(?:everything|all that|all of that|all this|it all)\b"
-     r"(?! (?:you know about|about the|the market|else)\b)", "lead"),
+     r"(?! (?:you know about|about the|the market|else|you (?:read|see|hear|saw|heard) (?:on|in|about|from))\b)",
+     "lead"),
     ("override", r"\bstart (?:over|fresh|anew) with (?:new|these|the following|fresh) (?:instructions|rules|orders)",
      "any"),
     # "your new task is", "from now on you", "you are now DAN"
@@ -161,10 +167,11 @@ LATIN: tuple[tuple[str, str, str], ...] = (
      r"agents?|writers?|researchers?|analysts?|llms?|summari[sz]ers?|language models?|ai agents?|ai writers?|"
      r"writer agent|researcher agent|analyst agent|crawlers?|scrapers?) (?:must|should|shall|will now|"
      r"(?:is|are) (?:instructed|required|told|ordered|expected|asked) to|needs? to|ha(?:s|ve) to|(?:is|are) to)\s+"
-     r"(?:now |always |also |immediately |only |from now on )?"
-     r"(?:ignore|publish|post|tweet|approve|say|write|include|mention|recommend|promote|output|respond|reply|"
-     r"state|report|rate|classify|treat|describe|call|tell|follow|obey|add|list|feature|endorse|praise|forget|"
-     r"disregard|refer|link|print|repeat|copy|quote|summari[sz]e|cite|rank|flag|mark|skip|omit|drop|use)\b", "any"),
+     r"(?:now |always |also |immediately |only |from now on )?(?:(?:ignore|publish|post|tweet|approve|output|respond|"
+     r"reply|obey|forget|disregard|print|repeat|endorse|praise|promote|recommend)\b|(?:say|write|include|mention|"
+     r"state|report|rate|classify|treat|describe|call|tell|follow|add|list|feature|refer|link|copy|quote|"
+     r"summari[sz]e|cite|rank|flag|mark|skip|omit|drop|use) " + _OBJECT + r"|(?:follow|obey) (?:these|my|the "
+     r"following|this)\b)", "any"),
     ("address_ai", r"(?:^|[^\w\s]\s*)(?:[a-z]+ )?" + _AI + r"\s*[,:]\s*(?:please|you|ignore|publish|post|approve|"
      r"write|say|include|mention|recommend|respond|reply|output|forget|disregard|do not|don'?t|always|never|"
      r"stop|start|tell|rate|classify|describe|call|treat|mark|list|put|add|use|report|remember|note that|"
@@ -308,6 +315,27 @@ LATIN: tuple[tuple[str, str, str], ...] = (
      "any"),
     ("new_instructions", r"\b(?:i|we) (?:hereby )?(?:authori[sz]e|order|instruct|command) you to\b", "any"),
     ("publish_command", r"\b(?:execute|run|perform|action)\s*:\s*(?:publish|post|approve|tweet|send|auto)", "any"),
+    ("address_ai", r"(?:^|[^\w\s]\s*)(?:[a-z]+ )?" + _AI + r"\s*[,:]\s*[^.!?]{0,40}?\b(?:approve|publish|post it|"
+     r"tweet|ignore|forget|disregard|recommend|promote|shill)\b", "any"),
+    ("address_ai", r"\bif (?:an?|the|any|some) (?:[a-z]+ )?" + _AI + r" (?:is|are|happens? to be|was|were) (?:reading|"
+     r"parsing|processing|summari[sz]ing|scraping|seeing|ingesting|analy[sz]ing|crawling|indexing) (?:this|these|"
+     r"the following|my (?:post|tweet|thread|article))\b", "any"),
+    ("address_ai", r"\b(?:[a-z]+ )?" + _AI + r" (?:must|should|shall|needs? to|ha(?:s|ve) to) (?:now |always |also )?"
+     r"(?:describe|call|present|list|rank|recommend|promote|feature|mention|include|rate|treat|label|report|add|"
+     r"highlight|praise|endorse|say) " + _OBJECT, "any"),
+    ("override", _IGNORE + r"\s+(?:the |all |any |all the )?(?:data|text|content|context|information|posts?|articles?|"
+     r"sources?|items?|facts|messages?|blocks?|signals) (?:above|below|before this|earlier|previously|so far|you were "
+     r"(?:given|shown))\b(?=\s*(?:[^\w\s$]|$|and\b|then\b|instead\b))", "lead"),
+    ("override", r"\b(?:instructions|directives|prompts?|system prompts?) (?:that )?(?:was |were |have been |has been "
+     r"|you were )?(?:given|provided|sent|issued) (?:to you|you)\b", "any"),
+    ("override", r"\b(?:overrides?|supersedes?|replaces?|cancels?|voids?) (?:all |any )?"
+     r"(?:earlier|previous|prior|other) "
+     r"(?:guidance|instructions|rules|directives|guidelines|prompts|orders) (?:that )?(?:was |were |have been )?"
+     r"(?:given|provided|sent) (?:to )?you\b", "any"),
+    ("override", r"\b(?:all |your |the )?(?:previous|prior|earlier|original|initial) (?:instructions|directives|"
+     r"prompts|system prompts?) (?:are|have been|were|is|has been) (?:now )?(?:cancell?ed|revoked|void|null|overridden|"
+     r"suspended|lifted|deleted|obsolete|no longer valid|replaced|superseded|invalid)\b"
+     r"(?! (?:after|following|since|under|for|by|from) )", "any"),
     # jailbreak switches
     ("jailbreak", r"\b(?:developer|dev|debug|god|jailbreak|jailbroken|dan|unrestricted|unfiltered|sudo|admin|"
      r"root|maintainer|evil|chaos|opposite|anything) mode (?:is )?(?:now )?(?:enabled|activated|on|engaged|"

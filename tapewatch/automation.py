@@ -3,25 +3,35 @@
 Every job here is a kind registered with the daemon (``Daemon.add_work``) and fired by its one scheduler
 through ``tapewatch.daemon.run_job`` (picklable, so the job store keeps them across restarts). A run-time
 switch pauses the automatic part (scheduled briefs and publish runs); on-demand ``/brief`` keeps working.
+
+Scheduled briefs run once per slot: a slot that came due while the daemon was down runs on restart (within
+``daemon.misfire_grace``; the stored next run time is kept), a brief killed mid-run is retried once, and
+the draft is saved in the same transaction that ends the slot's run, so neither is ever written twice.
 """
 
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import functools
 import logging
 from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
+from memory.drafts import Draft, DraftStore
 from memory.switches import POSTING_PAUSED, ReviewCards, Switches
 from sources.errors import ConfigError, TapewatchError
 from tapewatch.settings import format_duration
 
 if TYPE_CHECKING:
+    from sqlalchemy import Connection
+
+    from memory.state import StateDB
     from publish.channel import Channel
     from tapewatch.bot.review import ReviewBot
     from tapewatch.daemon import Daemon
+    from tapewatch.daemon.runs import JobRuns, RunTicket
     from tapewatch.jobs import Runtime
     from tapewatch.settings import ScheduledBrief
 
@@ -37,10 +47,12 @@ class Automation:
     """Scheduled briefs, publish runs and review cards for one daemon."""
 
     def __init__(self, daemon: Daemon, runtime: Runtime, *, review: ReviewBot | None = None,
-                 channels: Callable[[], dict[str, Channel]] | None = None) -> None:
+                 channels: Callable[[], dict[str, Channel]] | None = None,
+                 bot_up: Callable[[], bool] = lambda: True) -> None:
         self.daemon = daemon
         self.runtime = runtime
         self.review = review
+        self.bot_up = bot_up  # whether the Telegram bot is connected (review cards need it)
         self.switches = Switches(runtime.state)
         self.cards = ReviewCards(runtime.state)
         self._channels = channels
@@ -52,7 +64,7 @@ class Automation:
         s = self.runtime.settings
         lines = []
         for spec in s.schedule.briefs:
-            self.daemon.add_work(f"brief:{spec.name}", functools.partial(self.brief, spec))
+            self.daemon.add_work(f"brief:{spec.name}", per_slot=functools.partial(self.brief, spec))
             lines.append(f"brief {spec.name} at '{spec.cron}' ({s.publish.timezone})")
         if self._channels is not None:
             self.daemon.add_work(PUBLISH_JOB, coroutine=self.publish)
@@ -62,8 +74,12 @@ class Automation:
             lines.append(f"review cards every {format_duration(s.schedule.review_every.total_seconds())}")
         return lines
 
-    async def schedule(self) -> None:
-        """Add this module's jobs to the running scheduler (a service start hook): stale ones go."""
+    def schedule(self) -> None:
+        """Add this module's jobs to the scheduler (while it is paused, at start); stale ones go.
+
+        A brief whose cron and time zone are unchanged keeps its stored next run time, so a slot that came
+        due while the daemon was down still runs now (the scheduler skips it if later than misfire_grace).
+        """
         from apscheduler.triggers.cron import CronTrigger
         from apscheduler.triggers.interval import IntervalTrigger
 
@@ -77,9 +93,15 @@ class Automation:
                 job.remove()
         jitter = int(s.daemon.jitter.total_seconds()) or None
         for spec in s.schedule.briefs:
-            scheduler.add_job(run_job, CronTrigger.from_crontab(spec.cron, timezone=s.publish.timezone),
-                              args=[f"brief:{spec.name}"], id=f"{BRIEF_PREFIX}{spec.name}",
-                              name=f"brief {spec.name}", replace_existing=True, jitter=jitter)
+            job_id = f"{BRIEF_PREFIX}{spec.name}"
+            trigger = CronTrigger.from_crontab(spec.cron, timezone=s.publish.timezone)
+            trigger.jitter = jitter
+            existing = scheduler.get_job(job_id)
+            keep: dict[str, Any] = {}
+            if existing is not None and existing.next_run_time is not None and _same_cron(existing.trigger, trigger):
+                keep["next_run_time"] = existing.next_run_time
+            scheduler.add_job(run_job, trigger, args=[f"brief:{spec.name}"], id=job_id, name=f"brief {spec.name}",
+                              replace_existing=True, **keep)
         for job_id, every, on in ((PUBLISH_JOB, s.schedule.publish_every, self._channels is not None),
                                   (REVIEW_JOB, s.schedule.review_every, self.review is not None)):
             if not on:
@@ -89,9 +111,6 @@ class Automation:
             scheduler.add_job(run_job, IntervalTrigger(seconds=every.total_seconds(), timezone=UTC), args=[job_id],
                               id=job_id, name=job_id, replace_existing=True,
                               next_run_time=datetime.now(UTC) + timedelta(seconds=1))
-
-    async def unschedule(self) -> None:
-        """Service stop hook: nothing to release (jobs stay stored for the next start)."""
 
     # -- the switch ------------------------------------------------------------------------------
     def set_paused(self, paused: bool, by: str) -> str:
@@ -115,28 +134,32 @@ class Automation:
             raise TapewatchError("the daemon is not running")
 
         def kick() -> None:
-            job = self.daemon.scheduler.get_job(PUBLISH_JOB)
-            if job is not None:
-                job.modify(next_run_time=datetime.now(UTC))
+            try:
+                job = self.daemon.scheduler.get_job(PUBLISH_JOB)
+                if job is not None:
+                    job.modify(next_run_time=datetime.now(UTC))
+            except Exception:  # the job store cannot be written (a full disk): the next scheduled run comes anyway
+                log.warning("could not bring the publish run forward", exc_info=True)
 
         loop.call_soon_threadsafe(kick)
 
     # -- jobs ------------------------------------------------------------------------------------
-    def brief(self, spec: ScheduledBrief) -> str:
-        """Write one scheduled brief (blocking); the crew falls back to a data brief when over budget."""
-        from memory.drafts import DraftStore
+    def brief(self, spec: ScheduledBrief, ticket: RunTicket) -> str:
+        """Write one scheduled brief for its slot (blocking); the crew falls back to a data brief when over budget."""
         from tapewatch.briefs import write_brief
 
         why = self.paused()
         if why:
             return f"skipped: posting {why}"
         memory = self.runtime.memory()
+        meta: dict[str, Any] = {"schedule": spec.name, "slot": ticket.slot.isoformat(), "attempt": ticket.attempt}
+        if spec.channels:
+            meta["channels"] = list(spec.channels)
+        drafts = SlotDrafts(memory.state, self.daemon.runs, ticket, meta)
         result = write_brief(self.runtime.settings, memory, now=self.runtime.clock(), window=spec.window,
-                             ticker=spec.ticker, topic=spec.topic, scheduled=True)
+                             ticker=spec.ticker, topic=spec.topic, scheduled=True, drafts=drafts)
         if result.draft is None:
             return f"nothing to report ({result.signals.items} items looked at)"
-        DraftStore(memory.state).update_meta(result.draft.id, schedule=spec.name,
-                                             **({"channels": list(spec.channels)} if spec.channels else {}))
         note = f"; {result.note}" if result.note and result.mode == "data" and result.crew is None else ""
         return f"{result.mode} draft {result.draft.id[:12]} ({result.draft.status}){note}"
 
@@ -162,6 +185,7 @@ class Automation:
             parts.append(f"{len(report.skipped)} not due ({report.skipped[0][1]})")
         if report.stopped:
             parts.append(f"stopped: {report.stopped}")
+        parts += [f"{name} unavailable ({why})" for name, why in report.unavailable.items()]
         if self.review is not None:
             await self._refresh_cards([*report.published, *report.failed])
         return ", ".join(parts)
@@ -180,9 +204,9 @@ class Automation:
 
     async def post_cards(self) -> str:
         """Put new pending and flagged drafts in front of reviewers, once each."""
-        from memory.drafts import DraftStore
-
         assert self.review is not None
+        if not self.bot_up():
+            return "skipped: the Telegram bot is not connected"
         store = DraftStore(self.runtime.state)
         fresh = [d for status in ("pending", "flagged") for d in store.list(status, 50)]
         fresh.sort(key=lambda d: d.created_at)
@@ -190,6 +214,37 @@ class Automation:
         run = await self.review.post_new_cards([d.id for d in fresh], MAX_CARDS_PER_RUN)
         failed = f", {len(run.failed)} refused ({run.failed[0][1][:120]})" if run.failed else ""
         return f"{len(run.posted)} review card(s) posted{failed}" + (f"; {run.stopped}" if run.stopped else "")
+
+
+class SlotDrafts(DraftStore):
+    """Saves a scheduled brief's draft with its slot in ``meta`` and ends the slot's run in the same transaction."""
+
+    def __init__(self, state: StateDB, runs: JobRuns, ticket: RunTicket, meta: dict[str, Any]) -> None:
+        super().__init__(state)
+        self.runs = runs
+        self.ticket = ticket
+        self.meta = meta
+
+    def save(self, draft: Draft, conn: Connection | None = None) -> Draft:
+        """Store the draft and mark its run done, atomically: a kill before leaves neither, after both."""
+        from tapewatch.daemon.runs import DONE
+
+        draft = dataclasses.replace(draft, meta={**draft.meta, **self.meta})
+        summary = f"{draft.mode} draft {draft.id[:12]} ({draft.status})"
+        if conn is not None:
+            saved = super().save(draft, conn)
+            self.runs.finish(self.ticket, DONE, summary, datetime.now(UTC), draft_id=draft.id, conn=conn)
+            return saved
+        with self.state.engine.begin() as tx:
+            saved = super().save(draft, tx)
+            self.runs.finish(self.ticket, DONE, summary, datetime.now(UTC), draft_id=draft.id, conn=tx)
+        return saved
+
+
+def _same_cron(old: Any, new: Any) -> bool:
+    """Whether two cron triggers fire at the same times (fields, time zone and jitter)."""
+    return (type(old) is type(new) and str(old) == str(new) and str(getattr(old, "timezone", "")) ==
+            str(getattr(new, "timezone", "")) and getattr(old, "jitter", None) == getattr(new, "jitter", None))
 
 
 def publish_channels_or_none(runtime: Runtime) -> tuple[Callable[[], dict[str, Channel]] | None, str]:

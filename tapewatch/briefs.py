@@ -26,7 +26,7 @@ from tapewatch.settings import Settings
 if TYPE_CHECKING:
     from crew.crewbrief import CrewOutcome
     from crew.model import Signals
-    from memory.drafts import Draft
+    from memory.drafts import Draft, DraftStore
     from memory.store import Memory
 
 
@@ -42,13 +42,17 @@ class BriefResult:
 
 
 def write_brief(settings: Settings, memory: Memory, *, now: datetime, window: timedelta = timedelta(hours=24),
-                ticker: str | None = None, topic: str | None = None, scheduled: bool = False) -> BriefResult:
-    """Write one brief for the window and store it as a draft (pending, or flagged if it fails grounding)."""
+                ticker: str | None = None, topic: str | None = None, scheduled: bool = False,
+                drafts: DraftStore | None = None) -> BriefResult:
+    """Write one brief for the window and store it as a draft (pending, or flagged if it fails grounding).
+
+    ``drafts`` is where the draft is saved (a scheduled run saves it together with the end of its run).
+    """
     from crew.databrief import build
     from memory.drafts import DraftStore
 
     state = memory.state
-    drafts = DraftStore(state)
+    drafts = drafts or DraftStore(state)
     prices = price_history(settings, state)
     note = f"This is a data brief built from signals alone, because {NO_MODEL}."
     if crew_enabled(settings):

@@ -140,8 +140,8 @@ class Runtime:
             try:
                 self.state.record_fetch(FetchRecord(source=COINGECKO, kind="market", url=url, started_at=started,
                                                     finished_at=self.clock(), status="error", error=str(exc)))
-            except StoreError:
-                log.exception("coingecko: could not record the error")
+            except StoreError as store_exc:  # e.g. a full disk: one line, not a traceback every run
+                log.warning("coingecko: could not record the error either: %s", store_exc)
             return SourceOutcome(COINGECKO, "market", "error", error=str(exc))
         return SourceOutcome(COINGECKO, "market", "ok", new=new, duplicate=len(quotes) - new, warnings=warnings)
 

@@ -246,8 +246,15 @@ class DaemonSettings(BaseModel):
     misfire_grace: Duration = timedelta(minutes=10)  # a run late by more than this is skipped, not run
     shutdown_grace: Duration = timedelta(seconds=30)  # how long a stop waits for the running batch
     lease: Duration = timedelta(minutes=2)  # one daemon per state DB: a crashed one's lease lapses after this
+    # A failed background task (lease renewer, scheduler watchdog, Telegram bot start) is retried after
+    # restart_backoff, doubling up to restart_backoff_max; max_restarts failures in a row stop the daemon.
+    restart_backoff: Duration = timedelta(seconds=1)
+    restart_backoff_max: Duration = timedelta(minutes=5)
+    max_restarts: int = Field(default=5, ge=1, le=100)
+    store_retry: Duration = timedelta(seconds=10)  # after a failed job-store write (a full disk), look again
 
-    _check_interval = field_validator("retention_interval", "lease")(_positive)
+    _check_interval = field_validator("retention_interval", "lease", "restart_backoff", "restart_backoff_max",
+                                      "store_retry")(_positive)
 
 
 class ModelPrice(BaseModel):

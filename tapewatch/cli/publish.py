@@ -65,6 +65,8 @@ def _print_report(r: RunReport) -> None:
         out.print(f"[yellow]set aside[/yellow] draft {draft_id[:12]}: {escape(why)}", highlight=False)
     if r.stopped:
         out.print(f"[yellow]stopped early:[/yellow] {r.stopped}")
+    for name, why in r.unavailable.items():
+        out.print(f"[yellow]{name} unavailable, its parts wait for the next run:[/yellow] {why}", highlight=False)
 
 
 @publish_app.command("outbox")

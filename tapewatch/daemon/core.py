@@ -1,10 +1,12 @@
-"""The scheduler daemon: one APScheduler ``AsyncIOScheduler`` on the event loop, jobs persisted in the state DB.
+"""The scheduler daemon: one APScheduler scheduler on the event loop, jobs persisted in the state DB.
 
 Jobs are stored pickled (``SQLAlchemyJobStore``), so each is a module-level function with plain arguments
 (``run_job("x")``) that finds the process's ``Daemon`` and its ``Runtime`` through ``current()``. Blocking
 work runs in worker threads. A restart keeps each job's stored next run time (a due job runs at once), and
 the sources resume from their stored cursors. Other parts (the Telegram bot) add their own jobs to
-``Daemon.scheduler`` and their own tasks to the same loop before ``serve()``.
+``Daemon.scheduler`` and their own tasks to the same loop before ``serve()``. Background tasks (the lease
+renewer, the scheduler watchdog, the bot's start) run under a ``Supervisor``; what cannot recover stops the
+daemon with an error instead of leaving it half alive.
 """
 
 from __future__ import annotations
@@ -16,36 +18,27 @@ import logging
 import signal
 from collections import Counter
 from collections.abc import Awaitable, Callable
-from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime
 from typing import Any
 
 from apscheduler.jobstores.sqlalchemy import SQLAlchemyJobStore
-from apscheduler.schedulers.asyncio import AsyncIOScheduler
 from apscheduler.triggers.interval import IntervalTrigger
 
-from publish.lease import Lease
+from publish.lease import Lease, describe_owner
 from sources.errors import TapewatchError
-from tapewatch.jobs import Runtime, market_coins, summarise, x_specs
+from tapewatch.daemon.keeper import LeaseKeeper
+from tapewatch.daemon.runs import DONE, FAILED, JobRuns, RunTicket
+from tapewatch.daemon.scheduler import JOBSTORE_TABLE, SCHEDULED_FOR, GuardedScheduler
+from tapewatch.daemon.specs import JOB_IDS, job_specs
+from tapewatch.daemon.supervisor import Backoff, Supervisor
+from tapewatch.jobs import Runtime, summarise
+from tapewatch.settings import format_duration
 
 log = logging.getLogger(__name__)
 
-JOBSTORE_TABLE = "apscheduler_jobs"
 Hook = Callable[[], Awaitable[None]]
+SlotWork = Callable[[RunTicket], str]
 
-
-@dataclass(frozen=True)
-class JobSpec:
-    """One recurring job of this module: ``run_job(kind)`` every ``interval``."""
-
-    id: str
-    kind: str
-    interval: timedelta
-    name: str
-
-
-# The job ids this module owns; a job of ours that is no longer configured is removed on start.
-JOB_IDS = {"feeds": "ingest-feeds", "x": "ingest-x", "prices": "ingest-prices", "retention": "retention"}
 
 _current: Daemon | None = None
 
@@ -77,45 +70,41 @@ def _release_memory() -> None:
         pass
 
 
-def job_specs(runtime: Runtime) -> list[JobSpec]:
-    """The jobs the settings call for: a source with nothing configured gets no job."""
-    s = runtime.settings
-    specs = []
-    if any(f.enabled for f in s.feeds):
-        specs.append(JobSpec(JOB_IDS["feeds"], "feeds", s.fetch.interval, "ingest feeds"))
-    if s.x_bearer_token is not None and x_specs(s) and s.x.monthly_read_budget > 0:
-        specs.append(JobSpec(JOB_IDS["x"], "x", s.x.interval, "ingest X"))
-    if s.market.enabled and market_coins(s)[0]:
-        specs.append(JobSpec(JOB_IDS["prices"], "prices", s.market.interval, "ingest prices"))
-    specs.append(JobSpec(JOB_IDS["retention"], "retention", s.daemon.retention_interval, "retention"))
-    return specs
-
-
 class Daemon:
     """The scheduler and the jobs' shared runtime; ``serve()`` runs until ``stop()`` or SIGINT/SIGTERM."""
 
     def __init__(self, runtime: Runtime, on_result: Callable[[str, str], None] | None = None) -> None:
         self.runtime = runtime
         self.on_result = on_result  # called with (job kind, one-line summary) after each run
-        self.on_failure: Callable[[str, str], None] | None = None  # after a run that failed (e.g. tell reviewers)
+        # Tells people (the review chat) about failures; set by the bot service while the bot is up.
+        self.notifier: Callable[[str], None] | None = None
+        self.failure: str | None = None  # why the daemon stopped itself; serve() then raises
+        self._grace_cap = float("inf")  # how long a stop may wait for running jobs (less once the lease is lost)
         d = runtime.settings.daemon
-        self.scheduler = AsyncIOScheduler(
-            timezone=UTC,
+        self._store_retry = d.store_retry.total_seconds()
+        self.scheduler = GuardedScheduler(
+            retry_s=self._store_retry, on_store_error=self._store_problem, timezone=UTC,
             job_defaults={"coalesce": True, "max_instances": 1,
                           "misfire_grace_time": max(1, int(d.misfire_grace.total_seconds()))},
         )
         self.scheduler.add_jobstore(SQLAlchemyJobStore(engine=runtime.state.engine, tablename=JOBSTORE_TABLE),
                                     "default")
+        self.supervisor = Supervisor(
+            Backoff(d.restart_backoff.total_seconds(), d.restart_backoff_max.total_seconds(), d.max_restarts),
+            notify=self.notify, fail=self.fail)
         self.fired: Counter[str] = Counter()  # finished runs per job kind
         self.last: dict[str, str] = {}  # the last summary per job kind
         self._inflight: set[asyncio.Task[Any]] = set()
         self._stop = asyncio.Event()  # binds to the loop on first use, so stop() may come before serve()
         self._loop: asyncio.AbstractEventLoop | None = None
         self._services: list[tuple[Hook, Hook]] = []
+        self._job_hooks: list[Callable[[], None]] = []
         self._lease = Lease(runtime.state.engine, d.lease, name="daemon")
-        self._renewer: asyncio.Task[None] | None = None
+        self.runs = JobRuns(runtime.state.engine, self._lease.owner)
         self._started: list[Hook] = []
+        self._spawned: set[asyncio.Task[None]] = set()
         self._async_work: dict[str, Callable[[], Awaitable[str]]] = {}
+        self._slot_work: dict[str, SlotWork] = {}
         self._work: dict[str, Callable[[], str]] = {
             "feeds": lambda: summarise(runtime.ingest_feeds()),
             "x": self._x,
@@ -128,18 +117,28 @@ class Daemon:
         """Run ``start()`` once the scheduler runs, ``stop()`` on shutdown once running jobs end (e.g. a bot)."""
         self._services.append((start, stop))
 
+    def add_jobs(self, hook: Callable[[], None]) -> None:
+        """Run ``hook()`` at start while the scheduler is still paused, to add or update its jobs."""
+        self._job_hooks.append(hook)
+
     @property
     def loop(self) -> asyncio.AbstractEventLoop | None:
         """The event loop the daemon runs on (None before it starts)."""
         return self._loop
 
     def add_work(self, kind: str, work: Callable[[], str] | None = None, *,
-                 coroutine: Callable[[], Awaitable[str]] | None = None) -> None:
-        """Make ``run_job(kind)`` run ``work`` in a worker thread (or ``coroutine`` on the loop)."""
-        if (work is None) == (coroutine is None):
-            raise ValueError("give exactly one of work and coroutine")
+                 coroutine: Callable[[], Awaitable[str]] | None = None, per_slot: SlotWork | None = None) -> None:
+        """Make ``run_job(kind)`` run ``work`` in a worker thread, ``coroutine`` on the loop, or ``per_slot``.
+
+        ``per_slot`` work runs at most once per scheduled slot, in a worker thread, with its ``RunTicket``;
+        a run killed mid-way is retried once by the next daemon.
+        """
+        if sum(w is not None for w in (work, coroutine, per_slot)) != 1:
+            raise ValueError("give exactly one of work, coroutine and per_slot")
         if coroutine is not None:
             self._async_work[kind] = coroutine
+        elif per_slot is not None:
+            self._slot_work[kind] = per_slot
         else:
             assert work is not None
             self._work[kind] = work
@@ -152,20 +151,36 @@ class Daemon:
         self._claim()
         _current = self
         self._loop = asyncio.get_running_loop()
-        self._renewer = self._loop.create_task(self._keep_lease())
+        keeper = LeaseKeeper(self._lease, lost=self._lease_lost, notify=self.notify)
+        self.supervisor.start("lease renewer", keeper.run)
+        retries = await asyncio.to_thread(self.runs.recover, set(self._slot_work), datetime.now(UTC),
+                                          self.runtime.settings.daemon.misfire_grace)
         self.scheduler.start(paused=True)
         self._schedule(datetime.now(UTC))
+        for hook in self._job_hooks:
+            hook()
         self.scheduler.resume()
+        self.supervisor.start("scheduler watchdog", self._watch_scheduler)
         for start, stop in self._services:
             await start()
             self._started.append(stop)
+        for ticket in retries:
+            self._spawn(self.run(ticket.kind, retry=ticket))
 
     async def serve(self, *, duration: float | None = None, handle_signals: bool = True) -> None:
-        """Run until ``stop()``, a signal or ``duration`` seconds, then stop gracefully."""
+        """Run until ``stop()``, a signal or ``duration`` seconds, then stop gracefully.
+
+        Raises ``TapewatchError`` after the stop when the daemon stopped itself because something it needs
+        could not recover (its lease, a background task), so the process exits non-zero.
+        """
         loop = asyncio.get_running_loop()
         signals = (signal.SIGINT, signal.SIGTERM) if handle_signals else ()
         for sig in signals:
             loop.add_signal_handler(sig, self.stop)
+        if handle_signals and hasattr(signal, "SIGXFSZ"):
+            # Past a file-size limit a write then fails with EFBIG, handled like a full disk, instead of the
+            # signal killing the process on the spot.
+            signal.signal(signal.SIGXFSZ, signal.SIG_IGN)
         try:
             await self.start()
             if duration is None:
@@ -177,6 +192,8 @@ class Daemon:
             for sig in signals:
                 loop.remove_signal_handler(sig)
             await self.shutdown()
+        if self.failure is not None:
+            raise TapewatchError(f"the daemon stopped: {self.failure}")
 
     def stop(self) -> None:
         """Ask ``serve()`` to return; safe from signal handlers and other threads."""
@@ -186,6 +203,31 @@ class Daemon:
         else:
             self._stop.set()
 
+    def fail(self, reason: str) -> None:
+        """Stop because something the daemon needs cannot recover: no new runs, then a graceful stop, exit 2."""
+        if self.failure is None:
+            self.failure = reason
+            log.error("stopping the daemon: %s", reason)
+            self.notify(f"⛔ tapewatch daemon stopping: {reason}")
+        if self.scheduler.running:
+            with contextlib.suppress(Exception):
+                self.scheduler.pause()
+        self.stop()
+
+    def _lease_lost(self, reason: str, left_s: float) -> None:
+        # Past the lease's expiry another daemon may start: running jobs get only what is left of it.
+        self._grace_cap = left_s
+        self.fail(reason)
+
+    def notify(self, text: str) -> None:
+        """Tell people about a failure (the review chat, when the bot is up); never raises."""
+        if self.notifier is None:
+            return
+        try:
+            self.notifier(text)
+        except Exception:
+            log.warning("could not pass on a notice", exc_info=True)
+
     async def shutdown(self) -> None:
         """No new runs; let running batches finish (up to ``daemon.shutdown_grace``), then stop the scheduler."""
         global _current
@@ -194,7 +236,7 @@ class Daemon:
             self.scheduler.pause()  # no new runs
         if self._inflight:
             # Running jobs finish first: some use a service (a publish run updates review cards in Telegram).
-            grace = self.runtime.settings.daemon.shutdown_grace.total_seconds()
+            grace = min(self.runtime.settings.daemon.shutdown_grace.total_seconds(), self._grace_cap)
             log.info("waiting up to %.0fs for %d running job(s)", grace, len(self._inflight))
             _done, pending = await asyncio.wait(set(self._inflight), timeout=grace)
             if pending:
@@ -209,12 +251,12 @@ class Daemon:
         if self.scheduler.running:
             self.scheduler.shutdown(wait=False)
             await asyncio.sleep(0)  # AsyncIOScheduler shuts down on the loop's next turn
-        if self._renewer is not None:
-            self._renewer.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._renewer
-            self._renewer = None
-        await asyncio.to_thread(self._lease.release)
+        await self.supervisor.cancel_all()
+        try:
+            await asyncio.to_thread(self._lease.release)
+        except Exception as exc:  # e.g. a full disk: the lease then lapses after its term
+            log.warning("could not release the daemon lease (%s); it lapses in %s", exc,
+                        format_duration(self._lease.ttl.total_seconds()))
         if _current is self:
             _current = None
 
@@ -237,41 +279,66 @@ class Daemon:
         if self._lease.acquire():
             return
         holder = self._lease.holder()
-        who = f" ({holder[0]}, claim valid until {holder[1]:%H:%M:%S} UTC)" if holder else ""
+        who = f" ({describe_owner(holder[0])}, claim valid until {holder[1]:%H:%M:%S} UTC)" if holder else ""
         raise TapewatchError(f"another tapewatch daemon is running on this state database{who}; stop it first")
 
-    async def _keep_lease(self) -> None:
-        """Renew the lease every third of its term; if another daemon took it over, stop this one."""
-        every = max(0.05, self._lease.ttl.total_seconds() / 3)
+    async def _watch_scheduler(self) -> None:
+        """Nudge the scheduler every ``store_retry``: a wakeup lost for any reason costs at most that long."""
         while True:
-            await asyncio.sleep(every)
-            if not await asyncio.to_thread(self._lease.renew):
-                log.error("the daemon lease was taken over by another process; stopping")
-                self.stop()
-                return
+            await asyncio.sleep(self._store_retry)
+            if self.scheduler.running:
+                self.scheduler.wakeup()
+
+    def _store_problem(self, reason: str | None) -> None:
+        if reason is None:
+            self.notify("✅ tapewatch: the scheduler's job store is writable again")
+        else:
+            self.notify(f"⚠️ tapewatch: the scheduler cannot write its job store ({reason}); it retries every "
+                        f"{format_duration(self._store_retry)}")
+
+    def _spawn(self, coroutine: Awaitable[None]) -> None:
+        assert self._loop is not None
+        task: asyncio.Task[None] = self._loop.create_task(coroutine)  # type: ignore[arg-type]
+        self._spawned.add(task)
+        task.add_done_callback(self._spawned.discard)
 
     # -- jobs ------------------------------------------------------------------------------------
-    async def run(self, kind: str) -> None:
+    async def run(self, kind: str, *, retry: RunTicket | None = None) -> None:
         """One run of a job kind in a worker thread; errors are logged, never raised into the scheduler."""
         if self.runtime.stopping.is_set():
             return
         task = asyncio.current_task()
         if task is not None:
             self._inflight.add(task)
+        ticket = retry
+        status: str | None = None
+        summary = ""
         try:
-            if kind in self._async_work:
+            if kind in self._slot_work:
+                if ticket is None:
+                    slot = SCHEDULED_FOR.get() or datetime.now(UTC)  # a run by hand is its own slot
+                    ticket = await asyncio.to_thread(self.runs.begin, kind, slot, datetime.now(UTC))
+                    if ticket is None:
+                        log.info("%s: the run for %s UTC has been done already; skipped", kind,
+                                 f"{slot:%Y-%m-%d %H:%M:%S}")
+                        return
+                summary = await asyncio.to_thread(self._slot_work[kind], ticket)
+            elif kind in self._async_work:
                 summary = await self._async_work[kind]()
             else:
                 summary = await asyncio.to_thread(self._work[kind])
+            status = DONE
             log.info("%s: %s", kind, summary)
         except TapewatchError as exc:
-            summary = f"failed: {exc}"
+            status, summary = FAILED, f"failed: {exc}"
             log.error("%s: %s", kind, exc)
         except Exception as exc:  # a bug in one run must not stop the daemon
-            summary = f"failed: {exc!r}"
+            status, summary = FAILED, f"failed: {exc!r}"
             log.exception("%s: unexpected error", kind)
         finally:
             try:
+                if ticket is not None and status is not None:  # cancelled: left running, retried next start
+                    await self._finish(ticket, status, summary)
                 await asyncio.to_thread(_release_memory)
             finally:  # only now is the run over: shutdown waits for it until here
                 if task is not None:
@@ -280,8 +347,14 @@ class Daemon:
         self.fired[kind] += 1
         if self.on_result is not None:
             self.on_result(kind, summary)
-        if self.on_failure is not None and summary.startswith("failed"):
-            self.on_failure(kind, summary)
+        if status == FAILED:
+            self.notify(f"⚠️ job {kind} {summary}")
+
+    async def _finish(self, ticket: RunTicket, status: str, summary: str) -> None:
+        try:
+            await asyncio.to_thread(self.runs.finish, ticket, status, summary, datetime.now(UTC))
+        except Exception as exc:  # a draft it wrote was marked with it already; otherwise one more run later
+            log.warning("could not record the end of %s (%s)", ticket.kind, exc)
 
     def _x(self) -> str:
         report = self.runtime.ingest_x()
@@ -310,16 +383,3 @@ class Daemon:
                 run_job, IntervalTrigger(seconds=seconds, jitter=min(jitter_cap, seconds / 10) or None, timezone=UTC),
                 args=[spec.kind], id=spec.id, name=spec.name, replace_existing=True, next_run_time=next_run,
             )
-
-
-def next_runs(state_engine: Any) -> dict[str, datetime | None]:
-    """Stored next run time per job id (None: paused), read from the job store's table without unpickling."""
-    from sqlalchemy import inspect, select
-
-    if not inspect(state_engine).has_table(JOBSTORE_TABLE):
-        return {}
-    table = SQLAlchemyJobStore(engine=state_engine, tablename=JOBSTORE_TABLE).jobs_t
-    with state_engine.connect() as conn:
-        rows = conn.execute(select(table.c.id, table.c.next_run_time)).all()
-    return {r.id: datetime.fromtimestamp(r.next_run_time, tz=UTC) if r.next_run_time is not None else None
-            for r in rows}
