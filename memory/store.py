@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -10,6 +10,7 @@ from typing import Any
 import numpy as np
 
 from memory.chroma import VectorHit, VectorStore
+from memory.deadline import BoundedVectors, Deadline
 from memory.embeddings import Embedder
 from memory.state import FetchRecord, Link, StateDB
 from sources.item import Item
@@ -33,6 +34,38 @@ class AddResult:
     new: int = 0
     duplicate: int = 0
     near_duplicate: int = 0
+    # Known items whose vector was missing (a lost or replaced vector store) and was stored again.
+    restored: int = 0
+
+
+@dataclass(frozen=True)
+class VectorHealth:
+    """Whether every stored item still has its vector."""
+
+    items: int
+    vectors: int
+    missing: int  # item rows with no vector: search cannot find them
+
+    @property
+    def ok(self) -> bool:
+        """True when no stored item lacks its vector."""
+        return self.missing == 0
+
+    def summary(self) -> str:
+        """One line for the CLI, naming the fix when something is missing."""
+        if self.ok:
+            return f"{self.items} items, {self.vectors} vectors: every item is searchable"
+        return (f"{self.items} items, {self.vectors} vectors: {self.missing} items have no vector and search "
+                "cannot find them (vector store lost or replaced?); run `tapewatch memory repair`")
+
+
+@dataclass(frozen=True)
+class RepairResult:
+    """What ``Memory.repair`` did."""
+
+    checked: int
+    missing: int
+    restored: int
 
 
 @dataclass(frozen=True)
@@ -51,6 +84,9 @@ class SearchHit:
     sources: int
 
 
+_REPAIR_BATCH = 128
+# How long a vector-store call may take before it ends in a StoreError (settings: memory.store_timeout).
+DEFAULT_STORE_TIMEOUT = 60.0
 # Over-fetching unfiltered neighbours and filtering them here keeps filtered search on
 # Chroma's fast path; a metadata ``where`` scans the collection, so it is only the fallback.
 _OVERFETCH = 20
@@ -62,8 +98,10 @@ class Memory:
     """The vector store and the state DB kept in step."""
 
     def __init__(self, vectors: VectorStore, state: StateDB, embedder: Embedder,
-                 policy: NearDuplicatePolicy | None = None) -> None:
-        self.vectors = vectors
+                 policy: NearDuplicatePolicy | None = None, deadline: Deadline | None = None) -> None:
+        # Every vector-store call gets a deadline: a store that hangs (a nearly full disk, a server
+        # that stopped answering) must end in a StoreError recorded against the batch, never a hang.
+        self.vectors = BoundedVectors(vectors, deadline or Deadline(DEFAULT_STORE_TIMEOUT))
         self.state = state
         self.embedder = embedder
         self.policy = policy or NearDuplicatePolicy()
@@ -74,6 +112,7 @@ class Memory:
         known = self.state.existing_ids(i.id for i in unique)
         fresh = sorted((i for i in unique if i.id not in known), key=lambda i: (i.published_at, i.id))
         duplicate = len(items) - len(fresh)
+        restored = self._restore([i for i in unique if i.id in known])
         stories: list[Item] = []
         links: list[Link] = []
         if fresh:
@@ -85,7 +124,7 @@ class Memory:
                 [i.id for i in fresh], vectors, [i.embedding_text() for i in fresh],
                 [vector_metadata(i, story_of[i.id]) for i in fresh],
             )
-        result = AddResult(new=len(stories), duplicate=duplicate, near_duplicate=len(links))
+        result = AddResult(new=len(stories), duplicate=duplicate, near_duplicate=len(links), restored=restored)
         if fetch is not None:
             fetch = replace(fetch, new=result.new, duplicate=result.duplicate, near_duplicate=result.near_duplicate)
         # Vectors first, rows second: a crash in between leaves vectors that the next
@@ -147,6 +186,47 @@ class Memory:
                     and (best is None or similarity > best[1])):
                 best = (story_id, similarity)
         return best
+
+    def _restore(self, known: list[Item]) -> int:
+        """Store again the vectors of known items that lost theirs; return how many."""
+        if not known:
+            return 0
+        have = self.vectors.present([i.id for i in known])
+        lost = [i for i in known if i.id not in have]
+        if not lost:
+            return 0
+        rows = self.state.items_by_ids(i.id for i in lost)
+        lost = [i for i in lost if i.id in rows]
+        self._upsert(lost, {i.id: rows[i.id].story_id for i in lost})
+        return len(lost)
+
+    def _upsert(self, items: Sequence[Item], story_of: dict[str, str]) -> None:
+        texts = [i.embedding_text() for i in items]
+        self.vectors.upsert([i.id for i in items], self.embedder.embed(texts), texts,
+                            [vector_metadata(i, story_of[i.id]) for i in items])
+
+    def vector_health(self) -> VectorHealth:
+        """Count stored items that have no vector (each id is looked up, so a replaced store shows too)."""
+        ids = self.state.item_ids()
+        have = self.vectors.present(ids) if ids else set()
+        return VectorHealth(items=len(ids), vectors=self.vectors.count(), missing=len(ids) - len(have))
+
+    def repair(self, progress: Callable[[int, int], None] | None = None) -> RepairResult:
+        """Re-embed, from their stored rows, the items that have no vector; ``progress(done, total)``."""
+        ids = self.state.item_ids()
+        have = self.vectors.present(ids) if ids else set()
+        missing = [i for i in ids if i not in have]
+        restored = 0
+        if progress:
+            progress(0, len(missing))
+        for start in range(0, len(missing), _REPAIR_BATCH):
+            rows = self.state.items_by_ids(missing[start : start + _REPAIR_BATCH])
+            items = [item_from_row(row) for row in rows.values()]
+            self._upsert(items, {row.id: row.story_id for row in rows.values()})
+            restored += len(items)
+            if progress:
+                progress(min(start + _REPAIR_BATCH, len(missing)), len(missing))
+        return RepairResult(checked=len(ids), missing=len(missing), restored=restored)
 
     def record(self, fetch: FetchRecord) -> None:
         """Record a fetch that produced no items (an error or a 304)."""
@@ -223,6 +303,15 @@ def _one_per_story(hits: list[VectorHit]) -> list[VectorHit]:
             seen.add(story)
             out.append(hit)
     return out
+
+
+def item_from_row(row: Any) -> Item:
+    """An ``Item`` rebuilt from its stored row (its text as stored, enough to embed it again)."""
+    return Item(
+        id=row.id, kind=row.kind, source=row.source, url=row.url, title=row.title, text=row.text or row.title,
+        published_at=row.published_at, fetched_at=row.fetched_at, author=row.author or "",
+        tickers=tuple(row.tickers.split()), cluster=row.cluster or "",
+    )
 
 
 def vector_metadata(item: Item, story_id: str | None = None) -> dict[str, Any]:

@@ -153,6 +153,8 @@ class MemorySettings(BaseModel):
     embedder: Literal["minilm"] = "minilm"
     # CPU threads for embedding; default lets torch use every core it sees (set it under a CPU quota).
     embed_threads: int | None = Field(default=None, ge=1, le=256)
+    # Every vector-store call (upsert, query, …) ends within this, in a clear error if it must.
+    store_timeout: Duration = timedelta(seconds=60)
     near_duplicate_threshold: float = Field(default=0.7, gt=0.0, le=1.0)
     near_duplicate_window: Duration = timedelta(hours=36)
     near_duplicate_kinds: list[Literal["news", "forum", "social"]] = ["news", "forum"]
