@@ -126,7 +126,6 @@ def open_memory(settings: Settings, embed: Embedder | None = None, client: Any =
                 state: StateDB | None = None) -> Memory:
     """Memory wired to the configured vector store, state DB and embedder."""
     from memory.chroma import ChromaVectors
-
     from memory.deadline import Deadline
 
     embed = embed or embedder(settings)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import socket
 import threading
 from types import TracebackType
@@ -33,10 +34,8 @@ class StallingProxy:
         """Close every socket (which ends the pumps)."""
         with self._lock:
             for sock in self._sockets:
-                try:
+                with contextlib.suppress(OSError):
                     sock.close()
-                except OSError:
-                    pass
 
     def __enter__(self) -> StallingProxy:
         return self
