@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime, timedelta
-from typing import Any
+from typing import Any, Literal
 
 import numpy as np
 
@@ -13,6 +13,7 @@ from memory.chroma import VectorHit, VectorStore
 from memory.deadline import BoundedVectors, Deadline
 from memory.embeddings import Embedder
 from memory.state import FetchRecord, Link, StateDB
+from memory.stories import Facts, StoryRule, compare, facts_of
 from sources.item import Item
 
 
@@ -20,11 +21,20 @@ from sources.item import Item
 class NearDuplicatePolicy:
     """When two items count as one story."""
 
-    # Calibrated with MiniLM on the bundled samples: reports of one story score 0.70–0.90
-    # against each other, the closest distinct stories 0.58.
-    threshold: float = 0.7
+    # A score in cosine units (memory.stories.StoryRule): cosine, up for names, numbers and days in
+    # common, down for conflicting numbers or days, for hours apart and for the same outlet. Calibrated
+    # with MiniLM on tests/fixtures/stories (bench/stories.py prints precision and recall).
+    threshold: float = StoryRule.threshold
     window: timedelta = timedelta(hours=36)
     kinds: tuple[str, ...] = ("news", "forum")
+    rule: Literal["evidence", "cosine"] = "evidence"  # "cosine": the old single-cosine rule
+    neighbours: int = 16
+
+    def story_rule(self) -> StoryRule:
+        """The scoring rule this policy applies."""
+        if self.rule == "cosine":
+            return StoryRule.cosine_only(self.threshold)
+        return replace(StoryRule(), threshold=self.threshold)
 
 
 @dataclass(frozen=True)
@@ -135,57 +145,48 @@ class Memory:
     def _assign_stories(self, fresh: list[Item], vectors: np.ndarray,
                         stories: list[Item], links: list[Link]) -> dict[str, str]:
         """Decide for each fresh item whether it starts a story or joins one; return item id → story id."""
-        policy = self.policy
+        policy, rule = self.policy, self.policy.story_rule()
         eligible = [n for n, item in enumerate(fresh) if item.kind in policy.kinds]
         neighbours: dict[int, list[VectorHit]] = {}
         if eligible:
-            hits = self.vectors.query(vectors[eligible], n=8)
+            hits = self.vectors.query(vectors[eligible], n=policy.neighbours)
             neighbours = dict(zip(eligible, hits, strict=False))
-        candidates = {
-            str(h.metadata.get("story_id") or h.id)
-            for hs in neighbours.values() for h in hs if h.similarity >= policy.threshold
+        # Only committed rows count; a vector left by an interrupted batch does not.
+        rows = self.state.items_by_ids({h.id for hs in neighbours.values() for h in hs if h.similarity >= rule.floor})
+        rows = {i: r for i, r in rows.items() if r.kind in policy.kinds}
+        firsts = self.state.items_by_ids({r.story_id for r in rows.values()})
+        story_time = {sid: row.published_at for sid, row in firsts.items()}
+        facts: dict[str, Facts] = {
+            i: facts_of(r.title, r.text or r.title, r.published_at, tuple(r.tickers.split())) for i, r in rows.items()
         }
-        # Only stories whose rows are committed count; a vector left by an interrupted batch does not.
-        known = self.state.items_by_ids(self.state.story_ids_among(candidates)) if candidates else {}
-        story_time = {sid: row.published_at for sid, row in known.items()}
+        facts.update({i.id: facts_of(i.title, i.text, i.published_at, i.tickers) for i in fresh})
         story_of: dict[str, str] = {}
         for n, item in enumerate(fresh):
-            match = self._match(n, item, vectors, neighbours.get(n, []), story_time, fresh, story_of)
-            if match is None:
+            # (story, cosine, the other report); items placed earlier in this batch are not in the store yet.
+            candidates: list[tuple[str, float, Any]] = [
+                (rows[h.id].story_id, h.similarity, rows[h.id]) for h in neighbours.get(n, [])
+                if h.id in rows and h.id != item.id and rows[h.id].story_id in story_time
+            ]
+            if item.kind in policy.kinds:
+                candidates += [(story_of[o.id], float(np.dot(vectors[row], vectors[n])), o)
+                               for row, o in enumerate(fresh[:n]) if o.kind in policy.kinds]
+            best: tuple[str, float, float] | None = None  # story, score, cosine
+            for story_id, cosine, other in candidates:
+                # The window is measured from the story's first report, so a story cannot drift for days.
+                if abs(item.published_at - story_time[story_id]) > policy.window:
+                    continue
+                score = rule.score(compare(facts[item.id], facts[other.id], cosine, item.published_at,
+                                           other.published_at, item.source == other.source))
+                if score >= rule.threshold and (best is None or score > best[1]):
+                    best = (story_id, score, cosine)
+            if best is None:
                 story_of[item.id] = item.id
                 story_time[item.id] = item.published_at
                 stories.append(item)
             else:
-                story_of[item.id] = match[0]
-                links.append(Link(item=item, story_id=match[0], similarity=round(match[1], 4)))
+                story_of[item.id] = best[0]
+                links.append(Link(item=item, story_id=best[0], similarity=round(best[2], 4)))
         return story_of
-
-    def _match(self, n: int, item: Item, vectors: np.ndarray, hits: list[VectorHit],
-               story_time: dict[str, datetime], fresh: list[Item],
-               story_of: dict[str, str]) -> tuple[str, float] | None:
-        policy = self.policy
-        if item.kind not in policy.kinds:
-            return None
-        scored: list[tuple[str, float]] = [
-            (str(hit.metadata.get("story_id") or hit.id), hit.similarity)
-            for hit in hits
-            if hit.id != item.id and hit.metadata.get("kind") in policy.kinds
-        ]
-        # Items placed earlier in this batch are not in the vector store yet.
-        scored += [
-            (story_of[other.id], float(np.dot(vectors[row], vectors[n])))
-            for row, other in enumerate(fresh[:n])
-            if other.kind in policy.kinds
-        ]
-        best: tuple[str, float] | None = None
-        for story_id, similarity in scored:
-            started = story_time.get(story_id)
-            # The window is measured from the story's first report, so a story cannot drift for days.
-            if (started is not None and similarity >= policy.threshold
-                    and abs(item.published_at - started) <= policy.window
-                    and (best is None or similarity > best[1])):
-                best = (story_id, similarity)
-        return best
 
     def _restore(self, known: list[Item]) -> int:
         """Store again the vectors of known items that lost theirs; return how many."""

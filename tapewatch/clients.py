@@ -136,6 +136,7 @@ def open_memory(settings: Settings, embed: Embedder | None = None, client: Any =
         client or chroma_client(settings), settings.memory.collection, embed.name, embed.dimension))
     policy = NearDuplicatePolicy(
         threshold=settings.memory.near_duplicate_threshold,
+        rule=settings.memory.near_duplicate_rule,
         window=settings.memory.near_duplicate_window,
         kinds=tuple(settings.memory.near_duplicate_kinds),
     )
