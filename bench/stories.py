@@ -5,11 +5,11 @@ Run from the repository root:
     .venv/bin/python bench/stories.py              # both fixture sets, both rules
     .venv/bin/python bench/stories.py --set holdout
 
-Each fixture set (tests/fixtures/stories/*.toml, written for tapewatch: calibration, holdout, unseen) is ingested through the real
-pipeline — MiniLM on CPU, an embedded Chroma and a SQLite state DB in a temporary directory — in
-per-outlet batches every 6 hours, as a daemon would fetch them. Then every pair of reports within the
-grouping window is checked: grouped into one story or not, against the story each was written for.
-No network is used.
+Each fixture set (tests/fixtures/stories/*.toml, written for tapewatch: calibration, holdout, unseen) is
+ingested through the real pipeline — MiniLM on CPU, an embedded Chroma and a SQLite state DB in a
+temporary directory — in per-outlet batches every 6 hours, as a daemon would fetch them. Then every
+pair of reports within the grouping window is checked: grouped into one story or not, against the
+story each was written for. No network is used.
 """
 
 from __future__ import annotations
@@ -20,7 +20,6 @@ import shutil
 import sys
 import tempfile
 import time
-from collections import defaultdict
 from pathlib import Path
 
 sys.dont_write_bytecode = True
@@ -35,37 +34,12 @@ if str(ROOT) not in sys.path:
 
 from memory.embeddings import Embedder, MiniLMEmbedder  # noqa: E402
 from memory.store import NearDuplicatePolicy  # noqa: E402
-from tests.story_pairs import Scores, StoryFixture, load, pairs, score  # noqa: E402
+from tests.story_pairs import Scores, StoryFixture, group, load, pairs, score  # noqa: E402
 
-BATCH_HOURS = 6
 RULES = {
     "evidence (new default)": NearDuplicatePolicy(),
     "cosine >= 0.70 (old rule)": NearDuplicatePolicy(threshold=0.70, rule="cosine", neighbours=8),
 }
-
-
-def group(fixture: StoryFixture, policy: NearDuplicatePolicy, embedder: Embedder, workdir: Path) -> dict[str, str]:
-    """Ingest the fixture through a real Memory and return item id → story id."""
-    import chromadb
-    from chromadb.config import Settings as ChromaSettings
-
-    from memory.chroma import ChromaVectors
-    from memory.state import StateDB
-    from memory.store import Memory
-
-    client = chromadb.PersistentClient(str(workdir / "chroma"), settings=ChromaSettings(anonymized_telemetry=False))
-    state = StateDB(f"sqlite:///{workdir / 'state.db'}")
-    memory = Memory(ChromaVectors(client, "stories", embedder.name, embedder.dimension), state, embedder, policy)
-    batches: dict[tuple[int, str], list] = defaultdict(list)
-    start = min(i.published_at for i in fixture.items)
-    for item in fixture.items:
-        slot = int((item.published_at - start).total_seconds() // (BATCH_HOURS * 3600))
-        batches[slot, item.source].append(item)
-    for key in sorted(batches):
-        memory.add(batches[key])
-    rows = state.items_by_ids(i.id for i in fixture.items)
-    state.close()
-    return {item_id: row.story_id for item_id, row in rows.items()}
 
 
 class CachedEmbedder:
@@ -94,7 +68,8 @@ def closest_calls(fixture: StoryFixture, embedder: Embedder) -> tuple[float, flo
     vectors = dict(zip((i.id for i in fixture.items), embedder.embed([i.embedding_text() for i in fixture.items]),
                        strict=True))
     facts = {i.id: facts_of(i.title, i.text, i.published_at, i.tickers) for i in fixture.items}
-    same, other = [], []
+    same: list[float] = []
+    other: list[float] = []
     for pair in pairs(fixture):
         cosine = float(vectors[pair.a.id] @ vectors[pair.b.id])
         scored = rule.score(compare(facts[pair.a.id], facts[pair.b.id], cosine, pair.a.published_at,
@@ -109,7 +84,8 @@ def report(name: str, fixture: StoryFixture, results: dict[str, Scores]) -> None
     width = max(len(r) for r in results)
     print(f"  {'rule':{width}}  precision  recall   grouped pairs: right / wrong / missed")
     for rule, s in results.items():
-        print(f"  {rule:{width}}  {s.precision:9.2f}  {s.recall:6.2f}   {s.true_pos:5d} / {s.false_pos:5d} / {s.false_neg:6d}")
+        print(f"  {rule:{width}}  {s.precision:9.2f}  {s.recall:6.2f}   "
+              f"{s.true_pos:5d} / {s.false_pos:5d} / {s.false_neg:6d}")
     categories = next(iter(results.values())).by_category
     print(f"  pairs grouped, by kind of pair ({' | '.join(results)}):")
     for category in categories:

@@ -16,33 +16,39 @@ from datetime import date, datetime, timedelta
 _WORD = re.compile(r"\b[A-Z][A-Za-z0-9]*(?:[.-][A-Z][A-Za-z0-9]*)*\b")
 # Capitalised words that name nothing in particular (sentence starts, headline words), and names
 # so common in crypto news that sharing them says nothing about sharing a story.
-_NOT_ENTITIES = frozenset("""
-a an the this that these those it its their there here his her he she they we our you your i
-after as at by for from in into of on onto over to under with without within and but or nor so yet if
-while when where why how what who which whose all any some several many more most less few each every
-about above across against along among around before behind below beside between beyond during
-since through toward towards upon via per than then now new old one two three four five six seven
-eight nine ten first second third last next another other such same both either neither no not
-also just only still even already again once up down out off back top big biggest largest record
-is are was were be been being has have had do does did will would can could may might must shall should
-says said report reports reported reporting according data show shows showed analysts analyst traders
-trader investors investor users user customers prices price trading markets market shares stock stocks
-updated update net spot inflows outflows flows funds fund volume volumes network networks exchange
-exchanges token tokens coin coins crypto cryptocurrency bitcoin btc ethereum ether eth etf etfs etp etps
-u.s us usa america american usd dollar dollars stablecoin stablecoins defi nft nfts web3 blockchain
-solana sol xrp doge dogecoin bnb cardano ada
-breaking exclusive opinion analysis watch live today yesterday tomorrow week weekend month year
-q1 q2 q3 q4 ceo cfo cto chief ai
-""".split())
+_NOT_ENTITIES = frozenset({
+    "a", "an", "the", "this", "that", "these", "those", "it", "its", "their", "there", "here", "his", "her", "he",
+    "she", "they", "we", "our", "you", "your", "i", "after", "as", "at", "by", "for", "from", "in", "into", "of",
+    "on", "onto", "over", "to", "under", "with", "without", "within", "and", "but", "or", "nor", "so", "yet", "if",
+    "while", "when", "where", "why", "how", "what", "who", "which", "whose", "all", "any", "some", "several", "many",
+    "more", "most", "less", "few", "each", "every", "about", "above", "across", "against", "along", "among",
+    "around", "before", "behind", "below", "beside", "between", "beyond", "during", "since", "through", "toward",
+    "towards", "upon", "via", "per", "than", "then", "now", "new", "old", "one", "two", "three", "four", "five",
+    "six", "seven", "eight", "nine", "ten", "first", "second", "third", "last", "next", "another", "other", "such",
+    "same", "both", "either", "neither", "no", "not", "also", "just", "only", "still", "even", "already", "again",
+    "once", "up", "down", "out", "off", "back", "top", "big", "biggest", "largest", "record", "is", "are", "was",
+    "were", "be", "been", "being", "has", "have", "had", "do", "does", "did", "will", "would", "can", "could", "may",
+    "might", "must", "shall", "should", "says", "said", "report", "reports", "reported", "reporting", "according",
+    "data", "show", "shows", "showed", "analysts", "analyst", "traders", "trader", "investors", "investor", "users",
+    "user", "customers", "prices", "price", "trading", "markets", "market", "shares", "stock", "stocks", "updated",
+    "update", "net", "spot", "inflows", "outflows", "flows", "funds", "fund", "volume", "volumes", "network",
+    "networks", "exchange", "exchanges", "token", "tokens", "coin", "coins", "crypto", "cryptocurrency", "bitcoin",
+    "btc", "ethereum", "ether", "eth", "etf", "etfs", "etp", "etps", "u.s", "us", "usa", "america", "american",
+    "usd", "dollar", "dollars", "stablecoin", "stablecoins", "defi", "nft", "nfts", "web3", "blockchain", "solana",
+    "sol", "xrp", "doge", "dogecoin", "bnb", "cardano", "ada", "breaking", "exclusive", "opinion", "analysis",
+    "watch", "live", "today", "yesterday", "tomorrow", "week", "weekend", "month", "year", "q1", "q2", "q3", "q4",
+    "ceo", "cfo", "cto", "chief", "ai",
+})
 _WEEKDAYS = ("monday", "tuesday", "wednesday", "thursday", "friday", "saturday", "sunday")
 _MONTHS = {m: n for n, names in enumerate((
     ("january", "jan"), ("february", "feb"), ("march", "mar"), ("april", "apr"), ("may",), ("june", "jun"),
     ("july", "jul"), ("august", "aug"), ("september", "sep", "sept"), ("october", "oct"),
     ("november", "nov"), ("december", "dec"),
 ), start=1) for m in names}
-_MONTH = r"(jan(?:uary)?|feb(?:ruary)?|mar(?:ch)?|apr(?:il)?|may|june?|july?|aug(?:ust)?|sept?(?:ember)?|oct(?:ober)?|nov(?:ember)?|dec(?:ember)?)\.?"
-_MONTH_DAY = re.compile(rf"\b{_MONTH}\s+(\d{{1,2}})(?:st|nd|rd|th)?\b|\b(\d{{1,2}})(?:st|nd|rd|th)?\s+(?:of\s+)?{_MONTH}\b",
-                        re.IGNORECASE)
+_MONTH = (r"(jan(?:uary)?|feb(?:ruary)?|mar(?:ch)?|apr(?:il)?|may|june?|july?|aug(?:ust)?|sept?(?:ember)?"
+          r"|oct(?:ober)?|nov(?:ember)?|dec(?:ember)?)\.?")
+_MONTH_DAY = re.compile(
+    rf"\b{_MONTH}\s+(\d{{1,2}})(?:st|nd|rd|th)?\b|\b(\d{{1,2}})(?:st|nd|rd|th)?\s+(?:of\s+)?{_MONTH}\b", re.IGNORECASE)
 _WEEKDAY = re.compile(r"\b(monday|tuesday|wednesday|thursday|friday|saturday|sunday|today|yesterday)(?:'s)?\b",
                       re.IGNORECASE)
 # One institution, several names: outlets write "the Fed", "the Federal Reserve" or "the FOMC".
@@ -72,7 +78,8 @@ class Quantity:
             return False
         diff = abs(self.value - other.value)
         # Within the rounding of the less precise one, and never more than 2% apart.
-        return diff == 0 or (diff < max(self.step, other.step) and diff <= 0.02 * max(abs(self.value), abs(other.value)))
+        big = max(abs(self.value), abs(other.value))
+        return diff == 0 or (diff < max(self.step, other.step) and diff <= 0.02 * big)
 
     @property
     def telling(self) -> bool:

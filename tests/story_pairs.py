@@ -4,16 +4,19 @@ from __future__ import annotations
 
 import itertools
 import tomllib
-from collections import Counter
+from collections import Counter, defaultdict
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from pathlib import Path
 
+from memory.embeddings import Embedder
+from memory.store import NearDuplicatePolicy
 from sources.item import Item, item_id_for_url
 from sources.tickers import Watchlist
 from tapewatch.settings import DEFAULT_WATCHLIST
 
 STORIES = Path(__file__).parent / "fixtures" / "stories"
+BATCH_HOURS = 6  # each outlet's reports arrive in one batch per 6 hours, as a daemon would fetch them
 
 
 @dataclass(frozen=True)
@@ -113,3 +116,27 @@ def score(fixture: StoryFixture, story_of: dict[str, str], window: timedelta = t
         fp += together and not pair.same
         fn += pair.same and not together
     return Scores(tp, fp, fn, {c: (grouped[c], total[c]) for c in sorted(total)})
+
+
+def group(fixture: StoryFixture, policy: NearDuplicatePolicy, embedder: Embedder, workdir: Path) -> dict[str, str]:
+    """Ingest the fixture through a real Memory (embedded Chroma, SQLite) and return item id → story id."""
+    import chromadb
+    from chromadb.config import Settings as ChromaSettings
+
+    from memory.chroma import ChromaVectors
+    from memory.state import StateDB
+    from memory.store import Memory
+
+    client = chromadb.PersistentClient(str(workdir / "chroma"), settings=ChromaSettings(anonymized_telemetry=False))
+    state = StateDB(f"sqlite:///{workdir / 'state.db'}")
+    memory = Memory(ChromaVectors(client, "stories", embedder.name, embedder.dimension), state, embedder, policy)
+    batches: dict[tuple[int, str], list[Item]] = defaultdict(list)
+    start = min(i.published_at for i in fixture.items)
+    for item in fixture.items:
+        slot = int((item.published_at - start).total_seconds() // (BATCH_HOURS * 3600))
+        batches[slot, item.source].append(item)
+    for key in sorted(batches):
+        memory.add(batches[key])
+    rows = state.items_by_ids(i.id for i in fixture.items)
+    state.close()
+    return {item_id: row.story_id for item_id, row in rows.items()}
