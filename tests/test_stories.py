@@ -10,8 +10,8 @@ import pytest
 
 from crew.databrief import compose
 from crew.signals import compute_signals
-from memory.stories import Evidence, Quantity, StoryRule, compare, facts_of
 from memory.store import NearDuplicatePolicy
+from memory.stories import Evidence, Quantity, StoryRule, compare, facts_of
 from tests.story_pairs import group, load, score
 from tests.test_memory import NOW, make
 
