@@ -69,7 +69,7 @@ $(UV):
 secrets:
 	mkdir -p secrets && chmod 700 secrets
 	for name in $(SECRET_NAMES); do [ -e secrets/$$name ] || : > secrets/$$name; done
-	[ -s secrets/chroma_token ] || $(PYTHON) -c 'import secrets; print(secrets.token_urlsafe(32), end="")' > secrets/chroma_token
+	[ -s secrets/chroma_token ] || $(PYTHON) -I -c 'import secrets; print(secrets.token_urlsafe(32), end="")' > secrets/chroma_token
 	chmod 644 secrets/*
 
 clean:

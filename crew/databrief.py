@@ -127,14 +127,16 @@ def _top_stories(rows: Mapping[str, Any], story_ids: Sequence[str] | None, ticke
     reports: dict[str, list[Any]] = {}
     for row in sorted(rows.values(), key=lambda r: r.published_at):
         reports.setdefault(row.story_id, []).append(row)
-    candidates = [sid for sid, members in reports.items()
-                  if len({r.source for r in members}) > 1 and sid in rows and not is_suspect(rows[sid])]
+    # A story counts as "most reported" only when more than one outlet told it; two items from one
+    # outlet (an update, a repost) are not corroboration. A lead that reads as instructions is never quoted.
+    outlets_of = {sid: {r.source for r in members} for sid, members in reports.items()}
+    candidates = [sid for sid in reports if len(outlets_of[sid]) > 1 and sid in rows and not is_suspect(rows[sid])]
     if story_ids is not None:
         wanted = set(story_ids)
         candidates = [sid for sid in candidates if sid in wanted]
     if ticker:
         candidates = [sid for sid in candidates if ticker.upper() in rows[sid].tickers.split()]
-    candidates.sort(key=lambda sid: (-len(reports[sid]), rows[sid].published_at))
+    candidates.sort(key=lambda sid: (-len(outlets_of[sid]), -len(reports[sid]), rows[sid].published_at))
     lines = []
     for sid in candidates[:limit]:
         outlets = sorted({r.source for r in reports[sid]})

@@ -36,6 +36,8 @@ class VectorStore(Protocol):
 
     def embeddings(self, ids: Sequence[str]) -> dict[str, np.ndarray]: ...
 
+    def present(self, ids: Sequence[str]) -> set[str]: ...
+
     def delete(self, ids: Sequence[str] | None = None, where: dict[str, Any] | None = None) -> None: ...
 
     def count(self) -> int: ...
@@ -115,6 +117,17 @@ class ChromaVectors:
         except Exception as exc:
             raise StoreError(f"vector fetch failed: {exc}") from exc
         return out
+
+    def present(self, ids: Sequence[str]) -> set[str]:
+        """Which of ``ids`` have a stored vector."""
+        found: set[str] = set()
+        try:
+            for start in range(0, len(ids), _BATCH):
+                got = self._collection.get(ids=list(ids[start : start + _BATCH]), include=[])
+                found.update(got["ids"])
+        except Exception as exc:
+            raise StoreError(f"vector lookup failed: {exc}") from exc
+        return found
 
     def delete(self, ids: Sequence[str] | None = None, where: dict[str, Any] | None = None) -> None:
         """Delete vectors by id or by metadata filter."""

@@ -130,6 +130,11 @@ class StateDB:
         with self.engine.connect() as conn:
             return self._existing_in(conn, ids)
 
+    def item_ids(self) -> list[str]:
+        """Every stored item id."""
+        with self.engine.connect() as conn:
+            return list(conn.execute(select(schema.items.c.id).order_by(schema.items.c.id)).scalars())
+
     def story_ids_among(self, ids: Iterable[str]) -> set[str]:
         """Which of ``ids`` are stored stories (not near-duplicates)."""
         wanted = sorted(set(ids))

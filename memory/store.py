@@ -2,16 +2,18 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime, timedelta
-from typing import Any
+from typing import Any, Literal
 
 import numpy as np
 
 from memory.chroma import VectorHit, VectorStore
+from memory.deadline import BoundedVectors, Deadline
 from memory.embeddings import Embedder
 from memory.state import FetchRecord, Link, StateDB
+from memory.stories import Facts, StoryRule, compare, facts_of
 from sources.item import Item
 
 
@@ -19,11 +21,20 @@ from sources.item import Item
 class NearDuplicatePolicy:
     """When two items count as one story."""
 
-    # Calibrated with MiniLM on the bundled samples: reports of one story score 0.70–0.90
-    # against each other, the closest distinct stories 0.58.
-    threshold: float = 0.7
+    # A score in cosine units (memory.stories.StoryRule): cosine, up for names, numbers and days in
+    # common, down for conflicting numbers or days, for hours apart and for the same outlet. Calibrated
+    # with MiniLM on tests/fixtures/stories (bench/stories.py prints precision and recall).
+    threshold: float = StoryRule.threshold
     window: timedelta = timedelta(hours=36)
     kinds: tuple[str, ...] = ("news", "forum")
+    rule: Literal["evidence", "cosine"] = "evidence"  # "cosine": the old single-cosine rule
+    neighbours: int = 16
+
+    def story_rule(self) -> StoryRule:
+        """The scoring rule this policy applies."""
+        if self.rule == "cosine":
+            return StoryRule.cosine_only(self.threshold)
+        return replace(StoryRule(), threshold=self.threshold)
 
 
 @dataclass(frozen=True)
@@ -33,6 +44,38 @@ class AddResult:
     new: int = 0
     duplicate: int = 0
     near_duplicate: int = 0
+    # Known items whose vector was missing (a lost or replaced vector store) and was stored again.
+    restored: int = 0
+
+
+@dataclass(frozen=True)
+class VectorHealth:
+    """Whether every stored item still has its vector."""
+
+    items: int
+    vectors: int
+    missing: int  # item rows with no vector: search cannot find them
+
+    @property
+    def ok(self) -> bool:
+        """True when no stored item lacks its vector."""
+        return self.missing == 0
+
+    def summary(self) -> str:
+        """One line for the CLI, naming the fix when something is missing."""
+        if self.ok:
+            return f"{self.items} items, {self.vectors} vectors: every item is searchable"
+        return (f"{self.items} items, {self.vectors} vectors: {self.missing} items have no vector and search "
+                "cannot find them (vector store lost or replaced?); run `tapewatch memory repair`")
+
+
+@dataclass(frozen=True)
+class RepairResult:
+    """What ``Memory.repair`` did."""
+
+    checked: int
+    missing: int
+    restored: int
 
 
 @dataclass(frozen=True)
@@ -51,6 +94,9 @@ class SearchHit:
     sources: int
 
 
+_REPAIR_BATCH = 128
+# How long a vector-store call may take before it ends in a StoreError (settings: memory.store_timeout).
+DEFAULT_STORE_TIMEOUT = 60.0
 # Over-fetching unfiltered neighbours and filtering them here keeps filtered search on
 # Chroma's fast path; a metadata ``where`` scans the collection, so it is only the fallback.
 _OVERFETCH = 20
@@ -62,8 +108,10 @@ class Memory:
     """The vector store and the state DB kept in step."""
 
     def __init__(self, vectors: VectorStore, state: StateDB, embedder: Embedder,
-                 policy: NearDuplicatePolicy | None = None) -> None:
-        self.vectors = vectors
+                 policy: NearDuplicatePolicy | None = None, deadline: Deadline | None = None) -> None:
+        # Every vector-store call gets a deadline: a store that hangs (a nearly full disk, a server
+        # that stopped answering) must end in a StoreError recorded against the batch, never a hang.
+        self.vectors = BoundedVectors(vectors, deadline or Deadline(DEFAULT_STORE_TIMEOUT))
         self.state = state
         self.embedder = embedder
         self.policy = policy or NearDuplicatePolicy()
@@ -74,6 +122,7 @@ class Memory:
         known = self.state.existing_ids(i.id for i in unique)
         fresh = sorted((i for i in unique if i.id not in known), key=lambda i: (i.published_at, i.id))
         duplicate = len(items) - len(fresh)
+        restored = self._restore([i for i in unique if i.id in known])
         stories: list[Item] = []
         links: list[Link] = []
         if fresh:
@@ -85,7 +134,7 @@ class Memory:
                 [i.id for i in fresh], vectors, [i.embedding_text() for i in fresh],
                 [vector_metadata(i, story_of[i.id]) for i in fresh],
             )
-        result = AddResult(new=len(stories), duplicate=duplicate, near_duplicate=len(links))
+        result = AddResult(new=len(stories), duplicate=duplicate, near_duplicate=len(links), restored=restored)
         if fetch is not None:
             fetch = replace(fetch, new=result.new, duplicate=result.duplicate, near_duplicate=result.near_duplicate)
         # Vectors first, rows second: a crash in between leaves vectors that the next
@@ -96,57 +145,89 @@ class Memory:
     def _assign_stories(self, fresh: list[Item], vectors: np.ndarray,
                         stories: list[Item], links: list[Link]) -> dict[str, str]:
         """Decide for each fresh item whether it starts a story or joins one; return item id → story id."""
-        policy = self.policy
+        policy, rule = self.policy, self.policy.story_rule()
         eligible = [n for n, item in enumerate(fresh) if item.kind in policy.kinds]
         neighbours: dict[int, list[VectorHit]] = {}
         if eligible:
-            hits = self.vectors.query(vectors[eligible], n=8)
+            hits = self.vectors.query(vectors[eligible], n=policy.neighbours)
             neighbours = dict(zip(eligible, hits, strict=False))
-        candidates = {
-            str(h.metadata.get("story_id") or h.id)
-            for hs in neighbours.values() for h in hs if h.similarity >= policy.threshold
+        # Only committed rows count; a vector left by an interrupted batch does not.
+        rows = self.state.items_by_ids({h.id for hs in neighbours.values() for h in hs if h.similarity >= rule.floor})
+        rows = {i: r for i, r in rows.items() if r.kind in policy.kinds}
+        firsts = self.state.items_by_ids({r.story_id for r in rows.values()})
+        story_time = {sid: row.published_at for sid, row in firsts.items()}
+        facts: dict[str, Facts] = {
+            i: facts_of(r.title, r.text or r.title, r.published_at, tuple(r.tickers.split())) for i, r in rows.items()
         }
-        # Only stories whose rows are committed count; a vector left by an interrupted batch does not.
-        known = self.state.items_by_ids(self.state.story_ids_among(candidates)) if candidates else {}
-        story_time = {sid: row.published_at for sid, row in known.items()}
+        facts.update({i.id: facts_of(i.title, i.text, i.published_at, i.tickers) for i in fresh})
         story_of: dict[str, str] = {}
         for n, item in enumerate(fresh):
-            match = self._match(n, item, vectors, neighbours.get(n, []), story_time, fresh, story_of)
-            if match is None:
+            # (story, cosine, the other report); items placed earlier in this batch are not in the store yet.
+            candidates: list[tuple[str, float, Any]] = [
+                (rows[h.id].story_id, h.similarity, rows[h.id]) for h in neighbours.get(n, [])
+                if h.id in rows and h.id != item.id and rows[h.id].story_id in story_time
+            ]
+            if item.kind in policy.kinds:
+                candidates += [(story_of[o.id], float(np.dot(vectors[row], vectors[n])), o)
+                               for row, o in enumerate(fresh[:n]) if o.kind in policy.kinds]
+            best: tuple[str, float, float] | None = None  # story, score, cosine
+            for story_id, cosine, other in candidates:
+                # The window is measured from the story's first report, so a story cannot drift for days.
+                if abs(item.published_at - story_time[story_id]) > policy.window:
+                    continue
+                score = rule.score(compare(facts[item.id], facts[other.id], cosine, item.published_at,
+                                           other.published_at, item.source == other.source))
+                if score >= rule.threshold and (best is None or score > best[1]):
+                    best = (story_id, score, cosine)
+            if best is None:
                 story_of[item.id] = item.id
                 story_time[item.id] = item.published_at
                 stories.append(item)
             else:
-                story_of[item.id] = match[0]
-                links.append(Link(item=item, story_id=match[0], similarity=round(match[1], 4)))
+                story_of[item.id] = best[0]
+                links.append(Link(item=item, story_id=best[0], similarity=round(best[2], 4)))
         return story_of
 
-    def _match(self, n: int, item: Item, vectors: np.ndarray, hits: list[VectorHit],
-               story_time: dict[str, datetime], fresh: list[Item],
-               story_of: dict[str, str]) -> tuple[str, float] | None:
-        policy = self.policy
-        if item.kind not in policy.kinds:
-            return None
-        scored: list[tuple[str, float]] = [
-            (str(hit.metadata.get("story_id") or hit.id), hit.similarity)
-            for hit in hits
-            if hit.id != item.id and hit.metadata.get("kind") in policy.kinds
-        ]
-        # Items placed earlier in this batch are not in the vector store yet.
-        scored += [
-            (story_of[other.id], float(np.dot(vectors[row], vectors[n])))
-            for row, other in enumerate(fresh[:n])
-            if other.kind in policy.kinds
-        ]
-        best: tuple[str, float] | None = None
-        for story_id, similarity in scored:
-            started = story_time.get(story_id)
-            # The window is measured from the story's first report, so a story cannot drift for days.
-            if (started is not None and similarity >= policy.threshold
-                    and abs(item.published_at - started) <= policy.window
-                    and (best is None or similarity > best[1])):
-                best = (story_id, similarity)
-        return best
+    def _restore(self, known: list[Item]) -> int:
+        """Store again the vectors of known items that lost theirs; return how many."""
+        if not known:
+            return 0
+        have = self.vectors.present([i.id for i in known])
+        lost = [i for i in known if i.id not in have]
+        if not lost:
+            return 0
+        rows = self.state.items_by_ids(i.id for i in lost)
+        lost = [i for i in lost if i.id in rows]
+        self._upsert(lost, {i.id: rows[i.id].story_id for i in lost})
+        return len(lost)
+
+    def _upsert(self, items: Sequence[Item], story_of: dict[str, str]) -> None:
+        texts = [i.embedding_text() for i in items]
+        self.vectors.upsert([i.id for i in items], self.embedder.embed(texts), texts,
+                            [vector_metadata(i, story_of[i.id]) for i in items])
+
+    def vector_health(self) -> VectorHealth:
+        """Count stored items that have no vector (each id is looked up, so a replaced store shows too)."""
+        ids = self.state.item_ids()
+        have = self.vectors.present(ids) if ids else set()
+        return VectorHealth(items=len(ids), vectors=self.vectors.count(), missing=len(ids) - len(have))
+
+    def repair(self, progress: Callable[[int, int], None] | None = None) -> RepairResult:
+        """Re-embed, from their stored rows, the items that have no vector; ``progress(done, total)``."""
+        ids = self.state.item_ids()
+        have = self.vectors.present(ids) if ids else set()
+        missing = [i for i in ids if i not in have]
+        restored = 0
+        if progress:
+            progress(0, len(missing))
+        for start in range(0, len(missing), _REPAIR_BATCH):
+            rows = self.state.items_by_ids(missing[start : start + _REPAIR_BATCH])
+            items = [item_from_row(row) for row in rows.values()]
+            self._upsert(items, {row.id: row.story_id for row in rows.values()})
+            restored += len(items)
+            if progress:
+                progress(min(start + _REPAIR_BATCH, len(missing)), len(missing))
+        return RepairResult(checked=len(ids), missing=len(missing), restored=restored)
 
     def record(self, fetch: FetchRecord) -> None:
         """Record a fetch that produced no items (an error or a 304)."""
@@ -223,6 +304,15 @@ def _one_per_story(hits: list[VectorHit]) -> list[VectorHit]:
             seen.add(story)
             out.append(hit)
     return out
+
+
+def item_from_row(row: Any) -> Item:
+    """An ``Item`` rebuilt from its stored row (its text as stored, enough to embed it again)."""
+    return Item(
+        id=row.id, kind=row.kind, source=row.source, url=row.url, title=row.title, text=row.text or row.title,
+        published_at=row.published_at, fetched_at=row.fetched_at, author=row.author or "",
+        tickers=tuple(row.tickers.split()), cluster=row.cluster or "",
+    )
 
 
 def vector_metadata(item: Item, story_id: str | None = None) -> dict[str, Any]:

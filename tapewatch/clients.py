@@ -65,10 +65,16 @@ def chroma_client(settings: Settings) -> Any:
             parts = urlsplit(url)
             if parts.scheme not in ("http", "https") or not parts.hostname:
                 raise ConfigError(f"memory.chroma_url {shown!r} must look like http://host:8000")
-            return chromadb.HttpClient(
+            client = chromadb.HttpClient(
                 host=parts.hostname, port=parts.port or (443 if parts.scheme == "https" else 8000),
                 ssl=parts.scheme == "https", settings=_chroma_auth(settings, parts, ChromaSettings),
             )
+            # chromadb's HttpClient sends with no timeout at all; ours lets a call to a server that stopped
+            # answering end (and free its thread) rather than only being abandoned at memory's deadline.
+            session = getattr(getattr(client, "_server", None), "_session", None)
+            if isinstance(session, httpx.Client):
+                session.timeout = httpx.Timeout(settings.memory.store_timeout.total_seconds())
+            return client
         path = private_dir(settings.data_dir) / "chroma"
         path.mkdir(exist_ok=True)
         # The bot never phones home.
@@ -123,16 +129,21 @@ def open_memory(settings: Settings, embed: Embedder | None = None, client: Any =
                 state: StateDB | None = None) -> Memory:
     """Memory wired to the configured vector store, state DB and embedder."""
     from memory.chroma import ChromaVectors
+    from memory.deadline import Deadline
 
     embed = embed or embedder(settings)
     state = state or open_state(settings)
-    vectors = ChromaVectors(client or chroma_client(settings), settings.memory.collection, embed.name, embed.dimension)
+    deadline = Deadline(settings.memory.store_timeout.total_seconds())
+    # Opening talks to the store too (a server, or files on a full disk): it gets the same deadline.
+    vectors = deadline.call("open the collection", lambda: ChromaVectors(
+        client or chroma_client(settings), settings.memory.collection, embed.name, embed.dimension))
     policy = NearDuplicatePolicy(
         threshold=settings.memory.near_duplicate_threshold,
+        rule=settings.memory.near_duplicate_rule,
         window=settings.memory.near_duplicate_window,
         kinds=tuple(settings.memory.near_duplicate_kinds),
     )
-    return Memory(vectors, state, embed, policy)
+    return Memory(vectors, state, embed, policy, deadline=deadline)
 
 
 def watchlist(settings: Settings) -> Watchlist:

@@ -153,7 +153,13 @@ class MemorySettings(BaseModel):
     embedder: Literal["minilm"] = "minilm"
     # CPU threads for embedding; default lets torch use every core it sees (set it under a CPU quota).
     embed_threads: int | None = Field(default=None, ge=1, le=256)
-    near_duplicate_threshold: float = Field(default=0.7, gt=0.0, le=1.0)
+    # Every vector-store call (upsert, query, …) ends within this, in a clear error if it must.
+    store_timeout: Duration = timedelta(seconds=60)
+    # Two reports are one story when their score reaches the threshold: with rule "evidence" their cosine
+    # moved by names, numbers and days in common or in conflict, hours apart and same outlet (memory/stories.py);
+    # with rule "cosine" their cosine alone (the rule before issue 17, at 0.7).
+    near_duplicate_rule: Literal["evidence", "cosine"] = "evidence"
+    near_duplicate_threshold: float = Field(default=0.58, gt=0.0, le=1.5)
     near_duplicate_window: Duration = timedelta(hours=36)
     near_duplicate_kinds: list[Literal["news", "forum", "social"]] = ["news", "forum"]
     retention: Duration = timedelta(days=90)

@@ -135,7 +135,7 @@ def test_a_story_that_began_before_the_window_is_not_emerging(memory: Any) -> No
     first = make_item(title, text, at=NOW - timedelta(hours=30), tickers=("SOL",), source="early")
     again = make_item(title, text + " Now confirmed.", at=NOW - timedelta(hours=3), tickers=("SOL",), source="late")
     other = make_item(*HALCYON[1], at=NOW - timedelta(hours=2), tickers=("SOL",), source="other")
-    memory.policy = NearDuplicatePolicy(threshold=0.8)
+    memory.policy = NearDuplicatePolicy(threshold=0.8, rule="cosine")  # 0.8: a cosine threshold for the hash embedder
     memory.add([first, again, other])
     (found,) = narratives_of(memory)
     assert found.first_seen == first.published_at

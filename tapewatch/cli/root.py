@@ -197,6 +197,10 @@ def search(
     after = datetime.now(UTC) - window if window else None
     hits = memory.search(text, limit, since=after, tickers=ticker, kinds=kind)
     if not hits:
+        health = memory.vector_health()
+        if not health.ok:
+            out.print(f"No matching items: {health.summary()}.")
+            return
         out.print("No matching items. Try a wider --since, fewer filters, or run `tapewatch ingest` first.")
         return
     table = Table(header_style="bold")
@@ -233,46 +237,13 @@ def sources() -> None:
         table.add_row(name, kind, _ago(h.last_fetch_at), f"[{colour}]{h.status}[/{colour}]", str(h.items),
                       str(h.skipped or ""), str(h.consecutive_errors or ""), (h.last_error or h.degraded or "")[:200])
     out.print(table)
+    from tapewatch.cli.memory import vector_health_line
+
+    if warning := vector_health_line(state):
+        out.print(warning)
     from tapewatch.cli.daemon import print_schedule
 
     print_schedule(s, state)
-
-
-@app.command("memory")
-def memory_show(
-    latest: Annotated[int, typer.Option("--latest", help="How many recent stories to list.")] = 10,
-) -> None:
-    """What memory holds: totals, sources, top tickers of the last 24h and the latest stories."""
-    from tapewatch.clients import open_state
-
-    s = settings()
-    state = open_state(s)
-    day_ago = datetime.now(UTC) - timedelta(hours=24)
-    stats = state.stats(ticker_since=day_ago)
-    if stats.items == 0:
-        out.print("Memory is empty. Run `tapewatch ingest` to fill it.")
-        return
-    out.print(
-        f"[bold]{stats.items}[/bold] items in memory: {stats.stories} stories, "
-        f"{stats.near_duplicates} near-duplicate reports linked to them; "
-        f"published {_ago(stats.oldest)} to {_ago(stats.newest)}."
-    )
-    by = Table(title="by source", header_style="bold")
-    by.add_column("source")
-    by.add_column("items", justify="right")
-    for name, n in sorted(stats.by_source.items(), key=lambda kv: -kv[1]):
-        by.add_row(name, str(n))
-    out.print(by)
-    if stats.top_tickers:
-        out.print("Most mentioned in the last 24h: " + ", ".join(f"{t} ({n})" for t, n in stats.top_tickers))
-    rows = state.latest_stories(latest)
-    sizes = state.story_sizes(r.id for r in rows)
-    table = Table(title="latest stories", header_style="bold")
-    for col in ("published", "source", "tickers", "title", "also reported by"):
-        table.add_column(col, overflow="fold")
-    for r in rows:
-        table.add_row(_ago(r.published_at), r.source, r.tickers, r.title, str(sizes.get(r.id, 1) - 1 or ""))
-    out.print(table)
 
 
 @app.command()

@@ -1,0 +1,125 @@
+"""Story grouping: pairwise precision and recall of the evidence rule and of the old single-cosine rule.
+
+Run from the repository root:
+
+    .venv/bin/python bench/stories.py              # both fixture sets, both rules
+    .venv/bin/python bench/stories.py --set holdout
+
+Each fixture set (tests/fixtures/stories/*.toml, written for tapewatch: calibration, holdout, unseen) is
+ingested through the real pipeline — MiniLM on CPU, an embedded Chroma and a SQLite state DB in a
+temporary directory — in per-outlet batches every 6 hours, as a daemon would fetch them. Then every
+pair of reports within the grouping window is checked: grouped into one story or not, against the
+story each was written for. No network is used.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import shutil
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+sys.dont_write_bytecode = True
+os.environ.setdefault("ANONYMIZED_TELEMETRY", "False")
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
+os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+
+ROOT = Path(__file__).resolve().parent.parent
+if str(ROOT) not in sys.path:
+    sys.path.insert(0, str(ROOT))
+
+from memory.embeddings import Embedder, MiniLMEmbedder  # noqa: E402
+from memory.store import NearDuplicatePolicy  # noqa: E402
+from tests.story_pairs import Scores, StoryFixture, group, load, pairs, score  # noqa: E402
+
+RULES = {
+    "evidence (new default)": NearDuplicatePolicy(),
+    "cosine >= 0.70 (old rule)": NearDuplicatePolicy(threshold=0.70, rule="cosine", neighbours=8),
+}
+
+
+class CachedEmbedder:
+    """MiniLM, each text embedded once across the runs."""
+
+    def __init__(self, inner: MiniLMEmbedder) -> None:
+        self.inner = inner
+        self.name = inner.name
+        self.dimension = inner.dimension
+        self._cache: dict[str, object] = {}
+
+    def embed(self, texts: list[str]):  # type: ignore[no-untyped-def]
+        import numpy as np
+
+        missing = [t for t in dict.fromkeys(texts) if t not in self._cache]
+        if missing:
+            self._cache.update(zip(missing, self.inner.embed(missing), strict=True))
+        return np.asarray([self._cache[t] for t in texts], dtype=np.float32).reshape(len(texts), self.dimension)
+
+
+def closest_calls(fixture: StoryFixture, embedder: Embedder) -> tuple[float, float]:
+    """The evidence rule's lowest score for a one-story pair and highest for two stories (pairs in the window)."""
+    from memory.stories import StoryRule, compare, facts_of
+
+    rule = StoryRule()
+    vectors = dict(zip((i.id for i in fixture.items), embedder.embed([i.embedding_text() for i in fixture.items]),
+                       strict=True))
+    facts = {i.id: facts_of(i.title, i.text, i.published_at, i.tickers) for i in fixture.items}
+    same: list[float] = []
+    other: list[float] = []
+    for pair in pairs(fixture):
+        cosine = float(vectors[pair.a.id] @ vectors[pair.b.id])
+        scored = rule.score(compare(facts[pair.a.id], facts[pair.b.id], cosine, pair.a.published_at,
+                                    pair.b.published_at, pair.a.source == pair.b.source))
+        (same if pair.same else other).append(scored)
+    return min(same), max(other)
+
+
+def report(name: str, fixture: StoryFixture, results: dict[str, Scores]) -> None:
+    stories = len(set(fixture.story.values()))
+    print(f"\n{name}: {len(fixture.items)} reports of {stories} stories")
+    width = max(len(r) for r in results)
+    print(f"  {'rule':{width}}  precision  recall   grouped pairs: right / wrong / missed")
+    for rule, s in results.items():
+        print(f"  {rule:{width}}  {s.precision:9.2f}  {s.recall:6.2f}   "
+              f"{s.true_pos:5d} / {s.false_pos:5d} / {s.false_neg:6d}")
+    categories = next(iter(results.values())).by_category
+    print(f"  pairs grouped, by kind of pair ({' | '.join(results)}):")
+    for category in categories:
+        cells = " | ".join(f"{s.by_category[category][0]:3d} of {s.by_category[category][1]:3d}"
+                           for s in results.values())
+        print(f"    {category:30s} {cells}")
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--set", action="append", choices=["calibration", "holdout", "unseen"],
+                        help="fixture set (repeatable; default both)")
+    args = parser.parse_args()
+    embedder = CachedEmbedder(MiniLMEmbedder())
+    started = time.monotonic()
+    print("Story grouping: pairs of reports within 36h; precision = grouped pairs that are one story, "
+          "recall = one-story pairs that were grouped.")
+    for name in args.set or ["calibration", "holdout", "unseen"]:
+        fixture = load(name)
+        results = {}
+        for rule, policy in RULES.items():
+            workdir = Path(tempfile.mkdtemp(prefix="tapewatch-stories-"))
+            try:
+                results[rule] = score(fixture, group(fixture, policy, embedder, workdir), policy.window)
+            finally:
+                shutil.rmtree(workdir, ignore_errors=True)
+        report(name, fixture, results)
+        low, high = closest_calls(fixture, embedder)
+        print(f"  evidence score, pair by pair (threshold {NearDuplicatePolicy().threshold}): lowest one-story pair "
+              f"{low:.2f}, highest two-story pair {high:.2f}")
+    print("\nThe weights were chosen on calibration; holdout then informed one round of changes (round figures and"
+          "\nprices count half, figures match within their written precision, 0.20 per day apart); unseen was"
+          f"\nwritten after that and run once, unchanged. ({time.monotonic() - started:.0f}s)")
+
+
+if __name__ == "__main__":
+    main()
