@@ -115,8 +115,10 @@ def test_scheduled_brief_is_reviewed_in_telegram_and_posted_exactly_once(
     posts = x.posts_by(ME_ID)
     assert all(p.in_reply_to == prev.id for prev, p in itertools.pairwise(posts))
     assert len(tg.sent_to(CHANNEL_ID)) == 1
-    assert [a["text"] for a in tg.answered][:3] == ["Sorry, only reviewers can act on drafts.", "Approved.",
-                                                    "Publishing now."]
+    answers = [a["text"] for a in tg.answered]
+    assert answers[:2] == ["Sorry, only reviewers can act on drafts.", "Approved."]
+    # The tap and the daemon's own first publish run race; either way the draft goes out exactly once.
+    assert answers[2] in ("Publishing now.", "Already published.")
     actions = [(e.actor, e.via, e.action) for e in AuditLog(runtime.state.engine).for_draft(draft_id)]
     assert ("telegram:222 (@user222)", "telegram", "refused") in actions
     assert ("alice", "telegram", "approve") in actions and ("publisher", "daemon", "publish") in actions

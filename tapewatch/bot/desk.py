@@ -90,6 +90,9 @@ class QueueDesk:
             return Outcome(f"Saved as version {new.version} ({new.id[:8]}); it {verdict}.", new.id)
         if action == "publish":
             draft = q.drafts.get(draft_id)
+            if draft.status == "published":
+                # A scheduled run got there first (the tap and the run race): nothing left to do.
+                return Outcome("Already published.", draft.id, changed=False)
             if draft.status != "approved":
                 raise ReviewError(f"draft {draft.id[:12]} is {draft.status}; approve it first")
             if self.publish_soon is None:
