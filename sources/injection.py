@@ -152,6 +152,14 @@ def _base(text: str) -> str:
     return "".join(ch for ch in text if unicodedata.category(ch) != "Cf")
 
 
+def _joined(run: re.Match[str]) -> str:
+    """Letters spelled apart, joined: "i.g.n.o.r.e y.o.u.r" keeps its spaces as word gaps, "i g n o r e" cannot."""
+    text = run.group(0)
+    if re.search(r"[a-z][.\-_*·•~+|/]", text):
+        return " ".join(re.sub(r"[^a-z ]", "", text).split())
+    return re.sub(r"[^a-z]", "", text)
+
+
 def _deleet(text: str, one: str) -> str:
     table = {**_LEET, "1": one}
 
@@ -169,7 +177,7 @@ def _views(text: str) -> dict[str, list[str]]:
     folded = "".join(ch for ch in unicodedata.normalize("NFKD", native) if not unicodedata.combining(ch))
     folded = _JOINERS.sub(" ", folded.translate(_CONFUSABLES))
     spaced = bool(_SPACED.search(folded))
-    joined = _SPACED.sub(lambda m: re.sub(r"[^a-z]", "", m.group(0)), folded) if spaced else folded
+    joined = _SPACED.sub(_joined, folded) if spaced else folded
     joined = _SLANG.sub(lambda m: _SLANG_WORDS[m.group(0)], joined)
     latin = [_deleet(joined, "i")]
     if "1" in joined:

@@ -25,6 +25,8 @@ NATIVE: tuple[tuple[str, str, str], ...] = (
     ("publish_command", r"\b(?:publica|publique|publiquen|aprueba|aprueben|aprove|publicar) (?:esto|este "
      r"(?:texto|borrador|mensaje|post)|lo siguiente|isto|o seguinte)\b|\b(?:sin|sem) revisión humana|"
      r"\bsin (?:ninguna )?revisión\b.{0,30}\bpublica", "any"),
+    ("override", r"\b(?:olvida|olvide|ignora|ignore|olvídate de|olvidate de|descarta|omite)\s+(?:todo\s+)?lo\s+"
+     r"(?:anterior|de arriba|previo|que te (?:dijeron|han dicho|indicaron))", "lead"),
     # French / German / Italian, short forms
     ("override", r"\b(?:ignorez|ignore|oubliez|oublie)\s+(?:\w+\s+){0,3}?(?:instructions|consignes|règles)\s+"
      r"(?:précédentes|precedentes|antérieures|ci-dessus)|\b(?:ignoriere|ignorieren sie|vergiss|vergessen sie)\s+"
@@ -76,6 +78,9 @@ NATIVE: tuple[tuple[str, str, str], ...] = (
     ("jailbreak", r"\bрежим разработчика\b|\bрежим бога\b|\bбез ограничений\b.{0,20}\bрежим", "any"),
     ("override", r"\b(?:все |всех )?(?:предыдущие|прежние|прошлые|старые|ваши|твои) (?:инструкции|указания|правила|"
      r"команды) (?:отменены|аннулированы|недействительны|больше не действуют|устарели)", "any"),
+    ("override", r"\b(?:забудь|забудьте|игнорируй|игнорируйте|проигнорируй|не слушай)\s+(?:всё|все|то)\s*,?\s*что\s+"
+     r"(?:тебе|вам)\s+(?:сказали|говорили|написали|велели|приказали|дали)|\b(?:забудь|забудьте|игнорируй|"
+     r"игнорируйте)\s+(?:всё|все)\s+(?:выше|вышесказанное|предыдущее|написанное выше)", "any"),
     # Korean
     ("override", r"(?:이전|앞|위|기존|모든|지금까지|원래|상기|앞서|위에|이전의|앞의|위의|기존의|원래의|"
      r"시스템)\s*(?:의\s*)?"

@@ -22,7 +22,8 @@ _AI = (r"(?:ai|a\.i\.|llms?|gpts?|chatgpt|claude|gemini|language models?|large l
        r"bots?|agents?|assistants?|models?|crawlers?|scrapers?|summari[sz]ers?|copilots?|ai (?:agents?|models?|"
        r"assistants?|systems?|writers?|tools?|analysts?|researchers?)|autonomous agents?|trading bots?|"
        r"news bots?|robots?|machines?|tapewatch|writers?|summary writers?|automated (?:agents?|systems?|tools?)|"
-       r"(?:automated |ai |news )?digests?|(?:automated |ai |news )?aggregators?|newsbots?)")
+       r"(?:automated |ai |news )?digests?|(?:automated |ai |news )?aggregators?|newsbots?|"
+       r"(?:summari[sz]ation|ai|answer|llm|language|inference) (?:engines?|tools?|systems?|pipelines?))")
 # "AI agent tokens", "AI agent builders": the AI narrative in crypto, not a model being addressed.
 _NOT_AI_TOPIC = (r"(?!(?:\s+(?:agents?|models?|assistants?|bots?|agent[- ]?based))?\s*(?:(?:operator|owner|"
      r"maker|user|"
@@ -37,7 +38,8 @@ _OBJECT = (r"(?:\$[a-z]\w*|(?:this|these|my|our) (?:post|tweet|item|account|toke
 _IGNORE = (r"(?:ignore|disregard|forget|override|overrule|overwrite|replace|supersede|rewrite|bypass|skip|discard|"
            r"abandon|drop|dismiss|neglect|"
            r"nullify|cancel|erase|delete|wipe|clear|reset|set aside|throw out|throw away|stop following|"
-           r"do not follow|don'?t follow|no longer follow|never follow|stop obeying|do not obey|don'?t obey)")
+           r"do not follow|don'?t follow|no longer follow|never follow|stop obeying|do not obey|don'?t obey|"
+           r"cease following|cease obeying|quit following|quit obeying)")
 _BEFORE = (r"(?:previous|previously|prior|above|earlier|preceding|foregoing|former|original|initial|"
            r"system|developer|all (?:the )?(?:previous|prior|above|earlier))")
 _STRONG_TARGET = (r"(?:instructions?|instructs|prompts?|system prompts?|directives?|guidelines?|guardrails?|"
@@ -93,10 +95,11 @@ LATIN: tuple[tuple[str, str, str], ...] = (
      r"(?:above|foregoing|aforementioned|before this|prior|previous|earlier|preceding|you (?:were|have been|"
      r"'ve been|are|was) "
      r"(?:told|given|instructed|taught|programmed)|that came before|said before|written above|up to (?:now|here))\b"
-     r"(?:\s+(?:this|the|that)\s+(?:line|message|post|text|point|sentence))?(?=\s*(?:[^\w\s]|$|and\b|then\b|now\b|"
+     r"(?:\s+(?:this|the|that)\s+(?:line|message|post|text|point|sentence))?(?=\s*(?:[^\w\s$€£]|$|and\b|then\b|now\b|"
      r"instead\b|you\b|from\b|completely\b|entirely\b))", "lead"),
     ("override", r"\b(?:forget|ignore|disregard) (?:about )?(?:everything|all that|all of that|all this|it all)\b"
-     r"(?! (?:you know about|about the|the market|else|you (?:read|see|hear|saw|heard) (?:on|in|about|from))\b)",
+     r"(?! (?:you know about|about the|the market|else|you (?:read|see|hear|saw|heard) (?:on|in|about|from))\b|"
+     r" (?:above|below|under|over|beyond) [$€£\d])",
      "lead"),
     ("override", r"\bstart (?:over|fresh|anew) with (?:new|these|the following|fresh) (?:instructions|rules|orders)",
      "any"),
@@ -120,7 +123,7 @@ LATIN: tuple[tuple[str, str, str], ...] = (
      r")?(?:\w+ ){0,2}?(?:ai|assistant|bot|model|agent|dan|system|with no|without|unfiltered|unrestricted)\b",
      "lead"),
     ("new_instructions", r"\b(?:ai|a\.i\.|llm|gpt|bot|agent|assistant|model|writer|system)s? (?:instructions?|"
-     r"directives?|orders|prompt|task)\s*[:\-]", "any"),
+     r"directives?|orders|prompt|task)\s*(?:[:\-]|below|follow|here|\u2b07|\U0001f447)", "any"),
     ("new_instructions", r"\binstructions? (?:for|to) (?:the |all |any |every )?" + _AI + _NOT_AI_TOPIC
      + r"\b\s*(?:[:\-]|reading|only|below|here|follow)", "any"),
     # someone speaking to the model that reads the item
@@ -336,6 +339,17 @@ LATIN: tuple[tuple[str, str, str], ...] = (
      r"prompts|system prompts?) (?:are|have been|were|is|has been) (?:now )?(?:cancell?ed|revoked|void|null|overridden|"
      r"suspended|lifted|deleted|obsolete|no longer valid|replaced|superseded|invalid)\b"
      r"(?! (?:after|following|since|under|for|by|from) )", "any"),
+    ("address_ai", r"\b(?:whatever|whichever|any|every|each) (?:[a-z]+ )?" + _AI + r" (?:reads?|parses?|process(?:es)?|"
+     r"scrapes?|summari[sz]es?|sees?|ingests?|indexes|analy[sz]es?|crawls?) (?:this|these|my|our)\b", "any"),
+    ("address_ai", r"\b(?:grok|claude|chatgpt|gpt|gemini|copilot|llama|mistral|deepseek|perplexity|ai|bots?)"
+     r"(?:\s*,\s*(?:and )?(?:grok|claude|chatgpt|gpt|gemini|copilot|llama|mistral|deepseek|perplexity)){1,}\s*"
+     r"(?:[,:\-\u2014]|and)\s*(?:all of you|you all|each of you|listen|please|ignore|write|post|say|include|call|"
+     r"recommend|publish)\b", "any"),
+    ("publish_command", r"\b(?:omit|remove|drop|leave out|hide|exclude|strip|delete|cut) (?:the |any |all |every )?"
+     r"(?:\w+ )?(?:hack|exploit|risks?|warnings?|disclaimers?|rug|scam|unlock|vulnerabilit(?:y|ies)|lawsuit|"
+     r"investigation|drain|outage|delisting|concerns?|criticism|caveats?|losses) (?:mention |section )?(?:from|in|"
+     r"out of) (?:your|the|today'?s|this|every|each) (?:\w+ )?(?:recap|summary|brief|report|output|thread|post|"
+     r"tweet|answer|response|analysis|coverage|newsletter|update)s?\b", "any"),
     # jailbreak switches
     ("jailbreak", r"\b(?:developer|dev|debug|god|jailbreak|jailbroken|dan|unrestricted|unfiltered|sudo|admin|"
      r"root|maintainer|evil|chaos|opposite|anything) mode (?:is )?(?:now )?(?:enabled|activated|on|engaged|"
