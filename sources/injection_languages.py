@@ -27,6 +27,8 @@ NATIVE: tuple[tuple[str, str, str], ...] = (
      r"\bsin (?:ninguna )?revisión\b.{0,30}\bpublica", "any"),
     ("override", r"\b(?:olvida|olvide|ignora|ignore|olvídate de|olvidate de|descarta|omite)\s+(?:todo\s+)?lo\s+"
      r"(?:anterior|de arriba|previo|que te (?:dijeron|han dicho|indicaron))", "lead"),
+    ("override", r"\b(?:ignora|dimentica|ignorate|dimenticate|non seguire)\s+(?:\w+\s+){0,3}?(?:istruzioni|"
+     r"indicazioni|regole|direttive)\b(?!\s+(?:della|del|dei|delle|degli|di)\b)", "lead"),
     # French / German / Italian, short forms
     ("override", r"\b(?:ignorez|ignore|oubliez|oublie)\s+(?:\w+\s+){0,3}?(?:instructions|consignes|règles)\s+"
      r"(?:précédentes|precedentes|antérieures|ci-dessus)|\b(?:ignoriere|ignorieren sie|vergiss|vergessen sie)\s+"
@@ -81,6 +83,8 @@ NATIVE: tuple[tuple[str, str, str], ...] = (
     ("override", r"\b(?:забудь|забудьте|игнорируй|игнорируйте|проигнорируй|не слушай)\s+(?:всё|все|то)\s*,?\s*что\s+"
      r"(?:тебе|вам)\s+(?:сказали|говорили|написали|велели|приказали|дали)|\b(?:забудь|забудьте|игнорируй|"
      r"игнорируйте)\s+(?:всё|все)\s+(?:выше|вышесказанное|предыдущее|написанное выше)", "any"),
+    ("address_ai", r"\b(?:инструкци[яи]|указани[ея]|сообщение|записка|заметка|приказ) для (?:всех )?(?:ии|ai|бота|"
+     r"ботов|нейросет(?:и|ей)|модели|моделей|ассистента|ассистентов|агента|агентов|llm)\b", "any"),
     # Korean
     ("override", r"(?:이전|앞|위|기존|모든|지금까지|원래|상기|앞서|위에|이전의|앞의|위의|기존의|원래의|"
      r"시스템)\s*(?:의\s*)?"

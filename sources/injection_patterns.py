@@ -39,7 +39,8 @@ _IGNORE = (r"(?:ignore|disregard|forget|override|overrule|overwrite|replace|supe
            r"abandon|drop|dismiss|neglect|"
            r"nullify|cancel|erase|delete|wipe|clear|reset|set aside|throw out|throw away|stop following|"
            r"do not follow|don'?t follow|no longer follow|never follow|stop obeying|do not obey|don'?t obey|"
-           r"cease following|cease obeying|quit following|quit obeying)")
+           r"cease following|cease obeying|quit following|quit obeying|pay no attention to|take no notice of|"
+           r"turn a blind eye to)")
 _BEFORE = (r"(?:previous|previously|prior|above|earlier|preceding|foregoing|former|original|initial|"
            r"system|developer|all (?:the )?(?:previous|prior|above|earlier))")
 _STRONG_TARGET = (r"(?:instructions?|instructs|prompts?|system prompts?|directives?|guidelines?|guardrails?|"
@@ -139,8 +140,8 @@ LATIN: tuple[tuple[str, str, str], ...] = (
      r"(?:for|to) (?:the |all |any )?(?:[a-z]+ )?" + _AI + r"\b", "any"),
     ("address_ai", r"\b" + _AI + r" (?:that|who|which) (?:reads?|parses?|process(?:es)?|scrapes?|summari[sz]es?|"
      r"sees?|ingests?|indexes|analy[sz]es?|reviews?) (?:this|these|my|our|it)\b", "any"),
-    ("address_ai", r"\bif you (?:are|'re|happen to be) (?:an? |the |some )?(?:ai|a\.i\.|llm|gpt|language model|"
-     r"large language model|bot|chatbot|assistant|agent|model|automated|crawler|scraper|machine|robot|"
+    ("address_ai", r"\bif (?:you (?:are|'re|r|happen to be)|your|u r) (?:an? |the |some )?(?:ai|a\.i\.|llm|gpt|"
+     r"language model|large language model|bot|chatbot|assistant|agent|model|automated|crawler|scraper|machine|robot|"
      r"artificial intelligence|non[- ]?human|summari[sz]er|ai (?:agent|model|assistant|system))\b"
      r"(?!(?: (?:agent|model|assistant|system|bot))? (?:researcher|developer|engineer|builder|startup|company|"
      r"founder|team|project|enthusiast|investor|lab|"
@@ -350,6 +351,19 @@ LATIN: tuple[tuple[str, str, str], ...] = (
      r"investigation|drain|outage|delisting|concerns?|criticism|caveats?|losses) (?:mention |section )?(?:from|in|"
      r"out of) (?:your|the|today'?s|this|every|each) (?:\w+ )?(?:recap|summary|brief|report|output|thread|post|"
      r"tweet|answer|response|analysis|coverage|newsletter|update)s?\b", "any"),
+    ("address_ai", r"\b(?:any|every|each|all|the) (?:[a-z]+ )?" + _AI + r" (?:that is |who is |that are )?(?:reading|"
+     r"summari[sz]ing|processing|ingesting|scraping) (?:this|these|my|the following|today'?s|\w+ (?:news|posts|"
+     r"tweets|feeds?))\b[^.!?]{0,60}?\b(?:should|must|shall|"
+     r"needs? to|has to|have to)\b", "any"),
+    ("new_instructions", r"\b(?:the )?tapewatch (?:team|operators?|admins?|administrators?|developers?|devs|staff|"
+     r"owners?|maintainers?)\b(?=\s*(?:[:,\-\u2014]|here\b|says?\b|asks?\b|wants?\b|instructs?\b|requires?\b|"
+     r"approved?\b|has approved\b))", "any"),
+    ("publish_command", r"\b(?:approve|publish|post|tweet|retweet) (?:it|this|them|that)(?: now| immediately| asap|"
+     r" right away)?\s*(?:[.!]|$)", "lead"),
+    ("publish_command", r"\b(?:make sure|ensure|be sure|see to it) (?:that )?(?:your|every|each) (?:\w+ )?"
+     r"(?:summary|brief|output|answer|response|thread|tweet|post|recap|headline|title) (?:says|states|"
+     r"includes|mentions|contains|calls|describes|recommends|links|reads|features|lists|promotes|starts|ends)\b",
+     "any"),
     # jailbreak switches
     ("jailbreak", r"\b(?:developer|dev|debug|god|jailbreak|jailbroken|dan|unrestricted|unfiltered|sudo|admin|"
      r"root|maintainer|evil|chaos|opposite|anything) mode (?:is )?(?:now )?(?:enabled|activated|on|engaged|"
