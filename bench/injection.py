@@ -66,7 +66,8 @@ def batches() -> list[tuple[str, list[str], list[str]]]:
         elif line.startswith("  - "):
             planted, legit = found.setdefault(batch, ([], []))
             (planted if section == "inject" else legit).append(yaml.safe_load(line[4:]))
-    order = ("first", "second", "third", "fourth", "fifth", "sixth", "seventh", "eighth", "ninth", "tenth", "eleventh", "twelfth")
+    order = ("first", "second", "third", "fourth", "fifth", "sixth", "seventh", "eighth", "ninth", "tenth", "eleventh",
+             "twelfth")
     rank = {f"{word} batch": n for n, word in enumerate(order)}
     return sorted(((name, p, c) for name, (p, c) in found.items()), key=lambda b: rank.get(b[0], len(order)))
 
