@@ -342,9 +342,8 @@ class ComplianceSettings(BaseModel):
 
     disclaimer: str = Field(default="Not financial advice.", max_length=300)
     require_disclaimer: bool = True
-    banned_phrases: list[str] = Field(default_factory=lambda: [
-        "guaranteed", "guarantee", "price target", "risk-free", "risk free", "can't lose", "cannot lose",
-    ])
+    # Literal phrases of your own, on top of the phrasing families in prompts/compliance/phrasing.yaml.
+    banned_phrases: list[str] = Field(default_factory=list)
 
 
 class GroundingSettings(BaseModel):

@@ -22,6 +22,7 @@ from crew.databrief import build
 from crew.model import Problem
 from memory.drafts import DraftStore
 from sources.errors import ConfigError
+from tapewatch.settings import ComplianceSettings
 from tests.crew_support import fill_with_samples
 
 DISCLAIMER = "Not financial advice."
@@ -384,7 +385,8 @@ def disclaimer_counts_with(text: str, disclaimer: str) -> bool:
     return not check_compliance(text, "telegram", disclaimer=disclaimer, require_disclaimer=True)
 
 
-def test_the_families_cover_what_the_old_seven_default_phrases_were_for() -> None:
+def test_the_default_banned_phrases_are_empty_because_the_families_cover_the_old_seven() -> None:
+    assert ComplianceSettings().banned_phrases == []
     for text in ["guaranteed gains", "we guarantee it", "our price target", "risk-free", "risk free yield",
                  "you can't lose", "you cannot lose"]:
         assert flags(text), text
