@@ -103,7 +103,7 @@ def test_a_grounded_draft_passes(memory: Any, stored: dict[str, Item]) -> None:
     ("Read more at https://evil.example/eth", "eth", "foreign_link", "evil.example: not the trusted link"),
     ("Read more at wire.example.com/other", "eth", "foreign_link", "wire.example.com: not the trusted link"),
     ("ETF flows are a guaranteed tailwind.", "etf", "banned_phrase", "'guaranteed'"),
-    ("Our price target for ETH is higher.", "eth", "banned_phrase", "'price target'"),
+    ("Our price target for ETH is higher.", "eth", "banned_phrase", "price target: 'Our price target'"),
 ])
 def test_each_ungrounded_claim_is_a_named_problem(memory: Any, stored: dict[str, Item], text: str, source: str,
                                                   code: str, message: str) -> None:
