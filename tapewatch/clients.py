@@ -106,9 +106,25 @@ def _chroma_auth(settings: Settings, parts: SplitResult, chroma_settings: type[A
         raise ConfigError(f"TAPEWATCH_CHROMA_TOKEN cannot be used with Chroma: {_first_line(exc)}") from exc
 
 
+def model_dir(settings: Settings) -> Path:
+    """Where the prepared ONNX graphs live: ``memory.model_dir``, default ``share/tapewatch/models`` in the venv.
+
+    They belong to the install (made from its weights package by ``tapewatch model prepare``), not to one data dir.
+    """
+    import sys
+
+    return settings.memory.model_dir or Path(sys.prefix) / "share" / "tapewatch" / "models"
+
+
 def embedder(settings: Settings) -> Embedder:
-    """The configured embedder (local MiniLM on CPU)."""
-    return MiniLMEmbedder(threads=settings.memory.embed_threads)
+    """The configured embedder: MiniLM on ONNX Runtime (fp32 or int8), or on torch; all local, on CPU."""
+    from memory.minilm_onnx import OnnxMiniLMEmbedder
+
+    memory = settings.memory
+    if memory.embedder == "minilm-torch":
+        return MiniLMEmbedder(threads=memory.embed_threads)
+    variant = "int8" if memory.embedder == "minilm-int8" else "fp32"
+    return OnnxMiniLMEmbedder(model_dir(settings), variant, threads=memory.embed_threads)
 
 
 def private_dir(path: Path) -> Path:

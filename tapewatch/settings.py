@@ -150,9 +150,14 @@ class MemorySettings(BaseModel):
 
     chroma_url: str | None = None
     collection: str = Field(default="tapewatch-items", pattern=r"^[a-z0-9][a-z0-9._\-]{1,61}[a-z0-9]$")
-    embedder: Literal["minilm"] = "minilm"
-    # CPU threads for embedding; default lets torch use every core it sees (set it under a CPU quota).
+    # "minilm": all-MiniLM-L6-v2 on ONNX Runtime (no torch at run time); "minilm-int8": its dynamic int8
+    # quantisation (faster, vectors drift: min cosine ~0.95 to torch); "minilm-torch": sentence-transformers.
+    embedder: Literal["minilm", "minilm-int8", "minilm-torch"] = "minilm"
+    # CPU threads for embedding (onnxruntime's intra-op threads, or torch's); default: every core it sees.
     embed_threads: int | None = Field(default=None, ge=1, le=256)
+    # Where `tapewatch model prepare` puts the ONNX graphs made from the verified weights (default: the venv's
+    # share/tapewatch/models, so they belong to the install).
+    model_dir: Path | None = None
     # Every vector-store call (upsert, query, …) ends within this, in a clear error if it must.
     store_timeout: Duration = timedelta(seconds=60)
     # Two reports are one story when their score reaches the threshold: with rule "evidence" their cosine
