@@ -56,10 +56,13 @@ RUN pip install --no-deps --no-build-isolation . \
  && pip check \
  && tapewatch --help > /dev/null
 
-# Fail the build, not the first ingest, if the bundled MiniLM weights are missing or their
-# sha256 does not match (MiniLMEmbedder verifies them before loading). Runs from / so the
-# installed packages are imported, not /src.
-RUN cd / && HF_HUB_OFFLINE=1 python -c "from memory.embeddings import MiniLMEmbedder; MiniLMEmbedder().embed(['ok'])"
+# The ONNX graphs of MiniLM (fp32 and int8), exported here once with torch from the bundled weights
+# after their sha256 is checked (a mismatch fails the build, not the first ingest), into the venv
+# (/opt/venv/share/tapewatch/models), which the runtime stage copies; each graph's sha256 is recorded
+# and checked against the reference probe vectors. At run time only onnxruntime and tokenizers load
+# them (memory.embedder = "minilm-torch" still uses torch). Runs from / so the installed packages
+# are imported, not /src.
+RUN cd / && HF_HUB_OFFLINE=1 tapewatch model prepare --all
 
 # ---------------------------------------------------------------------------------------
 # runtime: python + the venv, running as an unprivileged user.

@@ -24,6 +24,8 @@ $(VENV)/.installed: pyproject.toml
 	$(BIN)/python -m pip install --quiet --upgrade pip
 	$(BIN)/python -m pip install --quiet $(TORCH_PIP_ARGS) "$(TORCH_SPEC)"
 	$(BIN)/python -m pip install --quiet -e '.[dev]'
+	# The ONNX graphs of MiniLM (fp32 and int8), exported once from the verified weights into the venv.
+	$(BIN)/tapewatch model prepare --all
 	touch $@
 
 run: install
@@ -47,6 +49,7 @@ bench: install
 	$(BIN)/python bench/compliance.py
 	$(BIN)/python bench/grounding.py
 	$(BIN)/python bench/injection.py
+	$(BIN)/python bench/embeddings.py
 
 # The Docker image's pinned dependencies, with hashes, from pyproject.toml: requirements.lock (the app,
 # torch as its CPU build) and requirements-chroma.lock (Chroma's server, same chromadb as the app's).
