@@ -1,4 +1,4 @@
-"""Making the ONNX graphs from the verified safetensors (torch, once, at install): ``python -m memory.minilm_export``."""
+"""The ONNX graphs, made once from the verified safetensors with torch: ``python -m memory.minilm_export``."""
 
 from __future__ import annotations
 

@@ -13,7 +13,10 @@ PROBE_TEXTS = (
     'Dogecoin slides as meme traders rotate into new tokens',
     '$BTC',
     'Stablecoin supply on Tron passes $60B; USDT dominates — analysts say 🚀',
-    'Exchange reserves fall while funding rates stay positive across major perpetual venues, suggesting spot demand rather than leverage is behind the move; options expiry on Friday could add volatility as open interest clusters around the 100k strike. Exchange reserves fall while funding rates stay positive across major perpetual venues, suggesting spot demand rather than leverage is behind the move; options expiry on Friday could add volatility as open interest clusters around the 100k strike. Exchange reserves fall while funding rates stay positive across major perpetual venues, suggesting spot demand rather than leverage is behind the move; options expiry on Friday could add volatility as open interest clusters around the 100k strike. Exchange reserves fall while funding rates stay positive across major perpetual venues, suggesting spot demand rather than leverage is behind the move; options expiry on Friday could add volatility as open interest clusters around the 100k strike. ',
+    # Past the 256-token cut.
+    ("Exchange reserves fall while funding rates stay positive across major perpetual venues, "
+     "suggesting spot demand rather than leverage is behind the move; options expiry on Friday "
+     "could add volatility as open interest clusters around the 100k strike. ") * 4,
 )
 
 PROBE_VECTORS_B64 = (

@@ -118,12 +118,12 @@ def model_dir(settings: Settings) -> Path:
 
 def embedder(settings: Settings) -> Embedder:
     """The configured embedder: MiniLM on ONNX Runtime (fp32 or int8), or on torch; all local, on CPU."""
-    from memory.minilm_onnx import OnnxMiniLMEmbedder
+    from memory.minilm_onnx import OnnxMiniLMEmbedder, Variant
 
     memory = settings.memory
     if memory.embedder == "minilm-torch":
         return MiniLMEmbedder(threads=memory.embed_threads)
-    variant = "int8" if memory.embedder == "minilm-int8" else "fp32"
+    variant: Variant = "int8" if memory.embedder == "minilm-int8" else "fp32"
     return OnnxMiniLMEmbedder(model_dir(settings), variant, threads=memory.embed_threads)
 
 
