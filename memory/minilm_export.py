@@ -121,7 +121,7 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     try:
         prepare(args.model_dir, args.variant, args.weights, args.force)
-    except TapewatchError as exc:
+    except (TapewatchError, OSError) as exc:  # OSError: e.g. a model dir this user cannot write
         print(f"error: {exc}", file=sys.stderr)
         return 1
     return 0

@@ -92,7 +92,8 @@ def prepare_in_subprocess(model_dir: Path, variant: Variant, weights_dir: Path |
         raise StoreError(f"cannot prepare the ONNX model ({exc}); {PREPARE_HINT}") from exc
     if done.returncode != 0:
         lines = [line for line in done.stderr.strip().splitlines() if line.strip()]
-        raise StoreError(f"preparing the ONNX model failed: {lines[-1] if lines else f'exit {done.returncode}'}")
+        raise StoreError(f"preparing the ONNX model in {model_dir} failed: "
+                         f"{lines[-1] if lines else f'exit {done.returncode}'}; {PREPARE_HINT}")
 
 
 def reference_probes() -> tuple[list[str], np.ndarray]:
