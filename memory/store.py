@@ -111,7 +111,7 @@ class Memory:
                  policy: NearDuplicatePolicy | None = None, deadline: Deadline | None = None) -> None:
         # Every vector-store call gets a deadline: a store that hangs (a nearly full disk, a server
         # that stopped answering) must end in a StoreError recorded against the batch, never a hang.
-        self.vectors = BoundedVectors(vectors, deadline or Deadline(DEFAULT_STORE_TIMEOUT))
+        self.vectors: VectorStore = BoundedVectors(vectors, deadline or Deadline(DEFAULT_STORE_TIMEOUT))
         self.state = state
         self.embedder = embedder
         self.policy = policy or NearDuplicatePolicy()

@@ -164,7 +164,7 @@ class MemorySettings(BaseModel):
     # moved by names, numbers and days in common or in conflict, hours apart and same outlet (memory/stories.py);
     # with rule "cosine" their cosine alone (the rule before issue 17, at 0.7).
     near_duplicate_rule: Literal["evidence", "cosine"] = "evidence"
-    near_duplicate_threshold: float = Field(default=0.58, gt=0.0, le=1.5)
+    near_duplicate_threshold: float = Field(default=0.62, gt=0.0, le=1.5)
     near_duplicate_window: Duration = timedelta(hours=36)
     near_duplicate_kinds: list[Literal["news", "forum", "social"]] = ["news", "forum"]
     retention: Duration = timedelta(days=90)
