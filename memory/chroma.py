@@ -13,6 +13,7 @@ if TYPE_CHECKING:
 
 # Chroma caps how many records one call may carry.
 _BATCH = 1000
+_EXACT_IDS = 2_000  # id-restricted queries over at most this many candidates are computed exactly
 
 
 @dataclass(frozen=True)
@@ -82,6 +83,8 @@ class ChromaVectors:
         """The ``n`` nearest stored vectors to each query embedding, optionally among ``ids`` only."""
         if len(embeddings) == 0 or (ids is not None and not ids):
             return [[] for _ in range(len(embeddings))]
+        if ids is not None and len(ids) <= _EXACT_IDS:
+            return self._exact(embeddings, n, ids)
         try:
             # Chroma caps n_results at the collection size itself; asking count() first would
             # cost a scan (or a round trip to a server) on every query.
@@ -102,6 +105,26 @@ class ChromaVectors:
                     for i, d, m, doc in zip(ids, dists, metas, docs, strict=False)
                 ]
             )
+        return out
+
+    def _exact(self, embeddings: np.ndarray, n: int, ids: Sequence[str]) -> list[list[VectorHit]]:
+        """Nearest among a few ids, computed exactly: HNSW with an id filter may miss some of them."""
+        import numpy as np
+
+        try:
+            got = self._collection.get(ids=list(ids), include=["embeddings", "metadatas", "documents"])
+        except Exception as exc:
+            raise StoreError(f"vector query failed: {exc}") from exc
+        if not got["ids"]:
+            return [[] for _ in range(len(embeddings))]
+        stored = np.asarray(got["embeddings"], dtype=np.float32)
+        stored /= np.maximum(np.linalg.norm(stored, axis=1, keepdims=True), 1e-12)
+        out: list[list[VectorHit]] = []
+        for query in np.asarray(embeddings, dtype=np.float32):
+            sims = stored @ (query / max(float(np.linalg.norm(query)), 1e-12))
+            order = np.argsort(-sims)[:n]
+            out.append([VectorHit(id=got["ids"][k], similarity=float(sims[k]), metadata=dict(got["metadatas"][k] or {}),
+                                  document=got["documents"][k] or "") for k in order])
         return out
 
     def embeddings(self, ids: Sequence[str]) -> dict[str, np.ndarray]:
