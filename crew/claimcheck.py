@@ -17,6 +17,7 @@ from crew.claims import sentences, without_urls
 from crew.entities import Entities, organisations_in
 from crew.evidence import Backing, Source, backing, independent_groups, read_source
 from crew.model import ClaimCheck, Problem
+from crew.names import proper_names
 from crew.numbers import DURATION_NOUNS, TIME_FRAMES, Number, numbers_in_sentence
 from crew.timewords import TimeSpan, time_spans
 from memory.drafts import Draft
@@ -218,7 +219,7 @@ class ClaimChecker:
         text = " ".join(f"{s.row.title} {s.row.text or ''} {s.row.source} {s.row.author or ''}"
                         for s in stating).lower()
         known = {t.lower() for s in stating for t in s.tickers}
-        missing = [name for name in _proper_names(sentence) if name.lower() not in text and name.lower() not in known
+        missing = [name for name in proper_names(sentence) if name.lower() not in text and name.lower() not in known
                    and not self.entities.tickers(name)]
         # Known organisations count even as a sentence's first word ("Kraken halted withdrawals").
         missing += [names[0] for names in organisations_in(sentence)
@@ -357,35 +358,6 @@ class ClaimChecker:
                 return [Problem("time_mismatch", f"the claim says {span.word!r} but its sources report it on {dates}",
                                 where)]
         return []
-
-
-def _words(text: str) -> frozenset[str]:
-    return frozenset(text.split())
-
-
-_PROPER = re.compile(r"(?<![\w$@#/.-])([A-Z][a-z]+(?:[A-Z][a-z]+)*|[A-Z]{2,}[a-z]?)(?:'s)?(?![\w/.-])")
-_COMMON_CAPS = _words(
-    "US USA UK EU ETF ETFs SEC CFTC CEO CTO UTC GMT AI X TVL DeFi NFT NFTs DEX CEX OTC API L1 L2 Fed FOMC "
-    "IPO USD EUR GBP JPY OK Q1 Q2 Q3 Q4 YTD ATH ATL EOY EOD PM AM UN IMF ECB Monday Tuesday Wednesday "
-    "Thursday Friday Saturday Sunday January February March April May June July August September October "
-    "November December The A An In On At For Of And Or But As After Before While With From To By Its It "
-    "This That These Those One Two Three Some Most Many Analysts Traders Investors Holders Per According "
-    "Why What How When Where Risks Catalysts Contrarian Meanwhile Still Also However Elsewhere Overall "
-    "Spot Net Average ")
-
-
-def _proper_names(sentence: str) -> list[str]:
-    """Capitalised names in ``sentence`` other than its first word and everyday capitalised words."""
-    words = sentence.lstrip("•-–—*\"' ").split(maxsplit=1)
-    rest_start = len(sentence) - len(words[1]) if len(words) > 1 else len(sentence)
-    out = []
-    for m in _PROPER.finditer(sentence):
-        name = m.group(1)
-        if m.start() < rest_start and not name.isupper():
-            continue  # the sentence's first word is capitalised anyway
-        if name not in _COMMON_CAPS and name.rstrip("s") not in _COMMON_CAPS:
-            out.append(name)
-    return list(dict.fromkeys(out))
 
 
 def _clip(text: str, size: int = 70) -> str:
