@@ -18,8 +18,8 @@ from crew.model import (
     ValidationReport,
 )
 from crew.render import render_markdown, render_telegram, render_x_thread
-from crew.trust import is_suspect
 from memory.drafts import Draft
+from sources.injection import is_suspect_row
 
 FOOTER = "Built from stored sources by deterministic signals (no language model). Not financial advice."
 
@@ -85,7 +85,7 @@ class _Linked(dict[str, Any]):
 
 def _ref(item_id: str, rows: Mapping[str, Any]) -> SourceRef | None:
     row = rows.get(item_id)
-    if row is None or is_suspect(row):
+    if row is None or is_suspect_row(row):
         return None  # counted in the signals, never quoted or cited
     url = (rows.link_of(row) or "") if isinstance(rows, _Linked) else row.url
     return SourceRef(item_id=row.id, title=row.title, url=url, outlet=row.source)
@@ -114,7 +114,7 @@ def _ticker_line(t: TickerSignal, rows: Mapping[str, Any]) -> BriefLine:
 
 def _narrative_line(n: Narrative, rows: Mapping[str, Any]) -> BriefLine:
     lead = rows.get(n.id)
-    headline = f" ({lead.title})" if lead is not None and not is_suspect(lead) else ""
+    headline = f" ({lead.title})" if lead is not None and not is_suspect_row(lead) else ""
     text = (f"{n.status.capitalize()}: {n.label}{headline}: {n.size} stories, {n.reports} reports "
             f"from {n.clusters} {'group' if n.clusters == 1 else 'groups'}")
     return BriefLine(text=text, sources=_refs(n.item_ids, rows),
@@ -130,7 +130,7 @@ def _top_stories(rows: Mapping[str, Any], story_ids: Sequence[str] | None, ticke
     # A story counts as "most reported" only when more than one outlet told it; two items from one
     # outlet (an update, a repost) are not corroboration. A lead that reads as instructions is never quoted.
     outlets_of = {sid: {r.source for r in members} for sid, members in reports.items()}
-    candidates = [sid for sid in reports if len(outlets_of[sid]) > 1 and sid in rows and not is_suspect(rows[sid])]
+    candidates = [sid for sid in reports if len(outlets_of[sid]) > 1 and sid in rows and not is_suspect_row(rows[sid])]
     if story_ids is not None:
         wanted = set(story_ids)
         candidates = [sid for sid in candidates if sid in wanted]

@@ -18,7 +18,8 @@ from crew.claims import sentences, without_urls
 from crew.entities import Entities
 from crew.numbers import Number, numbers_in_sentence
 from crew.timewords import event_time
-from crew.trust import SourcePolicy, is_suspect
+from crew.trust import SourcePolicy
+from sources.injection import is_suspect_row
 
 _DIRECTED_ROLES = frozenset({"price", "move", "volume", "mcap", "flow"})
 _COPY_NOISE = re.compile(r"https?://\S+|@\w+|#\w+|[^\w\s$%]")
@@ -70,7 +71,7 @@ def read_source(row: Any, entities: Entities, policy: SourcePolicy) -> Source:
         tickers = frozenset(t for m in mentions for t in (m.ticker.split("/") if m.pair else (m.ticker,)))
         statements.append(Statement(sentence, tickers, tuple(numbers_in_sentence(sentence, mentions)),
                                     event_time(sentence, row.published_at)))
-    return Source(row=row, tier=policy.tier(row), group=policy.group(row), suspect=is_suspect(row),
+    return Source(row=row, tier=policy.tier(row), group=policy.group(row), suspect=is_suspect_row(row),
                   statements=tuple(statements))
 
 

@@ -42,7 +42,7 @@ from crew.compliance import check_compliance
 from crew.entities import Entities
 from crew.evidence import read_source
 from crew.model import Problem, ValidationReport
-from crew.render import TELEGRAM_LIMIT, X_LIMIT, weighted_length
+from crew.render import MENTION, TELEGRAM_LIMIT, X_LIMIT, weighted_length
 from crew.trust import SourcePolicy
 from memory.drafts import Draft
 from memory.prices import PriceHistory
@@ -53,8 +53,6 @@ from sources.tickers import Watchlist
 TELEGRAM_TAGS = frozenset({"b", "strong", "i", "em", "u", "ins", "s", "strike", "del", "a", "code", "pre",
                            "blockquote", "tg-spoiler", "span"})
 # Characters a reader cannot see but a model (or X's search) reads: bidi controls, zero-width, tag characters.
-HIDDEN = INVISIBLE
-_MENTION = re.compile(r"(?<![\w@])@([A-Za-z0-9_]{1,15})(?![\w@])")
 _CASHTAG = re.compile(r"(?<![\w$])\$[A-Za-z][A-Za-z0-9]{1,9}(?![\w])")
 _HASHTAG = re.compile(r"(?<![\w#&])#[^\s#.,;:!?()\[\]{}'\"]{1,100}")
 
@@ -148,7 +146,7 @@ def _links(found: list[str], where: str, sources: list[Any], policy: SourcePolic
 
 
 def _hidden(text: str, where: str) -> list[Problem]:
-    found = HIDDEN.findall(text)
+    found = INVISIBLE.findall(text)
     if not found:
         return []
     names = sorted({f"U+{ord(c):04X}" for c in found})[:5]
@@ -162,7 +160,7 @@ def _x_platform(draft: Draft, context: GroundingContext) -> list[Problem]:
         bare = post
         for link in links_in_text(post):
             bare = bare.replace(link, " ")
-        mentions = sorted({m.lower() for m in _MENTION.findall(bare)} - context.allowed_mentions)
+        mentions = sorted({m.lower() for m in MENTION.findall(bare)} - context.allowed_mentions)
         if mentions:
             problems.append(Problem("mention", f"X post {n} @mentions {len(mentions)} account(s) not on the "
                                     "allow-list (X forbids unsolicited mentions)", "x"))

@@ -25,7 +25,7 @@ _HEADING_WEIGHT = 60  # X: a heading is a prefix; most of the post belongs to th
 _MD_SPECIAL = re.compile(r"([\\`*_\[\]<>~|])")
 _MD_BLOCK_START = re.compile(r"^(\d+(?=[.)])|(?=[#+=-]))")  # would open a heading, list or rule: escape its mark
 _URL_UNSAFE = re.compile(r"[\s()<>\\\x00-\x1f\x7f]")
-_MENTION = re.compile(r"(?<![\w@])@([A-Za-z0-9_]{1,15})(?![\w@])")
+MENTION = re.compile(r"(?<![\w@])@([A-Za-z0-9_]{1,15})(?![\w@])")
 _CASHTAG = re.compile(r"(?<![\w$])\$([A-Za-z][A-Za-z0-9]{1,9})(?![\w])")
 X_MAX_CASHTAGS = 4  # per post; X's automation rules frown on tag-stuffed posts
 
@@ -106,7 +106,7 @@ def _x_link(line: BriefLine) -> str:
 
 def x_safe(text: str) -> str:
     """Text as it may appear in an X post: no @mention (X forbids unsolicited ones; "@alice" becomes "alice")."""
-    return _MENTION.sub(r"\1", text)
+    return MENTION.sub(r"\1", text)
 
 
 def _tag_capped(post: str, most: int = X_MAX_CASHTAGS) -> str:

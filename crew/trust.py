@@ -28,11 +28,6 @@ _X_STATUS = re.compile(r"^https?://(?:www\.|mobile\.)?(?:x|twitter)\.com/(?:(?P<
 _RESERVED_HANDLES = frozenset({"i", "home", "search", "intent", "share", "hashtag", "explore", "settings"})
 
 
-def is_suspect(row: Any) -> bool:
-    """Whether a stored item reads as instructions to an AI (stored flag, or the detector on its text now)."""
-    return is_suspect_row(row)
-
-
 def x_post_link(url: str) -> str | None:
     """The x.com URL of the post an X/Twitter status URL names, rebuilt from its id; None if it names none."""
     match = _X_STATUS.match(url.strip())
@@ -71,7 +66,7 @@ class SourcePolicy:
     def link(self, row: Any) -> str | None:
         """The link of a stored item we may publish, or None (cited without a link)."""
         url = (row.url or "").strip()
-        if is_suspect(row) or not url.lower().startswith(("https://", "http://")):
+        if is_suspect_row(row) or not url.lower().startswith(("https://", "http://")):
             return None
         post = x_post_link(url)
         if post is not None:

@@ -18,7 +18,7 @@ from typing import Any
 
 from crew.datablocks import neutralise
 from crew.model import Problem
-from crew.trust import is_suspect
+from sources.injection import is_suspect_row
 
 ROLE = "Claim Verifier"
 LABELS = ("supported", "unsupported", "contradicted")
@@ -48,7 +48,7 @@ def claims_of(meta: Mapping[str, Any], rows: Mapping[str, Any]) -> list[ClaimToV
     for claim in meta.get("claims") or []:
         if not isinstance(claim, dict):
             continue
-        cited = tuple(rows[i] for i in claim.get("item_ids") or [] if i in rows and not is_suspect(rows[i]))
+        cited = tuple(rows[i] for i in claim.get("item_ids") or [] if i in rows and not is_suspect_row(rows[i]))
         out.append(ClaimToVerify(str(claim.get("text", "")), cited))
     return out
 

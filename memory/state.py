@@ -237,6 +237,11 @@ class StateDB:
         if not done.rowcount:
             conn.execute(insert(table).values(source=source, cursor=cursor, updated_at=when))
 
+    def source_urls(self) -> dict[str, str]:
+        """Every recorded source's URL, by name (cheap: no item counts)."""
+        with self.engine.connect() as conn:
+            return {r.name: r.url for r in conn.execute(select(schema.sources.c.name, schema.sources.c.url))}
+
     def source_health(self) -> list[SourceHealth]:
         """Health of every source that has been fetched at least once."""
         src, it = schema.sources, schema.items

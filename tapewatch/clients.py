@@ -280,7 +280,7 @@ class _StoredSourceUrls(Mapping[str, str]):
         self.state = state
 
     def _all(self) -> dict[str, str]:
-        return {h.name: h.url for h in self.state.source_health()}
+        return self.state.source_urls()
 
     def __getitem__(self, name: str) -> str:
         return self._all()[name]
