@@ -40,7 +40,7 @@ COPY requirements.lock /tmp/requirements.lock
 RUN pip install --require-hashes --no-deps --find-links "${TORCH_LINKS}" -r /tmp/requirements.lock
 
 WORKDIR /src
-# Only what the wheel needs. pyproject's [tool.setuptools] lists exactly these packages
+# Only what the wheel needs. pyproject's [tool.setuptools.packages.find] takes these packages and their subpackages
 # (sources/samples/*.xml and prompts/*.yaml|*.md ride along as package-data).
 COPY pyproject.toml README.md ./
 COPY sources ./sources
