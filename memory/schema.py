@@ -350,3 +350,60 @@ job_runs = Table(
     Column("draft_id", String(32)),
     UniqueConstraint("kind", "slot", name="uq_job_runs_kind_slot"),
 )
+
+# Issue 16 (the web desk): accounts, their sessions, failed-login counters, the cookie signing key, and the
+# public archive's index (published drafts by their public id).
+web_users = Table(
+    "web_users",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("name", String(64), nullable=False, unique=True),
+    Column("role", String(10), nullable=False),  # viewer | reviewer | admin
+    Column("password_hash", Text, nullable=False),  # argon2id, PHC string
+    Column("disabled", Boolean, nullable=False, server_default="0"),
+    Column("created_at", UTCDateTime(), nullable=False),
+    Column("changed_at", UTCDateTime(), nullable=False),
+)
+
+# A session is a random token; only its sha256 is stored, so a copy of the database signs nobody in.
+web_sessions = Table(
+    "web_sessions",
+    metadata,
+    Column("token_hash", String(64), primary_key=True),
+    Column("user_id", Integer, nullable=False),
+    Column("csrf_token", String(64), nullable=False),
+    Column("created_at", UTCDateTime(), nullable=False),
+    Column("expires_at", UTCDateTime(), nullable=False),
+    Column("revoked_at", UTCDateTime()),
+    Column("ip", String(64), nullable=False, server_default=""),
+    Index("ix_web_sessions_user", "user_id"),
+)
+
+# Failed logins per key ("user:alice", "ip:203.0.113.7") within a window, and until when the key is locked.
+web_login_failures = Table(
+    "web_login_failures",
+    metadata,
+    Column("key", String(200), primary_key=True),
+    Column("failures", Integer, nullable=False),
+    Column("window_start", UTCDateTime(), nullable=False),
+    Column("locked_until", UTCDateTime()),
+)
+
+web_keys = Table(
+    "web_keys",
+    metadata,
+    Column("name", String(40), primary_key=True),
+    Column("value", String(200), nullable=False),
+    Column("created_at", UTCDateTime(), nullable=False),
+)
+
+# The public archive: each published brief under its public id (never the internal draft id).
+archive = Table(
+    "archive",
+    metadata,
+    Column("public_id", String(40), primary_key=True),
+    Column("draft_id", String(32), nullable=False, unique=True),
+    Column("published_at", UTCDateTime(), nullable=False),
+    Column("tickers", Text, nullable=False, server_default=""),
+    Index("ix_archive_published", "published_at"),
+)

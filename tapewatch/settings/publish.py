@@ -55,6 +55,8 @@ class PublishSettings(BaseModel):
     reconcile_pages: int = Field(default=5, ge=1, le=32)  # pages of 100 own posts searched per reconciliation
     lease: Duration = timedelta(minutes=10)  # one publish run at a time; a dead run's lease expires
     x_base_url: str | None = None  # a proxy in front of the X API
+    # The public base URL of the web archive (`tapewatch web`); posts link to {archive_url}/b/{public id}.
+    archive_url: str | None = None
     telegram_base_url: str | None = None  # a local Bot API server, e.g. http://localhost:8081/bot
 
     @field_validator("quiet_hours")
@@ -63,6 +65,13 @@ class PublishSettings(BaseModel):
         if value is not None and not re.fullmatch(r"([01]\d|2[0-3]):[0-5]\d-([01]\d|2[0-3]):[0-5]\d", value):
             raise ValueError("quiet_hours must look like 23:00-07:00")
         return value
+
+    @field_validator("archive_url")
+    @classmethod
+    def _archive(cls, value: str | None) -> str | None:
+        if value is not None and not re.fullmatch(r"https?://[^/\s?#]+(/[^\s?#]*)?", value):
+            raise ValueError("archive_url must be an http(s):// base URL without query, e.g. https://briefs.example.org")
+        return value.rstrip("/") if value else value
 
     @field_validator("timezone")
     @classmethod

@@ -30,6 +30,7 @@ from tapewatch.settings.sources import (
     MarketSettings,
     XSettings,
 )
+from tapewatch.settings.web import WebSettings
 
 SECRET_FIELDS = ("chroma_token", "x_bearer_token", "telegram_bot_token", "llm_api_key", "coingecko_api_key",
                  "x_consumer_key", "x_consumer_secret", "x_access_token", "x_access_token_secret")
@@ -63,6 +64,7 @@ class Settings(BaseSettings):
     publish: PublishSettings = PublishSettings()
     bot: BotSettings = BotSettings()
     schedule: ScheduleSettings = ScheduleSettings()
+    web: WebSettings = WebSettings()
 
     chroma_token: SecretStr | None = None
     x_bearer_token: SecretStr | None = None

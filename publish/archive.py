@@ -1,0 +1,146 @@
+"""The public archive: every published brief under a public id that reveals nothing about unpublished drafts.
+
+A brief's public id is chosen when its first draft is written (``assign_public_id`` puts it in the draft's
+``meta``, which edits carry over), so the posts can link to ``{publish.archive_url}/b/{public id}`` before
+the brief is published and the link survives a reviewer's edit. A draft written without one gets an id
+derived from its (random, never public) internal id. Only published drafts are ever found by public id.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import re
+import secrets
+from collections.abc import MutableMapping, Sequence
+from dataclasses import dataclass, replace
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import exists, func, insert, literal, select
+from sqlalchemy.exc import IntegrityError
+
+from memory import schema
+from memory.drafts import Draft, DraftStore, _draft
+from memory.state import StateDB
+
+PUBLIC_ID = re.compile(r"[A-Za-z0-9_-]{8,40}")
+
+
+def new_public_id() -> str:
+    """A fresh random public id (16 URL-safe characters, 96 bits)."""
+    return secrets.token_urlsafe(12)
+
+
+def assign_public_id(meta: MutableMapping[str, Any]) -> str:
+    """The public id in a new draft's ``meta``, set to a fresh one when it has none; call before rendering links."""
+    current = meta.get("public_id")
+    if isinstance(current, str) and PUBLIC_ID.fullmatch(current):
+        return current
+    meta["public_id"] = new_public_id()
+    return str(meta["public_id"])
+
+
+def public_id(draft: Draft) -> str:
+    """The public id of a draft's brief: the one in its ``meta``, else one derived from its internal id."""
+    current = draft.meta.get("public_id")
+    if isinstance(current, str) and PUBLIC_ID.fullmatch(current):
+        return current
+    return hashlib.sha256(b"tapewatch archive\0" + draft.id.encode()).hexdigest()[:20]
+
+
+def permalink(archive_url: str | None, pid: str) -> str | None:
+    """``{archive_url}/b/{pid}``, or None when no public archive is configured."""
+    if not archive_url:
+        return None
+    return f"{archive_url.rstrip('/')}/b/{pid}"
+
+
+@dataclass(frozen=True)
+class Entry:
+    """A published brief as the archive lists it."""
+
+    public_id: str
+    published_at: datetime
+    draft: Draft
+
+
+class Archive:
+    """Read published briefs by public id, newest first, or by ticker; ``sync`` indexes new publications."""
+
+    def __init__(self, state: StateDB) -> None:
+        self.state = state
+        self.drafts = DraftStore(state)
+
+    def sync(self) -> int:
+        """Index drafts published since the last sync; returns how many were added."""
+        d, a, log = schema.drafts, schema.archive, schema.audit_log
+        with self.state.engine.connect() as conn:
+            rows = conn.execute(select(d.c.id, d.c.meta, d.c.tickers, d.c.created_at).where(
+                d.c.status == "published", ~exists().where(a.c.draft_id == d.c.id))).all()
+            if not rows:
+                return 0
+            when = dict(conn.execute(select(log.c.draft_id, func.max(log.c.at)).where(
+                log.c.draft_id.in_([r.id for r in rows]), log.c.action == "publish").group_by(log.c.draft_id)).all())
+        added = 0
+        for r in rows:
+            meta = json.loads(r.meta or "{}")
+            stub = Draft(created_at=r.created_at, mode="", window_start=r.created_at, window_end=r.created_at,
+                         x_thread=(), telegram_html="", markdown="", item_ids=(), meta=meta, id=r.id)
+            for pid in dict.fromkeys((public_id(stub), public_id(replace(stub, meta={})))):
+                try:
+                    with self.state.engine.begin() as conn:
+                        conn.execute(insert(a).values(public_id=pid, draft_id=r.id, tickers=r.tickers,
+                                                      published_at=when.get(r.id) or r.created_at))
+                except IntegrityError:  # indexed by a concurrent sync, or (copied meta) the id is taken
+                    continue
+                added += 1
+                break
+        return added
+
+    def get(self, pid: str) -> Entry | None:
+        """The published brief with this public id, or None."""
+        if not PUBLIC_ID.fullmatch(pid):
+            return None
+        a = schema.archive
+        with self.state.engine.connect() as conn:
+            row = conn.execute(select(a).where(a.c.public_id == pid)).first()
+        if row is None and self.sync():
+            with self.state.engine.connect() as conn:
+                row = conn.execute(select(a).where(a.c.public_id == pid)).first()
+        if row is None:
+            return None
+        draft = self.drafts.get(row.draft_id)
+        return Entry(row.public_id, row.published_at, draft) if draft.status == "published" else None
+
+    def latest(self, limit: int = 20, ticker: str | None = None) -> list[Entry]:
+        """The newest published briefs (about ``ticker`` when given)."""
+        self.sync()
+        a, d = schema.archive, schema.drafts
+        q = select(a.c.public_id, a.c.published_at, d).join(d, d.c.id == a.c.draft_id).where(
+            d.c.status == "published").order_by(a.c.published_at.desc()).limit(limit)
+        if ticker:
+            padded = literal(" ") + a.c.tickers + literal(" ")
+            q = q.where(padded.contains(f" {ticker.upper()} ", autoescape=True))
+        with self.state.engine.connect() as conn:
+            rows = conn.execute(q).all()
+        return [Entry(r.public_id, r.published_at, _draft(r)) for r in rows]
+
+    def sources(self, draft: Draft) -> list[Any]:
+        """The stored items a brief cites, in the order it cites them."""
+        found = self.state.items_by_ids(draft.item_ids)
+        return [found[i] for i in draft.item_ids if i in found]
+
+    def price_series(self, ticker: str, start: datetime, end: datetime,
+                     most: int = 400) -> list[tuple[datetime, float]]:
+        """(time, USD price) snapshots of ``ticker`` between ``start`` and ``end``, thinned to ``most`` points."""
+        p = schema.price_snapshots
+        with self.state.engine.connect() as conn:
+            rows: Sequence[Any] = conn.execute(select(p.c.observed_at, p.c.price_usd).where(
+                p.c.ticker == ticker.upper(), p.c.observed_at >= start, p.c.observed_at <= end)
+                .order_by(p.c.observed_at)).all()
+        step = max(1, len(rows) // most)
+        points = [(r.observed_at, float(r.price_usd)) for r in rows[::step]]
+        if rows and points[-1][0] != rows[-1].observed_at:
+            points.append((rows[-1].observed_at, float(rows[-1].price_usd)))
+        return points
