@@ -45,6 +45,10 @@ def run(
             from tapewatch.bot.service import attach
 
             _automation, lines = attach(daemon, runtime)
+            if s.web.enabled:  # the desk on the daemon's event loop, publishing and pausing through its automation
+                from tapewatch.web.service import attach as attach_web
+
+                lines += attach_web(daemon, runtime, _automation)
             for line in lines:
                 out.print(line, highlight=False)
         for note in _x_notes(s):
