@@ -110,8 +110,12 @@ class Archive:
                 row = conn.execute(select(a).where(a.c.public_id == pid)).first()
         if row is None:
             return None
-        draft = self.drafts.get(row.draft_id)
-        return Entry(row.public_id, row.published_at, draft) if draft.status == "published" else None
+        d = schema.drafts
+        with self.state.engine.connect() as conn:  # by the exact id (the store's prefix lookup cannot use the key)
+            found = conn.execute(select(d).where(d.c.id == row.draft_id)).first()
+        if found is None or found.status != "published":
+            return None
+        return Entry(row.public_id, row.published_at, _draft(found))
 
     def latest(self, limit: int = 20, ticker: str | None = None) -> list[Entry]:
         """The newest published briefs (about ``ticker`` when given)."""

@@ -66,8 +66,11 @@ class ReviewQueue:
     """Review actions on drafts, by named reviewers, with the grounding validator injected."""
 
     def __init__(self, state: StateDB, *, reviewers: Sequence[str] = (), validator: Validator | None = None,
-                 via: str = "cli", clock: Callable[[], datetime] = lambda: datetime.now(UTC)) -> None:
+                 via: str = "cli", clock: Callable[[], datetime] = lambda: datetime.now(UTC),
+                 actor_label: Callable[[str], str] | None = None) -> None:
         self.state = state
+        # How a reviewer is named in the audit log: the CLI adds the OS account beside a claimed --as name.
+        self.label = actor_label or (lambda name: name)
         self.drafts = DraftStore(state)
         self.reviewers = tuple(reviewers)
         self.validator = validator
@@ -111,7 +114,8 @@ class ReviewQueue:
             raise ReviewError(f"draft {draft.id[:12]} cannot be approved as it is: {'; '.join(blockers)}. "
                               "Fix it with `drafts edit`, or approve with --override REASON")
         detail: dict[str, Any] = {"override": bool(blockers), "problems": blockers} if blockers else {}
-        return self._move(draft.id, "approve", reviewer, reason=override if blockers else None, detail=detail)
+        return self._move(draft.id, "approve", self.label(reviewer), reason=override if blockers else None,
+                          detail=detail)
 
     def auto_approve(self, draft_id: str) -> Transition:
         """The auto policy approves a pending draft whose grounding report is checked and clean."""
@@ -124,7 +128,7 @@ class ReviewQueue:
     def reject(self, draft_id: str, reviewer: str, *, reason: str) -> Transition:
         """Reject a draft that has not started publishing."""
         self.check_reviewer(reviewer)
-        return self._move(self.drafts.get(draft_id).id, "reject", reviewer, reason=reason or None)
+        return self._move(self.drafts.get(draft_id).id, "reject", self.label(reviewer), reason=reason or None)
 
     def edit(self, draft_id: str, reviewer: str, *, x_thread: Sequence[str] | None = None,
              telegram_html: str | None = None, markdown: str | None = None) -> Draft:
@@ -152,11 +156,11 @@ class ReviewQueue:
 
         def write(conn: Connection, current: str) -> None:
             self.drafts.save(new, conn)
-            record(conn, at=now, draft_id=new.id, actor=reviewer, via=self.via, action="created",
+            record(conn, at=now, draft_id=new.id, actor=self.label(reviewer), via=self.via, action="created",
                    to_status=new.status, detail={"parent_id": old.id, "version": new.version,
                                                  "changed": sorted(changes), "validation": new.validation})
 
-        self._move(old.id, "supersede", reviewer, reason=f"edited into {new.id}", detail={"new_id": new.id},
+        self._move(old.id, "supersede", self.label(reviewer), reason=f"edited into {new.id}", detail={"new_id": new.id},
                    also=write, strict=True)
         return new
 
@@ -187,7 +191,7 @@ class ReviewQueue:
         with self.state.engine.begin() as conn:
             conn.execute(delete(s).where(s.c.draft_id == draft.id))
             conn.execute(insert(s).values(draft_id=draft.id, publish_at=at, set_by=reviewer, set_at=now))
-            record(conn, at=now, draft_id=draft.id, actor=reviewer, via=self.via, action="scheduled",
+            record(conn, at=now, draft_id=draft.id, actor=self.label(reviewer), via=self.via, action="scheduled",
                    from_status=draft.status, to_status=draft.status, detail={"publish_at": at.isoformat()})
 
     def scheduled(self, draft_ids: Sequence[str]) -> dict[str, datetime]:

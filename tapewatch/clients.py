@@ -415,12 +415,13 @@ def publish_channels(settings: Settings) -> dict[str, Channel]:
     return channels
 
 
-def review_queue(settings: Settings, state: StateDB, via: str = "cli") -> ReviewQueue:
+def review_queue(settings: Settings, state: StateDB, via: str = "cli",
+                 actor_label: Callable[[str], str] | None = None) -> ReviewQueue:
     """The review state machine with the configured reviewers and the grounding validator."""
     from publish.review import ReviewQueue
 
     return ReviewQueue(state, reviewers=settings.review.reviewers, validator=draft_validator(settings, state),
-                       via=via)
+                       via=via, actor_label=actor_label)
 
 
 def delivery(settings: Settings, state: StateDB, channels: dict[str, Channel], via: str = "cli") -> Delivery:

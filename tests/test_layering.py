@@ -36,3 +36,29 @@ def test_the_checker_sees_a_wrong_import(tmp_path: Path) -> None:
     module = tmp_path / "m.py"
     module.write_text("def f():\n    from publish.review import ReviewQueue\n", encoding="utf-8")
     assert imports_of(module) == ["publish.review"]
+
+
+ROOMS = {"web": ROOT / "tapewatch" / "web", "bot": ROOT / "tapewatch" / "bot"}
+
+
+def _room_imports(room: str) -> dict[str, list[str]]:
+    return {str(f.relative_to(ROOT)): imports_of(f) for f in sorted(ROOMS[room].rglob("*.py"))}
+
+
+@pytest.mark.parametrize(("room", "other"), [("web", "bot"), ("bot", "web")])
+def test_the_web_and_bot_rooms_never_import_each_other(room: str, other: str) -> None:
+    found = _room_imports(room)
+    assert found
+    wrong = [f"{path} imports {name}" for path, names in found.items() for name in names
+             if name == f"tapewatch.{other}" or name.startswith(f"tapewatch.{other}.")]
+    assert wrong == []
+
+
+@pytest.mark.parametrize("room", ["web", "bot"])
+def test_both_rooms_act_on_drafts_through_the_review_queue_and_the_audit_log(room: str) -> None:
+    names = {name for names in _room_imports(room).values() for name in names}
+    assert {"publish.review", "publish.audit"} <= names
+    # Neither room moves a draft's status by itself: no UPDATE of the drafts table outside publish/.
+    for path in ROOMS[room].rglob("*.py"):
+        text = path.read_text(encoding="utf-8")
+        assert "update(schema.drafts" not in text and "update(d)" not in text, path

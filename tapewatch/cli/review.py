@@ -33,7 +33,7 @@ def _queue() -> tuple[ReviewQueue, StateDB]:
     from tapewatch.clients import open_state, review_queue
 
     state = open_state(settings())
-    return review_queue(settings(), state), state
+    return review_queue(settings(), state, actor_label=cli_actor), state
 
 
 def _reviewer(name: str | None) -> str:

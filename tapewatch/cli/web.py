@@ -16,12 +16,11 @@ def web(
 ) -> None:
     """Serve the public archive and the review desk (put a TLS reverse proxy in front of it)."""
     import asyncio
-    import contextlib
 
     from memory.accounts import Accounts
     from tapewatch.clients import open_memory, open_state
     from tapewatch.web.app import build_app
-    from tapewatch.web.service import server, standalone_deps
+    from tapewatch.web.service import serve_until_signalled, server, standalone_deps
 
     s = settings()
     state = open_state(s)
@@ -38,5 +37,5 @@ def web(
     srv = server(build_app(standalone_deps(s, state, memory)), s, host=host, port=port)
     out.print(f"Serving on http://{srv.config.host}:{srv.config.port}/ (the desk at /desk); Ctrl-C stops.",
               highlight=False)
-    with contextlib.suppress(KeyboardInterrupt):
-        asyncio.run(srv.serve())
+    asyncio.run(serve_until_signalled(srv))
+    out.print("Stopped.")

@@ -74,6 +74,16 @@ class StandalonePublisher:
             self._lock.release()
 
 
+async def serve_until_signalled(web: uvicorn.Server) -> None:
+    """Serve until SIGINT or SIGTERM, then stop gracefully (`tapewatch web`)."""
+    import signal
+
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(sig, lambda: setattr(web, "should_exit", True))
+    await web.serve()
+
+
 def standalone_deps(settings: Settings, state: StateDB, memory: Callable[[], Any] | None) -> WebDeps:
     """The desk's dependencies when it runs on its own."""
     from tapewatch.clients import draft_validator
