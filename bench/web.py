@@ -24,7 +24,6 @@ import time
 import uuid
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
-from typing import Any
 
 ROOT = Path(__file__).resolve().parents[1]
 if str(ROOT) not in sys.path:
@@ -176,7 +175,8 @@ def main() -> None:
             proc.join(10)
     total = sum(len(v) for v in times.values())
     base_p95 = percentile(times["baseline"], 0.95)
-    print(f"{args.clients} concurrent clients, {total:,} requests in {elapsed:.1f} s: {total / elapsed:,.0f} requests/s")
+    print(f"{args.clients} concurrent clients, {total:,} requests in {elapsed:.1f} s: "
+          f"{total / elapsed:,.0f} requests/s")
     print(f"{'page':<12} {'n':>6} {'p50 ms':>8} {'p95 ms':>8} {'p99 ms':>8} {'p95/baseline':>13}  target")
     targets = {"desk queue": 0.100, "permalink": 0.050}
     failed = []

@@ -25,8 +25,8 @@ from publish.review import ReviewQueue
 from tapewatch.web.app import build_app
 from tapewatch.web.service import server, standalone_deps
 from tests.fakes.publishing import REVIEWERS, add_draft, make_settings
-from tests.fakes.telegram_api import CHANNEL_ID, FakeTelegramAPI, serving_telegram
-from tests.fakes.x_api import ME_ID, FakeXAPI, serving_x
+from tests.fakes.telegram_api import CHANNEL_ID, serving_telegram
+from tests.fakes.x_api import ME_ID, serving_x
 from tests.test_web_daemon import free_port
 from tests.web_support import PASSWORD
 
@@ -42,7 +42,8 @@ pytestmark = pytest.mark.slow
 def _browser_or_skip() -> None:
     if CHROMIUM.exists():
         return
-    message = f"{CHROMIUM} is missing: install Debian's chromium (`apt-get install -y chromium`, as .ci/browser.sh does)"
+    message = (f"{CHROMIUM} is missing: install Debian's chromium (`apt-get install -y chromium`, as .ci/browser.sh "
+               "does)")
     if os.environ.get("CI") == "true":
         pytest.fail(f"browser tests cannot run in CI: {message}")
     pytest.skip(message)
