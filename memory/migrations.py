@@ -47,6 +47,16 @@ def _add_columns(table: str, *names: str) -> Callable[[Connection], None]:
     return apply
 
 
+def _index(table: str, name: str) -> Callable[[Connection], None]:
+    """Create an index (as declared in ``schema``) that a table made by an older version lacks."""
+
+    def apply(conn: Connection) -> None:
+        index = next(i for i in schema.metadata.tables[table].indexes if i.name == name)
+        index.create(conn, checkfirst=True)
+
+    return apply
+
+
 def _steps(*steps: Callable[[Connection], None]) -> Callable[[Connection], None]:
     def apply(conn: Connection) -> None:
         for step in steps:
@@ -77,6 +87,7 @@ MIGRATIONS: tuple[Migration, ...] = (
     Migration(120, "web desk accounts, sessions, failed logins and signing key",
               _create("web_users", "web_sessions", "web_login_failures", "web_keys")),
     Migration(121, "public archive of published briefs", _create("archive")),
+    Migration(122, "drafts by status, newest first (the desk's queue)", _index("drafts", "ix_drafts_status_created")),
 )
 
 

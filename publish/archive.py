@@ -71,13 +71,26 @@ class Archive:
     def __init__(self, state: StateDB) -> None:
         self.state = state
         self.drafts = DraftStore(state)
+        self._seen = -1  # the audit log's last row read by sync (-1: scan every published draft once)
 
     def sync(self) -> int:
-        """Index drafts published since the last sync; returns how many were added."""
+        """Index drafts published since the last sync; returns how many were added.
+
+        The first sync of an instance looks at every published draft; later ones read only the audit log's
+        new "publish" entries, so the public pages never scan the drafts table.
+        """
         d, a, log = schema.drafts, schema.archive, schema.audit_log
         with self.state.engine.connect() as conn:
-            rows = conn.execute(select(d.c.id, d.c.meta, d.c.tickers, d.c.created_at).where(
-                d.c.status == "published", ~exists().where(a.c.draft_id == d.c.id))).all()
+            mark = int(conn.execute(select(func.coalesce(func.max(log.c.id), 0))).scalar() or 0)
+            new = ~exists().where(a.c.draft_id == d.c.id)
+            q = select(d.c.id, d.c.meta, d.c.tickers, d.c.created_at).where(d.c.status == "published", new)
+            if self._seen >= 0:
+                if mark == self._seen:
+                    return 0
+                q = q.where(d.c.id.in_(select(log.c.draft_id).where(log.c.id > self._seen, log.c.id <= mark,
+                                                                     log.c.action == "publish")))
+            rows = conn.execute(q).all()
+            self._seen = mark
             if not rows:
                 return 0
             when = dict(conn.execute(select(log.c.draft_id, func.max(log.c.at)).where(
@@ -121,14 +134,17 @@ class Archive:
         """The newest published briefs (about ``ticker`` when given)."""
         self.sync()
         a, d = schema.archive, schema.drafts
-        q = select(a.c.public_id, a.c.published_at, d).join(d, d.c.id == a.c.draft_id).where(
-            d.c.status == "published").order_by(a.c.published_at.desc()).limit(limit)
+        # The newest entries by the archive's own index first, then their drafts by id.
+        q = select(a.c.public_id, a.c.published_at, a.c.draft_id).order_by(a.c.published_at.desc()).limit(limit)
         if ticker:
             padded = literal(" ") + a.c.tickers + literal(" ")
             q = q.where(padded.contains(f" {ticker.upper()} ", autoescape=True))
         with self.state.engine.connect() as conn:
-            rows = conn.execute(q).all()
-        return [Entry(r.public_id, r.published_at, _draft(r)) for r in rows]
+            entries = conn.execute(q).all()
+            ids = [e.draft_id for e in entries]
+            drafts = {r.id: _draft(r) for r in conn.execute(select(d).where(d.c.id.in_(ids)))} if ids else {}
+        return [Entry(e.public_id, e.published_at, drafts[e.draft_id]) for e in entries
+                if e.draft_id in drafts and drafts[e.draft_id].status == "published"]
 
     def sources(self, draft: Draft) -> list[Any]:
         """The stored items a brief cites, in the order it cites them."""

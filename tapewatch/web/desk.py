@@ -210,18 +210,21 @@ def _parse_when(value: str) -> datetime:
 
 def _queue_rows(web: Web, show: str, ticker: str) -> tuple[list[Draft], dict[str, datetime]]:
     d, s = schema.drafts, schema.draft_schedule
-    q = select(d).order_by(d.c.created_at.desc()).limit(web.settings.web.page_size)
-    if show == "scheduled":
-        q = q.join(s, s.c.draft_id == d.c.id).where(d.c.status.in_(OPEN))
-    elif show in OPEN:
-        q = q.where(d.c.status == show)
-    else:
-        q = q.where(d.c.status.in_(OPEN))
-    if ticker:
-        q = q.where((" " + d.c.tickers + " ").contains(f" {ticker} ", autoescape=True))
+    most = web.settings.web.page_size
+    picks: list[tuple[datetime, str]] = []
     with web.state.engine.connect() as conn:
-        rows = [_draft(r) for r in conn.execute(q)]
-    return rows, ReviewQueue(web.state).scheduled([r.id for r in rows])
+        # The newest ids of each status first (the status/created index, no sort over every draft), then rows.
+        for status in (OPEN if show in ("open", "scheduled") else (show,)):
+            q = select(d.c.created_at, d.c.id).where(d.c.status == status).order_by(d.c.created_at.desc()).limit(most)
+            if show == "scheduled":
+                q = q.where(d.c.id.in_(select(s.c.draft_id)))
+            if ticker:
+                q = q.where((" " + d.c.tickers + " ").contains(f" {ticker} ", autoescape=True))
+            picks += [(r.created_at, r.id) for r in conn.execute(q)]
+        ids = [i for _, i in sorted(picks, reverse=True)[:most]]
+        rows = {r.id: _draft(r) for r in conn.execute(select(d).where(d.c.id.in_(ids)))} if ids else {}
+    found = [rows[i] for i in ids if i in rows]
+    return found, ReviewQueue(web.state).scheduled(ids)
 
 
 def lineage(web: Web, draft: Draft, most: int = 20) -> list[Draft]:
