@@ -20,7 +20,7 @@ from starlette.applications import Starlette
 from starlette.exceptions import HTTPException
 from starlette.requests import Request
 from starlette.responses import HTMLResponse, PlainTextResponse, Response
-from starlette.routing import Mount, Route
+from starlette.routing import Mount
 from starlette.staticfiles import StaticFiles
 
 from crew.model import ValidationReport
@@ -126,4 +126,4 @@ def not_found() -> HTTPException:
     return HTTPException(404, "No published brief here.")
 
 
-__all__ = ["Route", "Web", "WebDeps", "build_app", "not_found"]
+__all__ = ["Web", "WebDeps", "build_app", "not_found"]
