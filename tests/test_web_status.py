@@ -102,3 +102,26 @@ def test_publish_now_without_publishing_configured_says_so(deps: Any) -> None:
     sign_in(client, "rita")
     response = client.post(f"/desk/drafts/{draft.id}/publish", data={"csrf_token": desk_csrf(client)})
     assert response.status_code == 409 and "publishing is not running in this process" in response.text
+
+
+def test_an_admin_manages_users_and_a_reviewer_cannot(deps: Any) -> None:
+    from memory.accounts import Accounts
+
+    admin = client_for(deps)
+    sign_in(admin, "adam")
+    token = desk_csrf(admin, "/desk/users")
+    added = admin.post("/desk/users/add", data={"csrf_token": token, "name": "nina", "role": "reviewer",
+                                                "password": "another long one"})
+    assert added.status_code == 303 and Accounts(deps.state).get("nina").role == "reviewer"
+    short = admin.post("/desk/users/add", data={"csrf_token": token, "name": "otto", "role": "viewer",
+                                                "password": "short"})
+    assert "at least 10 characters" in short.headers["location"].replace("%20", " ")
+    nina = client_for(deps)
+    sign_in(nina, "nina", "another long one")
+    assert nina.get("/desk").status_code == 200
+    assert nina.get("/desk/users").status_code == 403
+    assert nina.post("/desk/users/disable", data={"csrf_token": desk_csrf(nina), "name": "adam"}).status_code == 403
+    assert admin.post("/desk/users/disable", data={"csrf_token": token, "name": "nina"}).status_code == 303
+    assert nina.get("/desk").status_code == 303  # her session ended with the account
+    actions = [(e.actor, e.action) for e in AuditLog(deps.state.engine).all()]
+    assert ("adam", "user_added") in actions and ("adam", "user_disabled") in actions and ("nina", "refused") in actions
