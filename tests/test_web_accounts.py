@@ -90,3 +90,15 @@ def test_signing_key_is_made_once(state: StateDB, tmp_path: Path) -> None:
     other = StateDB(f"sqlite:///{tmp_path / 'state.db'}")
     assert Accounts(other).signing_key() == first and len(first) >= 48
     other.close()
+
+
+def test_every_template_and_static_file_ships_as_package_data() -> None:
+    import fnmatch
+    import tomllib
+
+    root = Path(__file__).parents[1]
+    globs = tomllib.loads((root / "pyproject.toml").read_text())["tool"]["setuptools"]["package-data"]["tapewatch.web"]
+    web = root / "tapewatch" / "web"
+    files = [str(p.relative_to(web)) for sub in ("templates", "static") for p in (web / sub).iterdir()]
+    assert "templates/feed.xml" in files and "static/htmx.min.js" in files
+    assert [f for f in files if not any(fnmatch.fnmatch(f, g) for g in globs)] == []
