@@ -9,8 +9,9 @@ from pathlib import Path
 import pytest
 
 from memory.drafts import DraftStore
+from memory.public_ids import assign_public_id, permalink, public_id
 from memory.state import StateDB
-from publish.archive import Archive, assign_public_id, permalink, public_id
+from publish.archive import Archive
 from publish.review import ReviewQueue
 from tests.fakes.publishing import REVIEWERS, add_draft
 
