@@ -32,8 +32,9 @@ run: install
 	$(BIN)/tapewatch ingest
 	$(BIN)/tapewatch brief --format all
 
+# On SQLite, and on a throwaway PostgreSQL cluster too when PostgreSQL is installed (it says which).
 test: install
-	$(BIN)/python -m pytest
+	bash .ci/postgres.sh run $(BIN)/python -m pytest
 
 lint: install
 	$(BIN)/ruff check .

@@ -10,6 +10,7 @@ from sqlalchemy import Connection, Engine, insert, inspect, select
 from sqlalchemy import func as sqlfunc
 
 from memory import schema
+from memory.engine import serialize_migrations
 from sources.errors import StoreError
 
 
@@ -109,6 +110,7 @@ def migrate(engine: Engine, migrations: tuple[Migration, ...] = MIGRATIONS) -> l
     """Bring the database to the latest version; return the versions applied."""
     latest = max((m.version for m in migrations), default=0)  # the last step listed need not be the highest
     with engine.begin() as conn:
+        serialize_migrations(conn)
         schema.schema_version.create(conn, checkfirst=True)
     at = current_version(engine)
     if at > latest:
@@ -124,6 +126,11 @@ def migrate(engine: Engine, migrations: tuple[Migration, ...] = MIGRATIONS) -> l
         if step.version in done:
             continue
         with engine.begin() as conn:
+            serialize_migrations(conn)
+            # Another process may have applied it while we waited for the lock.
+            if conn.execute(select(schema.schema_version.c.version)
+                            .where(schema.schema_version.c.version == step.version)).first() is not None:
+                continue
             step.apply(conn)
             conn.execute(
                 insert(schema.schema_version).values(

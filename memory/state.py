@@ -2,16 +2,16 @@
 
 from __future__ import annotations
 
-import os
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Connection, Engine, create_engine, delete, event, func, insert, select, update
+from sqlalchemy import Connection, Engine, delete, func, insert, select, update
 from sqlalchemy.exc import SQLAlchemyError
 
 from memory import schema
+from memory.engine import make_engine, redact_url
 from memory.migrations import migrate
 from sources.errors import StoreError
 from sources.injection import looks_like_instructions
@@ -104,7 +104,7 @@ class StateDB:
             self.engine: Engine = make_engine(url)
             migrate(self.engine)
         except SQLAlchemyError as exc:
-            raise StoreError(f"cannot open state database {_redact(url)}: {exc}") from exc
+            raise StoreError(f"cannot open state database {redact_url(url)}: {exc}") from exc
 
     def close(self) -> None:
         """Release pooled connections."""
@@ -381,56 +381,3 @@ def _item_row(item: Item, story_id: str, similarity: float | None) -> dict[str, 
         "text": item.text[:2000], "cluster": item.cluster, "engagement": item.engagement,
         "suspect": int(looks_like_instructions(f"{item.title}\n{item.text}")),
     }
-
-
-def _create_private(url: str) -> None:
-    """Create a new SQLite file owner-only (0600) before SQLite does (it would use 0644 less the umask); its
-    -wal and -shm files take the main file's permissions."""
-    from sqlalchemy.engine import make_url
-
-    path = make_url(url).database
-    if not path or path == ":memory:" or path.startswith("file:") or not os.path.isdir(os.path.dirname(path) or "."):
-        return
-    try:
-        os.close(os.open(path, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o600))
-    except FileExistsError:
-        return
-    os.chmod(path, 0o600)
-
-
-def make_engine(url: str) -> Engine:
-    """An engine for ``url``; SQLite gets WAL, a busy timeout and truly transactional DDL."""
-    if url.startswith("sqlite"):
-        _create_private(url)
-        engine = create_engine(url, connect_args={"check_same_thread": False, "timeout": 30})
-
-        @event.listens_for(engine, "connect")
-        def _pragmas(dbapi_conn: Any, _record: Any) -> None:
-            # The sqlite3 driver would commit DDL on its own; we issue BEGIN ourselves so a
-            # failed migration rolls back whole.
-            dbapi_conn.isolation_level = None
-            cursor = dbapi_conn.cursor()
-            # WAL lets the CLI read while the daemon writes; NORMAL sync is crash-safe under WAL.
-            cursor.execute("PRAGMA journal_mode=WAL")
-            cursor.execute("PRAGMA synchronous=NORMAL")
-            cursor.execute("PRAGMA busy_timeout=30000")
-            cursor.close()
-
-        @event.listens_for(engine, "begin")
-        def _begin(conn: Any) -> None:
-            # IMMEDIATE takes the write lock up front (waiting up to busy_timeout). A plain deferred BEGIN
-            # that reads and then writes fails at once with "database is locked" when another writer
-            # (a daemon job, the job store, the CLI) committed in between, which the busy timeout can't fix.
-            conn.exec_driver_sql("BEGIN IMMEDIATE")
-
-        return engine
-    return create_engine(url, pool_pre_ping=True)
-
-
-def _redact(url: str) -> str:
-    from sqlalchemy.engine import make_url
-
-    try:
-        return make_url(url).render_as_string(hide_password=True)
-    except Exception:
-        return "<unparseable URL>"

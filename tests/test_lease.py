@@ -23,6 +23,7 @@ from memory import schema
 from memory.state import StateDB
 from publish.lease import Lease, ProcessIdentity, boot_id, describe_owner, start_time
 from tapewatch.cli import app
+from tests.backends import database_toml
 
 pytestmark = pytest.mark.skipif(not boot_id() or start_time(os.getpid()) is None, reason="needs Linux /proc")
 
@@ -43,8 +44,8 @@ def other_start(pid: int) -> str:
 
 
 @pytest.fixture
-def state(tmp_path: Path) -> StateDB:
-    db = StateDB(f"sqlite:///{tmp_path / 'state.db'}")
+def state(state_url: str) -> StateDB:
+    db = StateDB(state_url)
     yield db
     db.close()
 
@@ -70,8 +71,8 @@ def test_a_reused_pid_does_not_keep_a_dead_holder_alive(state: StateDB) -> None:
         other.wait()
 
 
-def test_a_live_holder_keeps_its_lease_and_a_killed_one_loses_it_at_once(state: StateDB, tmp_path: Path) -> None:
-    url = f"sqlite:///{tmp_path / 'state.db'}"
+def test_a_live_holder_keeps_its_lease_and_a_killed_one_loses_it_at_once(state: StateDB, state_url: str) -> None:
+    url = state_url
     code = (
         "import sys, time\n"
         "from datetime import timedelta\n"
@@ -115,10 +116,10 @@ def test_holders_this_host_cannot_check_wait_for_expiry(state: StateDB) -> None:
     assert Lease(state.engine, timedelta(minutes=10), name="a", clock=lambda: expired).acquire()
 
 
-def test_run_starts_at_once_after_a_pid_1_daemon_died(tmp_path: Path) -> None:
+def test_run_starts_at_once_after_a_pid_1_daemon_died(tmp_path: Path, state_url: str) -> None:
     data = tmp_path / "data"
     config = tmp_path / "t.toml"
-    config.write_text(f'data_dir = "{data}"\nfeeds = []\n[market]\nenabled = false\n')
+    config.write_text(f'data_dir = "{data}"\n{database_toml(state_url)}feeds = []\n[market]\nenabled = false\n')
     from tapewatch.clients import open_state
     from tapewatch.settings import load_settings
 

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import os
 import signal
-import sqlite3
 import subprocess
 import sys
 import time
@@ -12,11 +11,13 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from sqlalchemy import text
 
 from memory.state import StateDB
 from publish.outbox import Outbox
 from publish.review import ReviewQueue
 from tapewatch.cli import main
+from tests.backends import database_toml
 from tests.fakes.publishing import add_draft
 from tests.fakes.telegram_api import CHANNEL, TOKEN, FakeTelegramAPI, serving_telegram
 from tests.fakes.x_api import ME_ID, FakeXAPI, serving_x
@@ -27,9 +28,9 @@ SECRETS = {"TAPEWATCH_X_CONSUMER_KEY": "ck", "TAPEWATCH_X_CONSUMER_SECRET": "cs"
 
 
 def write_config(path: Path, data: Path, x: FakeXAPI, tg: FakeTelegramAPI, *, timeout: str = "2s",
-                 channels: str = '["x", "telegram"]', reviewers: str = '["alice", "bob"]') -> Path:
+                 channels: str = '["x", "telegram"]', reviewers: str = '["alice", "bob"]', state_url: str = "sqlite") -> Path:
     path.write_text(
-        f'data_dir = "{data}"\n[review]\nreviewers = {reviewers}\n'
+        f'data_dir = "{data}"\n{database_toml(state_url)}[review]\nreviewers = {reviewers}\n'
         f'[publish]\nchannels = {channels}\ntelegram_chat_id = "{CHANNEL}"\ntimeout = "{timeout}"\n'
         f'reconcile_settle = "0s"\nx_base_url = "{x.base_url}"\ntelegram_base_url = "{tg.base_url}"\n'
     )
@@ -55,12 +56,12 @@ def cli(args: list[str], monkeypatch: pytest.MonkeyPatch, capsys: pytest.Capture
 
 
 @pytest.fixture
-def env(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, servers: tuple[FakeXAPI, FakeTelegramAPI]) -> StateDB:
+def env(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, servers: tuple[FakeXAPI, FakeTelegramAPI],
+        state_url: str) -> StateDB:
     for key, value in SECRETS.items():
         monkeypatch.setenv(key, value)
     write_config(tmp_path / "tapewatch.toml", tmp_path / "data", *servers)
-    (tmp_path / "data").mkdir()
-    state = StateDB(f"sqlite:///{tmp_path / 'data' / 'state.db'}")
+    state = StateDB(state_url)
     yield state
     state.close()
 
@@ -158,19 +159,22 @@ def _posts_requested(x: FakeXAPI) -> int:
     return len(x.calls("/2/tweets", "POST"))
 
 
-def _states(db: Path) -> list[str]:
-    with sqlite3.connect(db) as conn:
-        return [r[0] for r in conn.execute("SELECT state FROM outbox WHERE channel = 'x' ORDER BY part")]
+def _states(url: str) -> list[str]:
+    state = StateDB(url)
+    try:
+        with state.engine.connect() as conn:
+            return list(conn.execute(text("SELECT state FROM outbox WHERE channel = 'x' ORDER BY part")).scalars())
+    finally:
+        state.close()
 
 
 @pytest.mark.slow
 @pytest.mark.parametrize("created_before_kill", [False, True])
-def test_sigkill_after_part_two_of_four_then_restart(tmp_path: Path, created_before_kill: bool) -> None:
+def test_sigkill_after_part_two_of_four_then_restart(tmp_path: Path, created_before_kill: bool, state_url: str) -> None:
     with serving_x() as x, serving_telegram() as tg:
         data = tmp_path / "data"
-        data.mkdir()
-        config = write_config(tmp_path / "t.toml", data, x, tg, timeout="30s", channels='["x"]')
-        state = StateDB(f"sqlite:///{data / 'state.db'}")
+        config = write_config(tmp_path / "t.toml", data, x, tg, timeout="30s", channels='["x"]', state_url=state_url)
+        state = StateDB(state_url)
         draft = add_draft(state, "a", posts=4)
         ReviewQueue(state, reviewers=["alice"]).approve(draft.id, "alice")
         state.close()
@@ -185,7 +189,7 @@ def test_sigkill_after_part_two_of_four_then_restart(tmp_path: Path, created_bef
         assert victim.poll() is None, victim.communicate()
         victim.send_signal(signal.SIGKILL)
         victim.wait(timeout=30)
-        assert _states(data / "state.db") == ["sent", "sent", "intent", "queued"]
+        assert _states(state_url) == ["sent", "sent", "intent", "queued"]
         assert len(x.posts_by(ME_ID)) == (3 if created_before_kill else 2)
 
         done = subprocess.run(command, capture_output=True, text=True, env=env, timeout=120)
@@ -196,4 +200,4 @@ def test_sigkill_after_part_two_of_four_then_restart(tmp_path: Path, created_bef
         posts = x.posts_by(ME_ID)
         assert [p.text for p in posts] == list(draft.x_thread)  # 1-2 not reposted, 3-4 once each
         assert all(posts[i].in_reply_to == posts[i - 1].id for i in range(1, 4))
-        assert _states(data / "state.db") == ["sent"] * 4
+        assert _states(state_url) == ["sent"] * 4

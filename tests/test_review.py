@@ -1,4 +1,4 @@
-"""The draft state machine and the audit log, on a real SQLite state DB (no servers)."""
+"""The draft state machine and the audit log, on a real state DB (SQLite, and PostgreSQL when configured)."""
 
 from __future__ import annotations
 
@@ -19,8 +19,8 @@ from tests.fakes.publishing import REVIEWERS, add_draft, make_settings
 
 
 @pytest.fixture
-def state(tmp_path: Path) -> StateDB:
-    db = StateDB(f"sqlite:///{tmp_path / 'state.db'}")
+def state(state_url: str) -> StateDB:
+    db = StateDB(state_url)
     yield db
     db.close()
 
@@ -41,11 +41,11 @@ def test_double_approval_is_idempotent(state: StateDB) -> None:
         ("alice", "cli", "pending", "approved")]
 
 
-def test_concurrent_approvals_only_one_wins(tmp_path: Path, state: StateDB) -> None:
+def test_concurrent_approvals_only_one_wins(state_url: str, state: StateDB) -> None:
     for _ in range(5):
         draft = add_draft(state)
         # Separate engines, as separate processes (CLI, bot, web page) would have.
-        queues = [_queue(StateDB(f"sqlite:///{tmp_path / 'state.db'}")) for _ in range(3)]
+        queues = [_queue(StateDB(state_url)) for _ in range(3)]
         results: list[object] = []
         barrier = threading.Barrier(3)
 

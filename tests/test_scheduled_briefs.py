@@ -9,19 +9,22 @@ from __future__ import annotations
 
 import asyncio
 import signal
-import sqlite3
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
 import pytest
+from sqlalchemy import create_engine, text
+from sqlalchemy.exc import OperationalError, ProgrammingError
+from sqlalchemy.pool import NullPool
 from apscheduler.jobstores.sqlalchemy import SQLAlchemyJobStore
 from apscheduler.schedulers.asyncio import AsyncIOScheduler
 
 from tapewatch.daemon import JOBSTORE_TABLE
 from tapewatch.jobs import Runtime
 from tapewatch.settings import load_settings
+from tests.backends import database_toml
 from tests.daemon_child import Running
 from tests.fakes.coingecko import FakeCoinGecko, serving_coingecko
 from tests.fakes.embedder import HashEmbedder
@@ -52,10 +55,11 @@ def fakes() -> Iterator[tuple[LLMServer, FakeCoinGecko]]:
         yield llm, cg
 
 
-def configure(tmp_path: Path, llm: LLMServer, cg: FakeCoinGecko, monkeypatch: pytest.MonkeyPatch) -> Path:
+def configure(tmp_path: Path, llm: LLMServer, cg: FakeCoinGecko, monkeypatch: pytest.MonkeyPatch,
+              state_url: str) -> Path:
     config = tmp_path / "t.toml"
     config.write_text(
-        f'data_dir = "{tmp_path / "data"}"\nfeeds = []\n[watchlist]\nSOL = ["solana"]\n'
+        f'data_dir = "{tmp_path / "data"}"\n{database_toml(state_url)}feeds = []\n[watchlist]\nSOL = ["solana"]\n'
         f'[market]\nbase_url = "{cg.base_url}"\ninterval = "1h"\n'
         # Retention every 2 s: its runs show that a restarted daemon's scheduler is at work.
         '[daemon]\njitter = "0s"\nretention_interval = "2s"\nshutdown_grace = "2s"\nlease = "30s"\n'
@@ -69,16 +73,19 @@ def configure(tmp_path: Path, llm: LLMServer, cg: FakeCoinGecko, monkeypatch: py
     return config
 
 
-def db_of(config: Path) -> Path:
-    return config.parent / "data" / "state.db"
+def url_of(config: Path) -> str:
+    return load_settings(config).state_url
 
 
 def query(config: Path, sql: str) -> list[tuple[Any, ...]]:
-    with sqlite3.connect(f"file:{db_of(config)}?mode=ro", uri=True, timeout=5) as conn:
-        try:
-            return conn.execute(sql).fetchall()
-        except sqlite3.OperationalError:  # a table not created yet
-            return []
+    engine = create_engine(url_of(config), poolclass=NullPool)
+    try:
+        with engine.connect() as conn:
+            return [tuple(r) for r in conn.execute(text(sql))]
+    except (OperationalError, ProgrammingError):  # a table not created yet
+        return []
+    finally:
+        engine.dispose()
 
 
 def brief_drafts(config: Path) -> list[tuple[Any, ...]]:
@@ -101,7 +108,7 @@ def come_due_while_down(config: Path, ago: timedelta) -> datetime:
         # A paused scheduler on a loop changes the stored job and never runs it (a BackgroundScheduler's
         # thread would process due jobs once more while shutting down).
         scheduler = AsyncIOScheduler(timezone=UTC)
-        scheduler.add_jobstore(SQLAlchemyJobStore(url=f"sqlite:///{db_of(config)}", tablename=JOBSTORE_TABLE))
+        scheduler.add_jobstore(SQLAlchemyJobStore(url=url_of(config), tablename=JOBSTORE_TABLE))
         scheduler.start(paused=True)
         scheduler.modify_job(JOB, next_run_time=slot)
         scheduler.shutdown(wait=False)
@@ -143,10 +150,11 @@ def stop(daemon: Running) -> str:
 
 
 def test_a_missed_slot_runs_on_restart_and_a_killed_brief_is_retried_once_never_twice(
-        fakes: tuple[LLMServer, FakeCoinGecko], tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+        fakes: tuple[LLMServer, FakeCoinGecko], tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+        state_url: str) -> None:
     llm, cg = fakes
     model = Model(llm)
-    config = configure(tmp_path, llm, cg, monkeypatch)
+    config = configure(tmp_path, llm, cg, monkeypatch, state_url)
     first_daemon(config)
     slot = come_due_while_down(config, timedelta(minutes=3))  # within misfire_grace (10m)
 
@@ -165,7 +173,10 @@ def test_a_missed_slot_runs_on_restart_and_a_killed_brief_is_retried_once_never_
     [(status, attempts, draft_id, stored_slot)] = runs(config)
     [(draft, meta)] = brief_drafts(config)
     assert (status, attempts, draft_id) == ("done", 2, draft)
-    assert datetime.fromisoformat(stored_slot).replace(tzinfo=UTC) == slot
+    # SQLite keeps UTC text; PostgreSQL an aware timestamp.
+    stored = (datetime.fromisoformat(stored_slot).replace(tzinfo=UTC) if isinstance(stored_slot, str)
+              else stored_slot.astimezone(UTC))
+    assert stored == slot
     assert f'"slot": "{slot.isoformat()}"' in meta and '"attempt": 2' in meta
 
     # Another restart neither retries it nor runs the slot again.
@@ -181,10 +192,11 @@ def test_a_missed_slot_runs_on_restart_and_a_killed_brief_is_retried_once_never_
 
 
 def test_a_brief_killed_on_its_retry_too_is_not_retried_again(
-        fakes: tuple[LLMServer, FakeCoinGecko], tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+        fakes: tuple[LLMServer, FakeCoinGecko], tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+        state_url: str) -> None:
     llm, cg = fakes
     Model(llm)  # slow for ever
-    config = configure(tmp_path, llm, cg, monkeypatch)
+    config = configure(tmp_path, llm, cg, monkeypatch, state_url)
     first_daemon(config)
     come_due_while_down(config, timedelta(minutes=1))
     kill_mid_brief(config, llm)  # the missed slot, killed
@@ -203,10 +215,11 @@ def test_a_brief_killed_on_its_retry_too_is_not_retried_again(
 
 
 def test_a_slot_missed_by_more_than_the_grace_is_skipped(
-        fakes: tuple[LLMServer, FakeCoinGecko], tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+        fakes: tuple[LLMServer, FakeCoinGecko], tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+        state_url: str) -> None:
     llm, cg = fakes
     Model(llm)
-    config = configure(tmp_path, llm, cg, monkeypatch)
+    config = configure(tmp_path, llm, cg, monkeypatch, state_url)
     first_daemon(config)
     come_due_while_down(config, timedelta(minutes=30))  # misfire_grace is 10m
     daemon = Running.child(config)

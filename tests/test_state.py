@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+import threading
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from typing import Any
 
 import pytest
-from sqlalchemy import inspect
+from sqlalchemy import inspect, select
 
+from memory import schema
 from memory.migrations import MIGRATIONS, Migration, current_version, migrate
 from memory.state import FetchRecord, StateDB, make_engine
 from sources.errors import StoreError
@@ -16,14 +19,14 @@ from sources.rss import Validators
 T0 = datetime(2026, 11, 26, 8, 0, tzinfo=UTC)
 
 
-def test_fresh_database_is_migrated_to_latest(tmp_path: Path) -> None:
-    db = StateDB(f"sqlite:///{tmp_path / 's.db'}")
+def test_fresh_database_is_migrated_to_latest(state_url: str) -> None:
+    db = StateDB(state_url)
     assert current_version(db.engine) == MIGRATIONS[-1].version
     assert {"sources", "fetch_log", "items", "item_tickers"} <= set(inspect(db.engine).get_table_names())
 
 
-def test_old_database_is_upgraded_step_by_step_and_only_once(tmp_path: Path) -> None:
-    engine = make_engine(f"sqlite:///{tmp_path / 's.db'}")
+def test_old_database_is_upgraded_step_by_step_and_only_once(state_url: str) -> None:
+    engine = make_engine(state_url)
     assert migrate(engine, MIGRATIONS[:1]) == [1]
     assert not inspect(engine).has_table("item_tickers")
     assert migrate(engine) == [m.version for m in MIGRATIONS[1:]]
@@ -31,8 +34,8 @@ def test_old_database_is_upgraded_step_by_step_and_only_once(tmp_path: Path) -> 
     assert migrate(engine) == []
 
 
-def test_a_step_missing_below_the_newest_is_still_applied(tmp_path: Path) -> None:
-    engine = make_engine(f"sqlite:///{tmp_path / 's.db'}")
+def test_a_step_missing_below_the_newest_is_still_applied(state_url: str) -> None:
+    engine = make_engine(state_url)
     without_second = (MIGRATIONS[0], *MIGRATIONS[2:])
     migrate(engine, without_second)  # a build whose list lacked step 2
     assert not inspect(engine).has_table("item_tickers")
@@ -40,8 +43,8 @@ def test_a_step_missing_below_the_newest_is_still_applied(tmp_path: Path) -> Non
     assert inspect(engine).has_table("item_tickers")
 
 
-def test_failed_migration_rolls_back_and_keeps_the_version(tmp_path: Path) -> None:
-    engine = make_engine(f"sqlite:///{tmp_path / 's.db'}")
+def test_failed_migration_rolls_back_and_keeps_the_version(state_url: str) -> None:
+    engine = make_engine(state_url)
     migrate(engine)
 
     def broken(conn) -> None:  # type: ignore[no-untyped-def]
@@ -57,8 +60,8 @@ def test_failed_migration_rolls_back_and_keeps_the_version(tmp_path: Path) -> No
     assert not inspect(engine).has_table("half_done")
 
 
-def test_database_newer_than_the_code_is_refused(tmp_path: Path) -> None:
-    engine = make_engine(f"sqlite:///{tmp_path / 's.db'}")
+def test_database_newer_than_the_code_is_refused(state_url: str) -> None:
+    engine = make_engine(state_url)
     migrate(engine)
     with pytest.raises(StoreError, match="upgrade tapewatch"):
         migrate(engine, MIGRATIONS[:1])
@@ -69,13 +72,48 @@ def test_unopenable_database_is_a_store_error(tmp_path: Path) -> None:
         StateDB(f"sqlite:///{tmp_path / 'missing-dir' / 'x' / 's.db'}")
 
 
+def test_an_unreachable_postgresql_is_a_store_error_without_the_password() -> None:
+    # Port 9 on loopback: nothing listens, the connection is refused at once.
+    with pytest.raises(StoreError, match="cannot open state database") as caught:
+        StateDB("postgresql+psycopg://tw:s3cret-pw@127.0.0.1:9/tapewatch")
+    assert "s3cret-pw" not in str(caught.value) and "127.0.0.1:9" in str(caught.value)
+
+
+def test_processes_migrating_at_once_apply_each_step_once(state_url: str) -> None:
+    # Separate engines, as a daemon and a CLI starting together would have.
+    engines = [make_engine(state_url) for _ in range(4)]
+    barrier = threading.Barrier(len(engines))
+    outcomes: list[object] = []
+
+    def run(engine: Any) -> None:
+        barrier.wait()
+        try:
+            outcomes.append(migrate(engine))
+        except Exception as exc:  # noqa: BLE001  (the outcome under test)
+            outcomes.append(exc)
+
+    threads = [threading.Thread(target=run, args=(e,)) for e in engines]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert not [o for o in outcomes if isinstance(o, Exception)], outcomes
+    applied = sorted(v for o in outcomes for v in o)  # type: ignore[union-attr]
+    assert applied == sorted(m.version for m in MIGRATIONS)  # every step once, by whichever got there first
+    with engines[0].connect() as conn:
+        versions = list(conn.execute(select(schema.schema_version.c.version)).scalars())
+    assert sorted(versions) == sorted(m.version for m in MIGRATIONS)
+    for e in engines:
+        e.dispose()
+
+
 def _fetch(status: str, when: datetime, **kw: object) -> FetchRecord:
     return FetchRecord(source="wire", kind="news", url="https://wire.example/rss", started_at=when,
                        finished_at=when + timedelta(seconds=1), status=status, **kw)  # type: ignore[arg-type]
 
 
-def test_health_tracks_errors_and_validators(tmp_path: Path) -> None:
-    db = StateDB(f"sqlite:///{tmp_path / 's.db'}")
+def test_health_tracks_errors_and_validators(state_url: str) -> None:
+    db = StateDB(state_url)
     db.record_fetch(_fetch("ok", T0, http_status=200, validators=Validators(etag='"v1"', last_modified="Tue")))
     db.record_fetch(_fetch("error", T0 + timedelta(hours=1), error="HTTP 500"))
     db.record_fetch(_fetch("error", T0 + timedelta(hours=2), error="timed out"))
