@@ -50,10 +50,11 @@ COPY publish ./publish
 COPY tapewatch ./tapewatch
 COPY prompts ./prompts
 
-# The project itself, with no new dependency (and the locked setuptools as its build backend), then a
-# check that what is installed is consistent.
-RUN pip install --no-deps --no-build-isolation . \
+# The project itself with its postgres extra (psycopg, in the lock), no new dependency (and the locked
+# setuptools as its build backend), then a check that what is installed is consistent.
+RUN pip install --no-deps --no-build-isolation '.[postgres]' \
  && pip check \
+ && python -c "import psycopg" \
  && tapewatch --help > /dev/null
 
 # The ONNX graphs of MiniLM (fp32 and int8), exported here once with torch from the bundled weights

@@ -52,11 +52,12 @@ bench: install
 	$(BIN)/python bench/injection.py
 	$(BIN)/python bench/embeddings.py
 
-# The Docker image's pinned dependencies, with hashes, from pyproject.toml: requirements.lock (the app,
-# torch as its CPU build) and requirements-chroma.lock (Chroma's server, same chromadb as the app's).
+# The Docker image's pinned dependencies, with hashes, from pyproject.toml: requirements.lock (the app with
+# its postgres extra, torch as its CPU build) and requirements-chroma.lock (Chroma's server, same chromadb
+# as the app's).
 lock: $(UV)
 	printf '%s\n' "$(TORCH_SPEC)+cpu" > $(TOOLS)/lock-constraints.txt
-	$(UV) pip compile pyproject.toml --quiet --generate-hashes $(LOCK_PLATFORM) --no-config \
+	$(UV) pip compile pyproject.toml --extra postgres --quiet --generate-hashes $(LOCK_PLATFORM) --no-config \
 		--index-url https://pypi.org/simple --find-links "$(TORCH_LINKS)" --constraint $(TOOLS)/lock-constraints.txt \
 		--custom-compile-command "make lock" --output-file requirements.lock
 	$(PYTHON) -c 'import re, tomllib; lock = open("requirements.lock").read(); \
@@ -69,11 +70,15 @@ $(UV):
 	$(PYTHON) -m venv $(TOOLS)
 	$(TOOLS)/bin/python -m pip install --quiet "uv>=0.9,<1"
 
-# ./secrets for compose.yaml: a fresh Chroma token, and an empty file (= not set) for every other secret.
+# ./secrets for compose.yaml: a fresh Chroma token, a fresh PostgreSQL password and the state DB's URL with
+# it, and an empty file (= not set) for every other secret.
 secrets:
 	mkdir -p secrets && chmod 700 secrets
 	for name in $(SECRET_NAMES); do [ -e secrets/$$name ] || : > secrets/$$name; done
 	[ -s secrets/chroma_token ] || $(PYTHON) -I -c 'import secrets; print(secrets.token_urlsafe(32), end="")' > secrets/chroma_token
+	[ -s secrets/postgres_password ] || $(PYTHON) -I -c 'import secrets; print(secrets.token_hex(24), end="")' > secrets/postgres_password
+	[ -e secrets/database_url ] || printf 'postgresql+psycopg://tapewatch:%s@postgres:5432/tapewatch' \
+		"$$(cat secrets/postgres_password)" > secrets/database_url
 	chmod 644 secrets/*
 
 clean:

@@ -7,6 +7,7 @@
 #   .ci/postgres.sh run CMD ARGS...  # start a cluster, run CMD with TAPEWATCH_TEST_DATABASE_URL set, stop it
 #   .ci/postgres.sh start DIR        # start a cluster in the empty dir DIR; prints its SQLAlchemy URL
 #   .ci/postgres.sh restart DIR      # stop it fast and start it again on the same port
+#   .ci/postgres.sh down DIR / up DIR  # the two halves of a restart, for a longer outage
 #   .ci/postgres.sh stop DIR         # stop it and delete DIR
 #
 # `run` without PostgreSQL binaries says so and runs CMD anyway (the tests then run on SQLite only).
@@ -92,10 +93,8 @@ pg_start() {
     > /dev/null || { cat "$dir/server.log" >&2; exit 1; }
 }
 
-cmd_restart() {
-  local dir=$1
-  as_owner "$(pg_bindir)/pg_ctl" --pgdata "$dir/data" --mode fast --wait stop > /dev/null
-  pg_start "$dir"
+cmd_down() {
+  as_owner "$(pg_bindir)/pg_ctl" --pgdata "$1/data" --mode fast --wait stop > /dev/null
 }
 
 cmd_stop() {
@@ -130,8 +129,10 @@ cmd_run() {
 case "${1:-}" in
   install) cmd_install ;;
   start) cmd_start "$2" ;;
-  restart) cmd_restart "$2" ;;
+  restart) cmd_down "$2"; pg_start "$2" ;;
+  down) cmd_down "$2" ;;
+  up) pg_start "$2" ;;
   stop) cmd_stop "$2" ;;
   run) shift; cmd_run "$@" ;;
-  *) echo "usage: $0 install | run CMD... | start DIR | restart DIR | stop DIR" >&2; exit 2 ;;
+  *) echo "usage: $0 install | run CMD... | start DIR | restart DIR | down DIR | up DIR | stop DIR" >&2; exit 2 ;;
 esac

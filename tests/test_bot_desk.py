@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import asyncio
 from datetime import UTC, datetime, timedelta
-from pathlib import Path
 
 import pytest
 
@@ -33,8 +32,8 @@ def draft(status: str = "pending", problems: tuple[Problem, ...] = ()) -> Draft:
 
 
 @pytest.fixture
-def desk(tmp_path: Path) -> QueueDesk:
-    state = StateDB(f"sqlite:///{tmp_path / 's.db'}")
+def desk(state_url: str) -> QueueDesk:
+    state = StateDB(state_url)
     kicks: list[int] = []
     d = QueueDesk(ReviewQueue(state, reviewers=["alice"], via="telegram"), publish_soon=lambda: kicks.append(1))
     d.kicks = kicks  # type: ignore[attr-defined]

@@ -26,8 +26,8 @@ def entry(at: datetime, cost: float, *, run: str = "r1", agent: str = "writer", 
 
 
 @pytest.fixture
-def ledger(tmp_path: Path) -> CostLedger:
-    return CostLedger(StateDB(f"sqlite:///{tmp_path / 'costs.db'}"))
+def ledger(state_url: str) -> CostLedger:
+    return CostLedger(StateDB(state_url))
 
 
 def test_usage_costs_money_by_the_price_table() -> None:
@@ -69,14 +69,14 @@ def test_budgets_are_checked_before_a_run_by_utc_day_and_month(ledger: CostLedge
     check_budget(Budget(daily_usd=None, monthly_usd=20.0), ledger.spent, datetime(2026, 12, 1, 0, 5, tzinfo=UTC))
 
 
-def test_migration_6_adds_the_ledger_to_an_existing_database(tmp_path: Path) -> None:
+def test_migration_6_adds_the_ledger_to_an_existing_database(state_url: str) -> None:
     from memory.migrations import MIGRATIONS, migrate
     from memory.state import make_engine
 
-    engine = make_engine(f"sqlite:///{tmp_path / 'old.db'}")
+    engine = make_engine(state_url)
     assert migrate(engine, tuple(m for m in MIGRATIONS if m.version <= 4)) == [1, 2, 3, 4]
     assert 6 in migrate(engine) and current_version(engine) == MIGRATIONS[-1].version
-    CostLedger(StateDB(f"sqlite:///{tmp_path / 'old.db'}")).record([entry(NOW, 0.01)])
+    CostLedger(StateDB(state_url)).record([entry(NOW, 0.01)])
 
 
 def test_costs_command_shows_spend_and_budgets(monkeypatch: pytest.MonkeyPatch, ledger: CostLedger,

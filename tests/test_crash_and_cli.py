@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import os
 import signal
-import sqlite3
 import subprocess
 import sys
 import time
@@ -19,6 +18,7 @@ import pytest
 
 from sources.rss import FeedSpec, parse_feed
 from sources.tickers import Watchlist
+from tests.backends import database_toml, rows
 from tests.fakes.feed_server import FeedServer, Route
 
 pytestmark = pytest.mark.slow
@@ -45,8 +45,8 @@ def make_feed(outlet: int, n: int) -> bytes:
             + "".join(entries) + "</channel></rss>").encode()
 
 
-def write_config(path: Path, data_dir: Path, server: FeedServer, n_feeds: int) -> Path:
-    lines = [f'data_dir = "{data_dir}"', 'samples = "never"', "[fetch]", "concurrency = 2", 'timeout = "10s"', ""]
+def write_config(path: Path, data_dir: Path, server: FeedServer, n_feeds: int, state_url: str = "sqlite") -> Path:
+    lines = [f'data_dir = "{data_dir}"', database_toml(state_url), 'samples = "never"', "[fetch]", "concurrency = 2", 'timeout = "10s"', ""]
     for k in range(n_feeds):
         lines += ["[[feeds]]", f'name = "outlet{k}"', f'url = "{server.url(f"/feed{k}.xml")}"', ""]
     path.write_text("\n".join(lines))
@@ -66,22 +66,17 @@ def run(config: Path, *args: str, timeout: float = 240) -> tuple[int, str]:
     return proc.returncode, out + err
 
 
-def committed_fetches(db: Path) -> int:
-    if not db.exists():
-        return 0
-    try:
-        with sqlite3.connect(f"file:{db}?mode=ro", uri=True, timeout=1) as conn:
-            return conn.execute("SELECT count(*) FROM fetch_log").fetchone()[0]
-    except sqlite3.Error:
-        return 0
+def committed_fetches(url: str) -> int:
+    found = rows(url, "SELECT count(*) FROM fetch_log")
+    return int(found[0][0]) if found else 0
 
 
-def stored_ids(db: Path) -> list[str]:
-    with sqlite3.connect(db) as conn:
-        return [row[0] for row in conn.execute("SELECT id FROM items")]
+def stored_ids(url: str) -> list[str]:
+    return [row[0] for row in rows(url, "SELECT id FROM items")]
 
 
-def test_sigkill_mid_ingest_then_rerun_loses_and_duplicates_nothing(feed_server: FeedServer, tmp_path: Path) -> None:
+def test_sigkill_mid_ingest_then_rerun_loses_and_duplicates_nothing(feed_server: FeedServer, tmp_path: Path,
+                                                                    state_url: str) -> None:
     n_feeds, per_feed = 8, 40
     watchlist = Watchlist({})
     expected: set[str] = set()
@@ -93,8 +88,8 @@ def test_sigkill_mid_ingest_then_rerun_loses_and_duplicates_nothing(feed_server:
         expected |= {i.id for i in parse_feed(body, spec, watchlist, fetched_at=datetime.now(UTC)).items}
     assert len(expected) == n_feeds * per_feed
     data = tmp_path / "data"
-    config = write_config(tmp_path / "t.toml", data, feed_server, n_feeds)
-    db = data / "state.db"
+    config = write_config(tmp_path / "t.toml", data, feed_server, n_feeds, state_url)
+    db = state_url
 
     victim = cli(config, "ingest")
     deadline = time.monotonic() + 180

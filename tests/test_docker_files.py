@@ -50,7 +50,11 @@ def test_every_dependency_is_locked_with_hashes_and_satisfies_pyproject() -> Non
     app, chroma = lock("requirements.lock"), lock("requirements-chroma.lock")
     assert all(hashes for _, hashes in app.values()) and all(hashes for _, hashes in chroma.values())
     project = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]
-    for spec in project["dependencies"]:
+    # The image installs the postgres extra too, so its dependencies (and their extras) are in the lock.
+    wanted = [*project["dependencies"], *project["optional-dependencies"]["postgres"]]
+    wanted += [f"{Requirement(s).name}-{extra}" for s in project["optional-dependencies"]["postgres"]
+               for extra in Requirement(s).extras]  # psycopg[binary] is the psycopg-binary distribution
+    for spec in wanted:
         req = Requirement(spec)
         if req.marker is not None and not req.marker.evaluate({"python_version": "3.11"}):
             continue
@@ -74,7 +78,8 @@ def test_the_images_install_only_from_the_locks() -> None:
         if "-r /tmp/requirements" in args:
             assert "--require-hashes" in args and "--no-deps" in args, args
         else:  # the project itself: its dependencies are already there, from the lock
-            assert args.startswith("--no-deps --no-build-isolation ."), args
+            # ... with the postgres extra, whose driver is in the lock as well.
+            assert args.startswith("--no-deps --no-build-isolation '.[postgres]'"), args
 
 
 def test_the_daemon_has_a_health_check_and_its_state_lives_on_the_volume() -> None:
@@ -92,13 +97,15 @@ def test_secrets_come_from_compose_secrets_as_the_secrets_directory() -> None:
     assert service["environment"]["TAPEWATCH_SECRETS_DIR"] == "/run/secrets"
     # pydantic-settings reads tapewatch_<field> files there: one per secret setting, each declared on top.
     targets = {s["target"]: s["source"] for s in service["secrets"]}
-    assert set(targets) == {f"tapewatch_{name}" for name in SECRET_FIELDS}
+    # The state DB's URL holds the PostgreSQL password: a secret file too, not an environment variable.
+    assert set(targets) == {f"tapewatch_{name}" for name in (*SECRET_FIELDS, "database_url")}
     assert set(targets.values()) <= set(COMPOSE["secrets"])
     assert all(COMPOSE["secrets"][s]["file"] == f"./secrets/{s}" for s in targets.values())
     # No secret in the environment of any service.
     for svc in COMPOSE["services"].values():
         names = " ".join(svc.get("environment", {}))
-        assert not re.search(r"TOKEN|SECRET|API_KEY|CREDENTIALS", names.replace("SECRETS_DIR", "")), names
+        assert not re.search(r"TOKEN|SECRET|API_KEY|CREDENTIALS|PASSWORD\b|DATABASE_URL",
+                             names.replace("SECRETS_DIR", "")), names
 
 
 def test_compose_chroma_requires_the_token() -> None:
@@ -116,3 +123,27 @@ def chroma_serve_script() -> str:
     match = re.search(r"<<'EOF' /usr/local/bin/chroma-serve\n(.*?)\nEOF\n", DOCKERFILE, re.S)
     assert match, "the chroma-serve heredoc is missing"
     return match[1] + "\n"
+
+
+def test_compose_runs_postgresql_with_a_health_check_and_a_volume_for_the_state_db() -> None:
+    pg = COMPOSE["services"]["postgres"]
+    assert pg["image"].startswith("postgres:15")
+    assert pg["healthcheck"]["test"][:2] == ["CMD", "pg_isready"]
+    assert "postgres-data:/var/lib/postgresql/data" in pg["volumes"] and "postgres-data" in COMPOSE["volumes"]
+    assert pg["environment"]["POSTGRES_PASSWORD_FILE"] == "/run/secrets/postgres_password"
+    assert "ports" not in pg  # reachable only over the compose network
+    service = COMPOSE["services"]["tapewatch"]
+    assert service["depends_on"]["postgres"]["condition"] == "service_healthy"
+    # `make secrets` writes the URL with the same password the server is given.
+    recipe = (ROOT / "Makefile").read_text().split("\nsecrets:", 1)[1].split("\n\n", 1)[0]
+    assert "secrets/postgres_password" in recipe and "@postgres:5432/tapewatch" in recipe
+
+
+def test_the_database_url_secret_file_moves_the_state_db_and_an_empty_one_keeps_sqlite(tmp_path: Path) -> None:
+    from tapewatch.settings import load_settings
+
+    url = "postgresql+psycopg://tapewatch:pw@postgres:5432/tapewatch"
+    (tmp_path / "tapewatch_database_url").write_text(url)
+    assert load_settings(None, tmp_path).state_url == url
+    (tmp_path / "tapewatch_database_url").write_text("")
+    assert load_settings(None, tmp_path).state_url.startswith("sqlite:///")

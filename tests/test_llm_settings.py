@@ -104,13 +104,13 @@ def test_ollama_and_keyless_openai_compatible_servers_work(
     assert outcome.cost_usd == pytest.approx(expected) and expected > 0
 
 
-def test_the_crew_reads_prices_from_the_stored_snapshots(tmp_path: Path) -> None:
+def test_the_crew_reads_prices_from_the_stored_snapshots(state_url: str) -> None:
     from datetime import UTC, datetime
 
     from memory.prices import PriceSnapshot, PriceStore
     from memory.state import StateDB
 
-    state = StateDB(f"sqlite:///{tmp_path / 's.db'}")
+    state = StateDB(state_url)
     prices = clients.price_history(load_settings(None), state)
     assert isinstance(prices, PriceStore)
     when = datetime(2026, 11, 26, 12, tzinfo=UTC)

@@ -17,9 +17,8 @@ from tests.test_publish_cli import cli
 
 
 @pytest.fixture
-def state(tmp_path: Path) -> StateDB:
-    (tmp_path / "data").mkdir()
-    return StateDB(f"sqlite:///{tmp_path / 'data' / 'state.db'}")
+def state(state_url: str) -> StateDB:
+    return StateDB(state_url)
 
 
 def test_pause_and_resume_flip_the_switch_the_daemon_reads(state: StateDB, monkeypatch: pytest.MonkeyPatch,

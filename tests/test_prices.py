@@ -34,8 +34,8 @@ def cg() -> Iterator[FakeCoinGecko]:
 
 
 @pytest.fixture
-def store(tmp_path: Path) -> Iterator[PriceStore]:
-    state = StateDB(f"sqlite:///{tmp_path / 'p.db'}")
+def store(state_url: str) -> Iterator[PriceStore]:
+    state = StateDB(state_url)
     yield PriceStore(state)
     state.close()
 

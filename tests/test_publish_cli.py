@@ -28,7 +28,8 @@ SECRETS = {"TAPEWATCH_X_CONSUMER_KEY": "ck", "TAPEWATCH_X_CONSUMER_SECRET": "cs"
 
 
 def write_config(path: Path, data: Path, x: FakeXAPI, tg: FakeTelegramAPI, *, timeout: str = "2s",
-                 channels: str = '["x", "telegram"]', reviewers: str = '["alice", "bob"]', state_url: str = "sqlite") -> Path:
+                 channels: str = '["x", "telegram"]', reviewers: str = '["alice", "bob"]',
+                 state_url: str = "sqlite") -> Path:
     path.write_text(
         f'data_dir = "{data}"\n{database_toml(state_url)}[review]\nreviewers = {reviewers}\n'
         f'[publish]\nchannels = {channels}\ntelegram_chat_id = "{CHANNEL}"\ntimeout = "{timeout}"\n'

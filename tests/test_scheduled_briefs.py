@@ -15,16 +15,13 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from sqlalchemy import create_engine, text
-from sqlalchemy.exc import OperationalError, ProgrammingError
-from sqlalchemy.pool import NullPool
 from apscheduler.jobstores.sqlalchemy import SQLAlchemyJobStore
 from apscheduler.schedulers.asyncio import AsyncIOScheduler
 
 from tapewatch.daemon import JOBSTORE_TABLE
 from tapewatch.jobs import Runtime
 from tapewatch.settings import load_settings
-from tests.backends import database_toml
+from tests.backends import database_toml, rows
 from tests.daemon_child import Running
 from tests.fakes.coingecko import FakeCoinGecko, serving_coingecko
 from tests.fakes.embedder import HashEmbedder
@@ -78,14 +75,7 @@ def url_of(config: Path) -> str:
 
 
 def query(config: Path, sql: str) -> list[tuple[Any, ...]]:
-    engine = create_engine(url_of(config), poolclass=NullPool)
-    try:
-        with engine.connect() as conn:
-            return [tuple(r) for r in conn.execute(text(sql))]
-    except (OperationalError, ProgrammingError):  # a table not created yet
-        return []
-    finally:
-        engine.dispose()
+    return rows(url_of(config), sql)
 
 
 def brief_drafts(config: Path) -> list[tuple[Any, ...]]:

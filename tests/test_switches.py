@@ -2,14 +2,12 @@
 
 from __future__ import annotations
 
-from pathlib import Path
-
 from memory.state import StateDB
 from memory.switches import POSTING_PAUSED, ReviewCards, Switches
 
 
-def test_switch_defaults_off_and_records_who_changed_it(tmp_path: Path) -> None:
-    url = f"sqlite:///{tmp_path / 's.db'}"
+def test_switch_defaults_off_and_records_who_changed_it(state_url: str) -> None:
+    url = state_url
     switches = Switches(StateDB(url))
     assert switches.get(POSTING_PAUSED).on is False
     assert switches.set(POSTING_PAUSED, True, "cli:alice") is True
@@ -20,8 +18,8 @@ def test_switch_defaults_off_and_records_who_changed_it(tmp_path: Path) -> None:
     assert switches.get(POSTING_PAUSED).changed_by == "telegram:bob"
 
 
-def test_review_cards_are_remembered(tmp_path: Path) -> None:
-    cards = ReviewCards(StateDB(f"sqlite:///{tmp_path / 's.db'}"))
+def test_review_cards_are_remembered(state_url: str) -> None:
+    cards = ReviewCards(StateDB(state_url))
     cards.record("a" * 32, -100, 42)
     assert cards.posted(["a" * 32, "b" * 32]) == {"a" * 32}
     assert cards.message_of("a" * 32) == ("-100", 42) and cards.message_of("b" * 32) is None

@@ -61,13 +61,13 @@ class HangingVectors:
 
 
 @pytest.fixture
-def hanging(tmp_path: Path, hash_embedder: HashEmbedder) -> Iterator[tuple[Memory, HangingVectors]]:
+def hanging(tmp_path: Path, hash_embedder: HashEmbedder, state_url: str) -> Iterator[tuple[Memory, HangingVectors]]:
     import chromadb
     from chromadb.config import Settings as ChromaSettings
 
     client = chromadb.PersistentClient(str(tmp_path / "chroma"), settings=ChromaSettings(anonymized_telemetry=False))
     store = HangingVectors(ChromaVectors(client, "items", hash_embedder.name, hash_embedder.dimension))
-    state = StateDB(f"sqlite:///{tmp_path / 'state.db'}")
+    state = StateDB(state_url)
     yield Memory(store, state, hash_embedder, deadline=Deadline(0.5)), store
     store.release.set()
     state.close()

@@ -246,7 +246,8 @@ def test_budget_caps_the_request_size_then_stops_reading_until_next_month(memory
     assert Quotas(memory.state).usage("2026-11").posts == 30
 
 
-def test_cursors_survive_a_restart_and_nothing_is_read_twice(tmp_path: Path, x: FakeXAPI, hash_embedder: Any) -> None:
+def test_cursors_survive_a_restart_and_nothing_is_read_twice(tmp_path: Path, x: FakeXAPI, hash_embedder: Any,
+                                                              state_url: str) -> None:
     import chromadb
     from chromadb.config import Settings as ChromaSettings
 
@@ -257,7 +258,7 @@ def test_cursors_survive_a_restart_and_nothing_is_read_twice(tmp_path: Path, x: 
         client = chromadb.PersistentClient(path=str(tmp_path / "chroma"),
                                            settings=ChromaSettings(anonymized_telemetry=False))
         vectors = ChromaVectors(client, "x-items", hash_embedder.name, hash_embedder.dimension)
-        return Memory(vectors, StateDB(f"sqlite:///{tmp_path / 'state.db'}"), hash_embedder)
+        return Memory(vectors, StateDB(state_url), hash_embedder)
 
     alice = x.add_user("alice")
     for n in range(4):

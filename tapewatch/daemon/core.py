@@ -330,8 +330,9 @@ class Daemon:
             status = DONE
             log.info("%s: %s", kind, summary)
         except TapewatchError as exc:
-            status, summary = FAILED, f"failed: {exc}"
-            log.error("%s: %s", kind, exc)
+            # The first line only: a database error goes on with the SQL statement and a help link.
+            status, summary = FAILED, f"failed: {(str(exc).strip().splitlines() or [type(exc).__name__])[0]}"
+            log.error("%s: %s", kind, summary[len("failed: "):])
         except Exception as exc:  # a bug in one run must not stop the daemon
             status, summary = FAILED, f"failed: {exc!r}"
             log.exception("%s: unexpected error", kind)
