@@ -9,6 +9,7 @@
 #   .ci/postgres.sh restart DIR      # stop it fast and start it again on the same port
 #   .ci/postgres.sh down DIR / up DIR  # the two halves of a restart, for a longer outage
 #   .ci/postgres.sh stop DIR         # stop it and delete DIR
+#   .ci/postgres.sh bindir           # where PostgreSQL's binaries are (nothing when they are not)
 #
 # `run` without PostgreSQL binaries says so and runs CMD anyway (the tests then run on SQLite only).
 set -euo pipefail
@@ -134,5 +135,6 @@ case "${1:-}" in
   up) pg_start "$2" ;;
   stop) cmd_stop "$2" ;;
   run) shift; cmd_run "$@" ;;
+  bindir) pg_bindir ;;
   *) echo "usage: $0 install | run CMD... | start DIR | restart DIR | down DIR | up DIR | stop DIR" >&2; exit 2 ;;
 esac

@@ -7,6 +7,10 @@ Run from the repository root:
 
 Everything (Chroma files, the SQLite state DB) lives in a temporary directory that is
 removed at the end. No network is used. See bench/README.md for what each figure means.
+
+A second phase ingests the same feeds twice with the state DB on SQLite and on a throwaway PostgreSQL
+cluster (``.ci/postgres.sh``; skipped, and said so, without PostgreSQL, or with ``--sqlite-only``):
+throughput of each and their ratio, nothing lost and nothing stored twice on either.
 """
 
 from __future__ import annotations
@@ -45,6 +49,7 @@ from rich.console import Console  # noqa: E402
 from rich.table import Table  # noqa: E402
 from rich.text import Text  # noqa: E402
 
+from bench.pgcluster import throwaway_postgres  # noqa: E402
 from memory.chroma import ChromaVectors  # noqa: E402
 from memory.embeddings import MiniLMEmbedder  # noqa: E402
 from memory.state import FetchRecord, StateDB  # noqa: E402
@@ -545,6 +550,76 @@ def run_ingest(feeds: list[SynthFeed], embedder: MiniLMEmbedder, workdir: Path, 
 
 
 @dataclass
+class BackendFigures:
+    name: str
+    items: int
+    e2e_s: float
+    state_s: float
+    counts: tuple[int, int, int]  # new, near-duplicate, duplicate on the first pass
+    again_new: int  # stored again by the second pass over the same feeds (must be 0)
+    lost: int  # parsed items the state DB does not hold (must be 0)
+    twice: int  # ids stored more than once (must be 0)
+
+
+def run_backend(name: str, database_url: str | None, feeds: list[SynthFeed], embedder: MiniLMEmbedder,
+                workdir: Path, watchlist: Watchlist) -> BackendFigures:
+    """Ingest every feed twice with the state DB at ``database_url`` (None: SQLite); count what was stored."""
+    from tapewatch.clients import open_memory
+
+    settings = Settings(data_dir=workdir / f"backend-{name}", database_url=database_url, memory=MemorySettings())
+    sink: dict[str, float] = defaultdict(float)
+    calls: dict[str, int] = defaultdict(int)
+    memory = open_memory(settings, embed=embedder)
+    state = memory.state
+    memory.state = Timed(state, "state", sink, calls)  # type: ignore[assignment]
+    parsed_ids: set[str] = set()
+    counts = [0, 0, 0]
+    again_new = 0
+    e2e_s = 0.0
+    for second in (False, True):
+        for feed in feeds:
+            started = time.perf_counter()
+            fetched_at = datetime.now(UTC)
+            parsed = parse_feed(feed.body, feed.spec, watchlist, fetched_at=fetched_at,
+                                content_type="application/rss+xml; charset=utf-8")
+            record = FetchRecord(source=feed.spec.name, kind=feed.spec.kind, url=feed.spec.url, started_at=fetched_at,
+                                 finished_at=datetime.now(UTC), status="ok", http_status=200)
+            result = memory.add(parsed.items, record)
+            if second:
+                again_new += result.new + result.near_duplicate
+                continue
+            e2e_s += time.perf_counter() - started
+            parsed_ids.update(i.id for i in parsed.items)
+            counts = [counts[0] + result.new, counts[1] + result.near_duplicate, counts[2] + result.duplicate]
+        if not second:
+            state_s = sum(v for k, v in sink.items() if k.startswith("state."))
+    stored = state.item_ids()
+    state.close()
+    return BackendFigures(name=name, items=len(parsed_ids), e2e_s=e2e_s, state_s=state_s,
+                          counts=(counts[0], counts[1], counts[2]), again_new=again_new,
+                          lost=len(parsed_ids - set(stored)), twice=len(stored) - len(set(stored)))
+
+
+def backends_table(figures: list[BackendFigures], skipped: str | None) -> Table:
+    """The state-DB comparison: one row per backend, then the ratio."""
+    table = Table(title="state DB backends (same feeds ingested twice on each; first pass timed)",
+                  title_justify="left", caption_justify="left",
+                  caption=skipped or "lost: parsed items not stored; twice: items stored again by the second "
+                                     "pass or under one id twice")
+    for col in ("backend", "items/s", "state DB s", "state share", "stories / near-dups", "2nd pass new", "lost",
+                "twice"):
+        table.add_column(col, justify="left" if col == "backend" else "right")
+    for f in figures:
+        table.add_row(f.name, f"{f.items / f.e2e_s:,.1f}", f"{f.state_s:.2f}", f"{f.state_s / f.e2e_s:.1%}",
+                      f"{f.counts[0]:,} / {f.counts[1]:,}", str(f.again_new), str(f.lost), str(f.twice))
+    if len(figures) == 2:
+        sq, pg = figures
+        table.add_row("PostgreSQL / SQLite", f"{(pg.items / pg.e2e_s) / (sq.items / sq.e2e_s):.2f}",
+                      f"{pg.state_s / sq.state_s:.2f}", "", "same" if pg.counts == sq.counts else "DIFFER", "", "", "")
+    return table
+
+
+@dataclass
 class FillFigures:
     total: int
     real: int
@@ -701,6 +776,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--per-feed", type=int, default=50, help="items per RSS document (default 50)")
     parser.add_argument("--seed", type=int, default=20261126)
     parser.add_argument("--quick", action="store_true", help="N=300, search-n=5000: a fast sanity run")
+    parser.add_argument("--sqlite-only", action="store_true", help="skip the PostgreSQL state-DB run")
     args = parser.parse_args(argv)
     n = args.n if args.n is not None else (300 if args.quick else INGEST_TARGET_N)
     search_n = args.search_n if args.search_n is not None else (5000 if args.quick else SEARCH_TARGET_N)
@@ -710,12 +786,13 @@ def main(argv: Sequence[str] | None = None) -> int:
     wall_started = time.perf_counter()
     workdir = Path(tempfile.mkdtemp(prefix="tapewatch-bench-"))
     try:
-        return _run(n, search_n, args.per_feed, args.seed, args.quick, workdir, wall_started)
+        return _run(n, search_n, args.per_feed, args.seed, args.quick, workdir, wall_started, args.sqlite_only)
     finally:
         shutil.rmtree(workdir, ignore_errors=True)
 
 
-def _run(n: int, search_n: int, per_feed: int, seed: int, quick: bool, workdir: Path, wall_started: float) -> int:
+def _run(n: int, search_n: int, per_feed: int, seed: int, quick: bool, workdir: Path, wall_started: float,
+         sqlite_only: bool = False) -> int:
     import chromadb
     from chromadb.config import Settings as ChromaSettings
 
@@ -772,6 +849,27 @@ def _run(n: int, search_n: int, per_feed: int, seed: int, quick: bool, workdir: 
                   str(ing.feeds))
     console.print(table)
 
+    # ---- state DB backends ----
+    backends_ok = True
+    with console.status("state DB backends: SQLite"):
+        figures = [run_backend("SQLite", None, feeds, embedder, workdir, watchlist)]
+    skipped: str | None = "PostgreSQL skipped (--sqlite-only)" if sqlite_only else None
+    if not sqlite_only:
+        with throwaway_postgres() as (url, version):
+            if url is None:
+                skipped = f"PostgreSQL skipped: {version}"
+            else:
+                with console.status(f"state DB backends: {version}"):
+                    figures.append(run_backend("PostgreSQL", url, feeds, embedder, workdir, watchlist))
+                console.print(f"PostgreSQL: {version}, a throwaway cluster on loopback (fsync off)")
+    console.print(backends_table(figures, skipped))
+    for f in figures:
+        backends_ok &= f.lost == 0 and f.twice == 0 and f.again_new == 0 and f.counts == figures[0].counts
+    console.print(kv_table("state DB backends: nothing lost, nothing twice", [
+        ("lost 0, twice 0, same counts on every backend", verdict(backends_ok, ", ".join(
+            f"{f.name}: lost {f.lost}, twice {f.again_new + f.twice}" for f in figures))),
+    ]))
+
     # ---- search ----
     client = chromadb.PersistentClient(path=str(workdir / "search" / "chroma"),
                                        settings=ChromaSettings(anonymized_telemetry=False))
@@ -815,7 +913,7 @@ def _run(n: int, search_n: int, per_feed: int, seed: int, quick: bool, workdir: 
     state.close()
     console.print(f"load average at end: {loadavg()}")
     console.print(f"total wall time {time.perf_counter() - wall_started:.1f} s")
-    return 0
+    return 0 if backends_ok else 1
 
 
 if __name__ == "__main__":

@@ -5,7 +5,10 @@ inject random failures: timeouts after the post was made, timeouts before it was
 the post was made) and failing timeline searches. The worker is killed at random moments (its asyncio task is
 cancelled mid-call, leaving intents in the outbox and tweepy calls still in flight) and restarted. Between runs
 an "operator" settles Telegram parts marked needs_check by looking at the channel, as a person would.
-Prints posts made, duplicates (must be 0), lost (must be 0), throughput, and PASS/FAIL.
+The whole run is made once with the state DB on SQLite and once on a throwaway PostgreSQL cluster
+(``.ci/postgres.sh``; skipped, and said so, where PostgreSQL is not installed), same seed, same failures.
+Prints posts made, duplicates (must be 0), lost (must be 0), throughput per backend and their ratio, and
+PASS/FAIL.
 """
 
 from __future__ import annotations
@@ -26,6 +29,7 @@ if str(ROOT) not in sys.path:
 
 from pydantic import SecretStr  # noqa: E402
 
+from bench.pgcluster import throwaway_postgres  # noqa: E402
 from memory.drafts import DraftStore  # noqa: E402
 from publish.outbox import Outbox  # noqa: E402
 from publish.review import ReviewQueue  # noqa: E402
@@ -45,10 +49,10 @@ WORDS = (
 CLIENT_TIMEOUT = 0.3  # seconds; the fakes' stalls last longer than this
 
 
-def make_settings(data: Path, x: FakeXAPI, tg: FakeTelegramAPI) -> Settings:
+def make_settings(data: Path, x: FakeXAPI, tg: FakeTelegramAPI, database_url: str | None = None) -> Settings:
     """Both channels on the fakes; settle time longer than the client timeout, so a killed call has ended."""
     return Settings(
-        data_dir=data, review=ReviewSettings(reviewers=["bench"]),
+        data_dir=data, database_url=database_url, review=ReviewSettings(reviewers=["bench"]),
         publish=PublishSettings.model_validate({
             "channels": ["x", "telegram"], "telegram_chat_id": CHANNEL, "x_base_url": x.base_url,
             "telegram_base_url": tg.base_url, "timeout": f"{CLIENT_TIMEOUT}s", "connect_timeout": "1s",
@@ -128,10 +132,30 @@ def main() -> int:
     parser.add_argument("--failure-rate", type=float, default=0.06, help="share of calls that fail")
     parser.add_argument("--kills", type=int, default=8, help="worker restarts by cancellation mid-run")
     parser.add_argument("--seed", type=int, default=20261126)
+    parser.add_argument("--sqlite-only", action="store_true", help="skip the PostgreSQL run")
     args = parser.parse_args()
+    print("== state DB: SQLite ==")
+    ok, sqlite_rate = run_backend(args, "sqlite", None)
+    if args.sqlite_only:
+        print("PASS" if ok else "FAIL")
+        return 0 if ok else 1
+    with throwaway_postgres() as (url, version):
+        if url is None:
+            print(f"== state DB: PostgreSQL skipped: {version} ==")
+            print("PASS" if ok else "FAIL")
+            return 0 if ok else 1
+        print(f"== state DB: {version} (throwaway cluster on loopback) ==")
+        pg_ok, pg_rate = run_backend(args, "postgresql", url)
+    print(f"throughput PostgreSQL / SQLite: {pg_rate:.1f} / {sqlite_rate:.1f} posts/s = {pg_rate / sqlite_rate:.2f}")
+    print("PASS" if ok and pg_ok else "FAIL")
+    return 0 if ok and pg_ok else 1
+
+
+def run_backend(args: argparse.Namespace, backend: str, database_url: str | None) -> tuple[bool, float]:
+    """One full run on one state DB: (passed, posts per second)."""
     rng = random.Random(args.seed)
     with tempfile.TemporaryDirectory() as tmp, serving_x() as x, serving_telegram() as tg:
-        settings = make_settings(Path(tmp), x, tg)
+        settings = make_settings(Path(tmp), x, tg, database_url)
         state = open_state(settings)
         queue = ReviewQueue(state, reviewers=["bench"])
         drafts = []
@@ -186,9 +210,11 @@ def main() -> int:
                     print(f"  unfinished {d.id[:12]} {row.channel} part {row.part + 1}/{row.parts}: {row.state} "
                           f"after {row.attempts} attempt(s): {row.error}")
         ok = duplicates == 0 and lost == 0 and broken == 0 and statuses.get("published", 0) == args.drafts
-        print("PASS" if ok else "FAIL")
+        print(f"{backend}: {'PASS' if ok else 'FAIL'}")
         state.close()
-        return 0 if ok else 1
+        return ok, made / elapsed
+
+
 
 
 if __name__ == "__main__":
