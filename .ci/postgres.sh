@@ -117,7 +117,8 @@ cmd_run() {
     exec "$@"
   fi
   local dir url status=0
-  dir=$(mktemp -d "${TMPDIR:-/tmp}/tapewatch-pg.XXXXXX")
+  # In /tmp itself, whatever TMPDIR says: the cluster's owner must be able to reach it.
+  dir=$(mktemp -d /tmp/tapewatch-pg.XXXXXX)
   trap 'cmd_stop "$dir"' EXIT
   trap 'exit 130' INT TERM
   url=$(cmd_start "$dir")

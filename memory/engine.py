@@ -8,7 +8,8 @@ How the guarantees hold on each backend:
   row lock first: the draft compare-and-set (``ReviewQueue._try_move``) and each outbox move
   (``Outbox._move``) lock their row with an ``UPDATE … SET x = x`` before reading it (what ``SELECT … FOR
   UPDATE`` does, written so SQLite runs it too) and then update with the status they read in the ``WHERE``,
-  so a second writer waits on the row, re-reads the committed status and loses the compare-and-set cleanly.
+  so a second writer waits on the row, re-reads the committed status and loses the compare-and-set cleanly;
+  planning a draft's outbox rows (``Outbox.plan``) locks the draft's row, so a second planner finds the rows.
   The leases (``publish.lease``) update with the owner they read in the ``WHERE`` and insert against the
   primary key (a duplicate is a lost race, not an error); job runs insert against ``(kind, slot)``; counters
   (X reads, switches) update in place. No transaction here runs at SERIALIZABLE, so no serialization

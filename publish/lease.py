@@ -6,6 +6,11 @@ that died (kill -9, a crash, a container whose PID 1 restarted) is taken over at
 this host in this boot and no process with its PID and start time exists any more; anything else (another
 host, another boot, no /proc) keeps the lease until it expires. A live PID alone never proves the holder
 lives: in a container every daemon is PID 1.
+
+On every backend the row decides: a first holder inserts against the primary key (a racer that loses gets
+an integrity error, i.e. ``False``), a takeover updates only where the owner is still the one it read, so
+of any number of processes or hosts racing for the lease exactly one gets it (PostgreSQL at READ COMMITTED
+re-checks that ``WHERE`` after waiting on the row).
 """
 
 from __future__ import annotations

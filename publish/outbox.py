@@ -69,6 +69,10 @@ class Outbox:
         o = schema.outbox
         now = self.clock()
         with self.engine.begin() as conn:
+            # Lock the draft's row first (SQLite: BEGIN IMMEDIATE has the database's lock already), so a second
+            # planner on PostgreSQL waits, then finds the rows instead of inserting them again.
+            d = schema.drafts
+            conn.execute(update(d).where(d.c.id == draft_id).values(status=d.c.status))
             have = self._rows(conn, draft_id, channel, dry_run)
             if not have:
                 state = DRY_RUN if dry_run else QUEUED

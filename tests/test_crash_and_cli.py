@@ -46,7 +46,8 @@ def make_feed(outlet: int, n: int) -> bytes:
 
 
 def write_config(path: Path, data_dir: Path, server: FeedServer, n_feeds: int, state_url: str = "sqlite") -> Path:
-    lines = [f'data_dir = "{data_dir}"', database_toml(state_url), 'samples = "never"', "[fetch]", "concurrency = 2", 'timeout = "10s"', ""]
+    lines = [f'data_dir = "{data_dir}"', database_toml(state_url), 'samples = "never"', "[fetch]", "concurrency = 2",
+             'timeout = "10s"', ""]
     for k in range(n_feeds):
         lines += ["[[feeds]]", f'name = "outlet{k}"', f'url = "{server.url(f"/feed{k}.xml")}"', ""]
     path.write_text("\n".join(lines))

@@ -96,7 +96,7 @@ def count(runtime: Runtime, table: Any) -> int:
 
 
 def test_jobs_fire_store_data_persist_and_stop(feed_server: FeedServer, x: FakeXAPI, cg: FakeCoinGecko,
-                                               tmp_path: Path, hash_embedder: Any) -> None:
+                                               tmp_path: Path, hash_embedder: Any, state_url: str) -> None:
     feed_server.routes["/wire.xml"] = Route(body=(FEEDS / "rss2.xml").read_bytes())
     alice = x.add_user("alice")
     for n in range(3):
@@ -123,7 +123,7 @@ def test_jobs_fire_store_data_persist_and_stop(feed_server: FeedServer, x: FakeX
 
 
 def test_restart_keeps_the_schedule_applies_changes_and_resumes_from_cursors(
-        x: FakeXAPI, cg: FakeCoinGecko, tmp_path: Path, hash_embedder: Any) -> None:
+        x: FakeXAPI, cg: FakeCoinGecko, tmp_path: Path, hash_embedder: Any, state_url: str) -> None:
     alice = x.add_user("alice")
     for n in range(4):
         x.post(alice, f"before {n}")
@@ -165,7 +165,7 @@ def test_restart_keeps_the_schedule_applies_changes_and_resumes_from_cursors(
 
 
 def test_stop_lets_the_running_batch_finish(x: FakeXAPI, cg: FakeCoinGecko, tmp_path: Path,
-                                            hash_embedder: Any) -> None:
+                                            hash_embedder: Any, state_url: str) -> None:
     alice = x.add_user("alice")
     posts = [x.post(alice, f"slow {n}") for n in range(3)]
     x.fail_next(f"/2/users/{alice.id}/tweets", 200, delay_s=1.0, pass_through=True)  # a slow timeline page

@@ -11,6 +11,7 @@ import signal
 import socket
 import subprocess
 import sys
+import threading
 import time
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -131,3 +132,30 @@ def test_run_starts_at_once_after_a_pid_1_daemon_died(tmp_path: Path, state_url:
     with state.engine.connect() as conn:
         assert conn.execute(select(schema.publish_lease.c.owner)).first() is None  # released after the run
     state.close()
+
+
+@pytest.mark.parametrize("expired", [False, True])
+def test_processes_racing_for_a_lease_give_it_to_exactly_one(state_url: str, expired: bool) -> None:
+    # Separate engines, as separate processes (two daemons, two publish runs on two hosts) would have.
+    states = [StateDB(state_url) for _ in range(5)]
+    if expired:  # a holder on another host whose lease lapsed: every racer may take it over
+        record_holder(states[0], "publish", f"elsewhere:{os.getpid()}:t:{boot_id()}:1", minutes=-1)
+    leases = [Lease(s.engine, timedelta(minutes=10)) for s in states]
+    barrier = threading.Barrier(len(leases))
+    won: list[tuple[bool, str]] = []
+
+    def race(lease: Lease) -> None:
+        barrier.wait()
+        won.append((lease.acquire(), lease.owner))
+
+    threads = [threading.Thread(target=race, args=(lease,)) for lease in leases]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert sorted(w for w, _ in won) == [False] * 4 + [True]
+    [winner] = [owner for w, owner in won if w]
+    holder = leases[0].holder()
+    assert holder is not None and holder[0] == winner
+    for s in states:
+        s.close()

@@ -191,3 +191,31 @@ def test_intent_needs_an_approved_draft(state: StateDB) -> None:
     row = outbox.plan(draft.id, "x", list(draft.x_thread))[0]
     assert not outbox.mark_intent(row, None)  # pending: the guard in the same UPDATE refuses it
     assert outbox.get(row.id).state == "queued"
+
+
+def test_concurrent_plans_queue_a_draft_once(state_url: str, state: StateDB) -> None:
+    # Two publish paths planning the same draft at once (separate engines, as separate processes).
+    draft = add_draft(state, posts=3)
+    ReviewQueue(state, reviewers=REVIEWERS).approve(draft.id, "alice")
+    states = [StateDB(state_url) for _ in range(3)]
+    barrier = threading.Barrier(len(states))
+    outcomes: list[object] = []
+
+    def plan(s: StateDB) -> None:
+        barrier.wait()
+        try:
+            outcomes.append([r.id for r in Outbox(s.engine).plan(draft.id, "x", list(draft.x_thread))])
+        except Exception as exc:  # noqa: BLE001  (the outcome under test)
+            outcomes.append(exc)
+
+    threads = [threading.Thread(target=plan, args=(s,)) for s in states]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert not [o for o in outcomes if isinstance(o, Exception)], outcomes
+    assert len({tuple(o) for o in outcomes}) == 1  # type: ignore[arg-type]  (every caller sees the same rows)
+    assert len(Outbox(state.engine).rows(draft.id, "x")) == 3
+    assert [e.action for e in AuditLog(state.engine).for_draft(draft.id)].count("queued") == 1
+    for s in states:
+        s.close()

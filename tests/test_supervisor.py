@@ -111,7 +111,8 @@ def test_a_task_that_recovers_keeps_the_daemon_running(
 
 
 def test_a_daemon_whose_lease_is_taken_over_stops_at_once_with_an_error(
-        fakes: tuple[FakeXAPI, FakeTelegramAPI, FakeCoinGecko], tmp_path: Path, hash_embedder: Any) -> None:
+        fakes: tuple[FakeXAPI, FakeTelegramAPI, FakeCoinGecko], tmp_path: Path, hash_embedder: Any,
+        state_url: str) -> None:
     from sqlalchemy import update
 
     from memory import schema
