@@ -127,3 +127,24 @@ def test_health_tracks_errors_and_validators(state_url: str) -> None:
     (health,) = db.source_health()
     assert (health.last_status, health.consecutive_errors, health.last_error) == ("not_modified", 0, None)
     assert db.validators("unknown") == Validators()
+
+
+def test_the_postgresql_pool_and_session_settings_are_the_documented_ones(state_url: str) -> None:
+    from sqlalchemy import text
+
+    from memory import engine as settings
+
+    if not state_url.startswith("postgresql"):
+        pytest.skip("PostgreSQL only")
+    engine = make_engine(state_url)
+    try:
+        assert (engine.pool.size(), engine.pool._max_overflow) == (settings.POOL_SIZE, settings.MAX_OVERFLOW)  # type: ignore[attr-defined]
+        assert (settings.POOL_SIZE, settings.MAX_OVERFLOW) == (5, 10)
+        with engine.connect() as conn:
+            conn.rollback()  # the settings must survive a rollback (they were committed at connect)
+            assert conn.execute(text("SHOW lock_timeout")).scalar() == "30s"
+            assert conn.execute(text("SHOW idle_in_transaction_session_timeout")).scalar() == "10min"
+            assert conn.execute(text("SHOW application_name")).scalar()  # the URL's, or "tapewatch"
+            assert conn.execute(text("SHOW search_path")).scalar().startswith("t_")  # the URL's options are kept
+    finally:
+        engine.dispose()
