@@ -62,20 +62,20 @@ def test_the_database_restarting_under_a_running_daemon_loses_and_doubles_nothin
     alice = x.add_user("alice")
     posts = [x.post(alice, f"$SOL before the restart {n}") for n in range(3)]
     settings = settings_for(None, x, cg, every="0.3s", database_url=url,
-                            daemon={"lease": "20s", "store_retry": "0.5s", "retention_interval": "0.3s"})
+                            daemon={"lease": "60s", "store_retry": "0.5s", "retention_interval": "0.3s"})
     runtime = make_runtime(settings, tmp_path, hash_embedder)
     results: list[tuple[str, str]] = []
     daemon = Daemon(runtime, on_result=lambda kind, summary: results.append((kind, summary)))
     down_at: list[int] = []
 
     def outage() -> None:
-        # New posts, and an X request that takes 3 s: the server goes down while that batch is in flight, so
-        # the batch cannot be stored.
+        # New posts, and an X request that takes 10 s: the server goes down while that batch is in flight, so
+        # the batch cannot be stored (stopping the server takes a while on a busy machine).
         posts.extend(x.post(alice, f"$SOL during the outage {n}") for n in range(2))
         path = f"/2/users/{alice.id}/tweets"
         seen = len(x.calls(path))
-        x.fail_next(path, 200, delay_s=3, pass_through=True)
-        deadline = time.monotonic() + 20
+        x.fail_next(path, 200, delay_s=10, pass_through=True)
+        deadline = time.monotonic() + 90
         while len(x.calls(path)) == seen:
             assert time.monotonic() < deadline, "no X request came"
             time.sleep(0.02)
@@ -104,10 +104,10 @@ def test_the_database_restarting_under_a_running_daemon_loses_and_doubles_nothin
 
     async def main() -> None:
         task = asyncio.create_task(daemon.serve(handle_signals=False))
-        await wait(lambda: len(items_of(runtime, "x:@alice")) == 3 and daemon.fired["prices"] >= 1, 60,
+        await wait(lambda: len(items_of(runtime, "x:@alice")) == 3 and daemon.fired["prices"] >= 1, 120,
                    "the first batch", task)
         await asyncio.to_thread(outage)  # the daemon goes on running meanwhile
-        await wait(caught_up, 60, "every job to run cleanly again and X to catch up", task)
+        await wait(caught_up, 180, "every job to run cleanly again and X to catch up", task)
         daemon.stop()
         await asyncio.wait_for(task, timeout=15)
 
@@ -118,7 +118,7 @@ def test_the_database_restarting_under_a_running_daemon_loses_and_doubles_nothin
     assert failures
     for _kind, summary in failures:  # one readable line naming the state database's trouble
         assert "\n" not in summary and "Traceback" not in summary
-        assert any(w in summary.lower() for w in ("connect", "connection", "server closed", "terminat")), summary
+        assert any(w in summary.lower() for w in ("connect", "connection", "server closed", "terminat", "shutting down")), summary
     # Nothing lost, nothing twice: every post stored once, the cursor on the newest, the job store whole.
     stored = items_of(runtime, "x:@alice")
     assert len(stored) == len(set(stored)) == len(posts) == 7
