@@ -118,7 +118,8 @@ def test_a_daemon_whose_lease_is_taken_over_stops_at_once_with_an_error(
     from memory import schema
 
     x, tg, cg = fakes
-    runtime = make_runtime(automation_settings(tmp_path, x, tg, cg, daemon={**RETRY, "lease": "3s",
+    # Renewals every 2 s: a slow connect on a busy machine must not read as a lapsed lease.
+    runtime = make_runtime(automation_settings(tmp_path, x, tg, cg, daemon={**RETRY, "lease": "6s",
                                                                              "shutdown_grace": "20s"}),
                            tmp_path, hash_embedder)
     daemon = Daemon(runtime)
