@@ -118,7 +118,8 @@ def test_the_database_restarting_under_a_running_daemon_loses_and_doubles_nothin
     assert failures
     for _kind, summary in failures:  # one readable line naming the state database's trouble
         assert "\n" not in summary and "Traceback" not in summary
-        assert any(w in summary.lower() for w in ("connect", "connection", "server closed", "terminat", "shutting down")), summary
+        words = ("connect", "connection", "server closed", "terminat", "shutting down")
+        assert any(w in summary.lower() for w in words), summary
     # Nothing lost, nothing twice: every post stored once, the cursor on the newest, the job store whole.
     stored = items_of(runtime, "x:@alice")
     assert len(stored) == len(set(stored)) == len(posts) == 7
