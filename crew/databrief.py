@@ -1,7 +1,9 @@
-"""The data brief: a brief built from signals alone, every line citing stored items."""
+"""The data brief: a brief built from signals alone, in plain sentences, every line citing stored items."""
 
 from __future__ import annotations
 
+import re
+import uuid
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import replace
 from datetime import datetime, timedelta
@@ -17,11 +19,17 @@ from crew.model import (
     TickerSignal,
     ValidationReport,
 )
-from crew.render import render_markdown, render_telegram, render_x_thread
+from crew.render import render_markdown, render_telegram, render_x
 from memory.drafts import Draft
 from sources.injection import is_suspect_row
 
-FOOTER = "Built from stored sources by deterministic signals (no language model). Not financial advice."
+FOOTER = "Compiled by tapewatch from stored sources and price data, without a language model."
+DISCLAIMER = "Not financial advice."
+# Growth is stated only when at least this many earlier windows hold data: a fresh install has no past to
+# compare with, and "×41" against an empty memory is noise.
+MIN_HISTORY = 3
+_HEADLINE = 110  # characters of a story's title used as a narrative's name
+_TRAILING = re.compile(r"[\s:;,.—–-]+$")
 
 
 def window_label(window: timedelta) -> str:
@@ -34,19 +42,31 @@ def window_label(window: timedelta) -> str:
     return f"last {seconds // 60}m"
 
 
+def _span(window: timedelta) -> str:
+    """The window as a reader says it: 'over 24h', 'over 7d'."""
+    return f"over {window_label(window).removeprefix('last ')}"
+
+
+def counted(n: int, noun: str, plural: str | None = None) -> str:
+    """'1 source', '3 sources', '1 story', '2 stories'."""
+    return f"{n} {noun if n == 1 else plural or noun + 's'}"
+
+
 LinkOf = Callable[[Any], "str | None"]
 
 
 def compose(signals: Signals, rows: Mapping[str, Any], *, generated_at: datetime, ticker: str | None = None,
             story_ids: Sequence[str] | None = None, max_tickers: int = 5, max_narratives: int = 3,
-            max_stories: int = 5, link_of: LinkOf | None = None) -> DataBrief:
-    """Turn signals into brief sections; ``rows`` maps item ids to stored item rows for citations.
+            max_stories: int = 5, link_of: LinkOf | None = None, disclaimer: str = DISCLAIMER,
+            permalink: str = "") -> DataBrief:
+    """Turn signals into a take, thread posts and the full brief's sections; ``rows`` maps item ids to rows.
 
     ``link_of`` gives the link a cited item may be published with (``crew.trust.SourcePolicy.link``);
     None there means the item is cited without a link.
     """
     if link_of is not None:
         rows = _Linked(rows, link_of)
+    window = signals.window_end - signals.window_start
     tickers = [t for t in signals.tickers if ticker is None or t.ticker == ticker.upper()]
     narratives = list(signals.narratives)
     if ticker:
@@ -55,23 +75,32 @@ def compose(signals: Signals, rows: Mapping[str, Any], *, generated_at: datetime
         wanted = set(story_ids)
         narratives = [n for n in narratives if wanted & set(n.item_ids)]
         tickers = [t for t in tickers if wanted & set(t.item_ids)]
+    by_ticker = {t.ticker: t for t in signals.tickers}
+    groups = signals.groups
+    # Each story is told once: a narrative named after a story keeps it out of "Most reported".
+    named = {story.story_id for n in narratives[:max_narratives] if (story := _named_story(n, rows)) is not None}
+    named |= {n.id for n in narratives[:max_narratives]}
+    reported = _top_stories(rows, story_ids, ticker, max_stories, skip=named)
+    ticker_lines = [line for t in tickers[:max_tickers] if (line := _ticker_line(t, rows, window, groups)).sources]
+    take, lead = _take(narratives, tickers, reported, rows, by_ticker, window, groups)
+    # The take leads the full brief; its own development is not repeated below it.
+    story_lines = [line for n in narratives[:max_narratives] if n is not lead
+                   and (line := _narrative_line(n, rows, by_ticker, window))]
+    reported = [line for line in reported if line is not take]
     sections = []
-    lines = [_narrative_line(n, rows) for n in narratives[:max_narratives]]
-    if lines := [line for line in lines if line.sources]:
-        sections.append(BriefSection("Narratives", tuple(lines)))
-    lines = [_ticker_line(t, rows) for t in tickers[:max_tickers]]
-    if lines := [line for line in lines if line.sources]:
-        sections.append(BriefSection("Tickers", tuple(lines)))
-    stories = _top_stories(rows, story_ids, ticker, max_stories)
-    if stories:
-        sections.append(BriefSection("Most reported", tuple(stories)))
-    subject = f"${ticker.upper()}" if ticker else "crypto markets"
+    if story_lines:
+        sections.append(BriefSection("Stories", tuple(story_lines)))
+    if reported:
+        sections.append(BriefSection("Most reported", tuple(reported)))
+    if ticker_lines:
+        sections.append(BriefSection("Tickers", tuple(ticker_lines)))
+    subject = f"${ticker.upper()}" if ticker else "crypto"
+    title = _headline(take, rows) if take is not None else f"{subject}: nothing stood out"
+    thread = tuple(line for section in sections for line in section.lines)
     return DataBrief(
-        title=f"tapewatch data brief: {subject}",
-        window_label=window_label(signals.window_end - signals.window_start),
-        generated_at=generated_at,
-        sections=tuple(sections),
-        footer=FOOTER,
+        title=title, window_label=window_label(window), generated_at=generated_at, sections=tuple(sections),
+        footer=f"{FOOTER} {disclaimer}".strip(), take=take, thread=thread, permalink=permalink,
+        disclaimer=disclaimer,
     )
 
 
@@ -96,33 +125,108 @@ def _refs(ids: Sequence[str], rows: Mapping[str, Any], limit: int = 2) -> tuple[
     return tuple(refs[:limit])
 
 
-def _ticker_line(t: TickerSignal, rows: Mapping[str, Any]) -> BriefLine:
-    parts = [f"${t.ticker}: {t.mentions} {'story' if t.mentions == 1 else 'stories'}"]
-    if t.reports > t.mentions:
-        parts[0] += f" ({t.reports} reports)"
-    if t.baseline_mentions == 0:
-        parts.append("none in the baseline windows")
+def _title_of(row: Any) -> str:
+    """A story's title as a sentence: one line, clipped at a word, no trailing punctuation."""
+    title = " ".join(str(row.title).split())
+    if len(title) > _HEADLINE:
+        cut = title[:_HEADLINE].rsplit(" ", 1)[0]
+        title = _TRAILING.sub("", cut) + "…"
+    return _TRAILING.sub("", title) if not title.endswith("…") else title
+
+
+def _named_story(n: Narrative, rows: Mapping[str, Any]) -> Any | None:
+    """The story that names a narrative: a headline (a news item) among its central stories, else the most central."""
+    usable = [rows[i] for i in n.item_ids if i in rows and not is_suspect_row(rows[i])]
+    return next((r for r in usable if r.kind == "news"), usable[0] if usable else None)
+
+
+def _move(t: TickerSignal | None, window: timedelta) -> str:
+    """'$SOL +3.6% over 24h' from the price snapshots, or '$SOL' when there are none."""
+    if t is None:
+        return ""
+    if t.price_change_pct is None or round(t.price_change_pct, 1) == 0:
+        return f"${t.ticker}"
+    return f"${t.ticker} {t.price_change_pct:+.1f}% {_span(window)}"
+
+
+def _breadth(groups: int, total: int) -> str:
+    """'5 of 8 account groups' (breadth is the signal: independent circles saying the same thing)."""
+    if total > groups > 0:
+        return f"{groups} of {total} account groups"
+    return counted(groups, "account group")
+
+
+def _narrative_line(n: Narrative, rows: Mapping[str, Any], by_ticker: Mapping[str, TickerSignal],
+                    window: timedelta) -> BriefLine | None:
+    story = _named_story(n, rows)
+    sources = _refs([story.id, *[i for i in n.item_ids if i != story.id]] if story else n.item_ids, rows)
+    if story is None or not sources:
+        return None
+    text = f"{_title_of(story)}: {counted(n.size, 'story', 'stories')} from {counted(n.clusters, 'account group')}."
+    return BriefLine(text=text, sources=sources, ticker=n.tickers[0] if n.tickers else None)
+
+
+def _ticker_line(t: TickerSignal, rows: Mapping[str, Any], window: timedelta, total_groups: int) -> BriefLine:
+    if t.clusters == total_groups and t.clusters > 1:
+        breadth = f"all {t.clusters} account groups"
     else:
-        parts.append(f"×{t.growth:.1f} vs baseline")
-    groups = ", ".join(t.cluster_names[:4]) + (", …" if len(t.cluster_names) > 4 else "")
-    parts.append(f"{t.clusters} {'group' if t.clusters == 1 else 'groups'} ({groups})")
-    parts.append(f"sentiment {t.sentiment:+.2f}")
-    if t.price_change_pct is not None:
-        parts.append(f"price {t.price_change_pct:+.1f}%")
-    return BriefLine(text="; ".join(parts), sources=_refs(t.item_ids, rows), ticker=t.ticker)
+        more = " …" if t.clusters > 4 else ""
+        breadth = f"{_breadth(t.clusters, total_groups)} ({', '.join(t.cluster_names[:4])}{more})"
+    parts = [f"{_move(t, window)}: {counted(t.mentions, 'story', 'stories')} across {breadth}"]
+    growth = _growth(t, window)
+    if growth:
+        parts.append(growth)
+    return BriefLine(text="; ".join(parts) + ".", sources=_refs(t.item_ids, rows), ticker=t.ticker)
 
 
-def _narrative_line(n: Narrative, rows: Mapping[str, Any]) -> BriefLine:
-    lead = rows.get(n.id)
-    headline = f" ({lead.title})" if lead is not None and not is_suspect_row(lead) else ""
-    text = (f"{n.status.capitalize()}: {n.label}{headline}: {n.size} stories, {n.reports} reports "
-            f"from {n.clusters} {'group' if n.clusters == 1 else 'groups'}")
-    return BriefLine(text=text, sources=_refs(n.item_ids, rows),
-                     ticker=n.tickers[0] if n.tickers else None)
+def _growth(t: TickerSignal, window: timedelta) -> str:
+    """How attention compares with the windows before, only when enough of them hold data."""
+    if t.baseline_windows < MIN_HISTORY:
+        return ""
+    per = {timedelta(hours=24): "a day", timedelta(days=7): "a week", timedelta(hours=1): "an hour"}.get(
+        window, f"per {window_label(window).removeprefix('last ')}")
+    average = round(t.baseline_mentions)
+    if average == 0:
+        return "barely mentioned before"
+    if t.mentions >= 2 * t.baseline_mentions:
+        return f"up from about {counted(average, 'story', 'stories')} {per} before"
+    if t.mentions * 2 <= t.baseline_mentions:
+        return f"down from about {counted(average, 'story', 'stories')} {per} before"
+    return ""
+
+
+def _take(narratives: Sequence[Narrative], tickers: Sequence[TickerSignal], reported: Sequence[BriefLine],
+          rows: Mapping[str, Any], by_ticker: Mapping[str, TickerSignal], window: timedelta,
+          total_groups: int) -> tuple[BriefLine | None, Narrative | None]:
+    """The window's most important development: the broadest narrative, else the most reported story, else the
+    top ticker; with its ticker's move and the breadth behind it."""
+    for n in narratives:
+        story = _named_story(n, rows)
+        sources = _refs([story.id, *[i for i in n.item_ids if i != story.id]], rows, 3) if story else ()
+        if story is None or not sources:
+            continue
+        lead = by_ticker.get(n.tickers[0]) if n.tickers else None
+        move = _move(lead, window)
+        numbers = (f"{move}; " if move else "") + (f"{counted(n.size, 'story', 'stories')} from "
+                                                   f"{_breadth(n.clusters, total_groups)}.")
+        return BriefLine(text=f"{_title_of(story)}.\n{numbers}", sources=sources,
+                         ticker=lead.ticker if lead else None), n
+    if reported:
+        return reported[0], None
+    for t in tickers:
+        line = _ticker_line(t, rows, window, total_groups)
+        if line.sources:
+            return line, None
+    return None, None
+
+
+def _headline(take: BriefLine, rows: Mapping[str, Any]) -> str:
+    """The full brief's headline: the take's first sentence."""
+    return take.text.split("\n", 1)[0].rstrip(".")
 
 
 def _top_stories(rows: Mapping[str, Any], story_ids: Sequence[str] | None, ticker: str | None,
-                 limit: int) -> list[BriefLine]:
+                 limit: int, skip: set[str] = frozenset()) -> list[BriefLine]:  # type: ignore[assignment]
     # One pass groups every report under its story, oldest first.
     reports: dict[str, list[Any]] = {}
     for row in sorted(rows.values(), key=lambda r: r.published_at):
@@ -130,7 +234,8 @@ def _top_stories(rows: Mapping[str, Any], story_ids: Sequence[str] | None, ticke
     # A story counts as "most reported" only when more than one outlet told it; two items from one
     # outlet (an update, a repost) are not corroboration. A lead that reads as instructions is never quoted.
     outlets_of = {sid: {r.source for r in members} for sid, members in reports.items()}
-    candidates = [sid for sid in reports if len(outlets_of[sid]) > 1 and sid in rows and not is_suspect_row(rows[sid])]
+    candidates = [sid for sid in reports if len(outlets_of[sid]) > 1 and sid in rows and not is_suspect_row(rows[sid])
+                  and sid not in skip]
     if story_ids is not None:
         wanted = set(story_ids)
         candidates = [sid for sid in candidates if sid in wanted]
@@ -140,39 +245,50 @@ def _top_stories(rows: Mapping[str, Any], story_ids: Sequence[str] | None, ticke
     lines = []
     for sid in candidates[:limit]:
         outlets = sorted({r.source for r in reports[sid]})
-        text = f"{rows[sid].title}: reported by {len(outlets)} sources ({', '.join(outlets[:4])})"
+        named = ", ".join(outlets[:4]) + (" …" if len(outlets) > 4 else "")
+        text = f"{_title_of(rows[sid])}: reported by {counted(len(outlets), 'source')} ({named})."
         lines.append(BriefLine(text=text, sources=_refs([r.id for r in reports[sid]], rows)))
     return lines
 
 
-def to_draft(brief: DataBrief, signals: Signals, *, topic: str = "") -> Draft:
-    """Render a data brief in all three formats and wrap it as a pending draft."""
-    cited = tuple(dict.fromkeys(ref.item_id for s in brief.sections for line in s.lines for ref in line.sources))
-    tickers = tuple(dict.fromkeys(line.ticker for s in brief.sections for line in s.lines if line.ticker))
+def to_draft(brief: DataBrief, signals: Signals, *, topic: str = "", shape: str = "take", max_posts: int = 4,
+             draft_id: str | None = None) -> Draft:
+    """Render a data brief in all three formats (X in ``shape``) and wrap it as a pending draft."""
+    lines = [*([brief.take] if brief.take else []), *(line for s in brief.sections for line in s.lines)]
+    cited = tuple(dict.fromkeys(ref.item_id for line in lines for ref in line.sources))
+    tickers = tuple(dict.fromkeys(line.ticker for line in lines if line.ticker))
+    extra = {"id": draft_id} if draft_id else {}
     return Draft(
         created_at=brief.generated_at, mode="data", window_start=signals.window_start,
-        window_end=signals.window_end, x_thread=tuple(render_x_thread(brief)),
+        window_end=signals.window_end, x_thread=tuple(render_x(brief, shape, max_posts)),
         telegram_html=render_telegram(brief), markdown=render_markdown(brief), item_ids=cited,
-        tickers=tickers, topic=topic, signals=signals_summary(signals), meta=brief_meta(brief),
+        tickers=tickers, topic=topic, signals=signals_summary(signals), meta=brief_meta(brief, shape), **extra,
     )
 
 
-def brief_meta(brief: DataBrief) -> dict[str, Any]:
+def brief_meta(brief: DataBrief, shape: str = "thread") -> dict[str, Any]:
     """What the grounding validator needs beyond the text: each line with the items it cites (a claim is checked
-    against its own sources), and the title and headings (labels, not claims)."""
-    lines = [{"text": line.text, "item_ids": [ref.item_id for ref in line.sources]}
-             for section in brief.sections for line in section.lines]
+    against its own sources), the title and headings (labels, not claims), and the X shape and permalink."""
+    lines = [*([brief.take] if brief.take else []), *(line for s in brief.sections for line in s.lines),
+             *brief.thread]
+    claims = [{"text": line.text, "item_ids": [ref.item_id for ref in line.sources]} for line in lines]
     labels = [brief.title, f"{brief.title} — {brief.window_label}", brief.window_label,
               *(s.heading for s in brief.sections)]
-    return {"claims": lines, "labels": labels}
+    meta: dict[str, Any] = {"claims": claims, "labels": labels, "shape": shape}
+    if brief.permalink:
+        meta["permalink"] = brief.permalink
+    if brief.take is not None and brief.take.ticker:
+        meta["lead_ticker"] = brief.take.ticker
+    return meta
 
 
 def signals_summary(signals: Signals) -> dict[str, Any]:
-    """The signals a draft was built from, as plain data for storage."""
+    """The signals a draft was built from, as plain data for storage (every count a line states is in it)."""
     return {
         "window_start": signals.window_start.isoformat(), "window_end": signals.window_end.isoformat(),
-        "items": signals.items, "stories": signals.stories,
-        "tickers": [dict(vars(replace(t, item_ids=t.item_ids[:10]))) for t in signals.tickers[:20]],
+        "items": signals.items, "stories": signals.stories, "groups": signals.groups,
+        "tickers": [{**vars(replace(t, item_ids=t.item_ids[:10])), "baseline_average": round(t.baseline_mentions)}
+                    for t in signals.tickers[:20]],
         "narratives": [
             {**{k: v for k, v in vars(n).items() if k != "first_seen"}, "first_seen": n.first_seen.isoformat()}
             for n in signals.narratives[:10]
@@ -182,12 +298,14 @@ def signals_summary(signals: Signals) -> dict[str, Any]:
 
 def build(memory: Any, drafts: Any, *, now: datetime, window: timedelta = timedelta(hours=24),
           ticker: str | None = None, topic: str | None = None, prices: Any = None,
-          validate: Callable[[Draft], ValidationReport] | None = None,
-          link_of: LinkOf | None = None) -> tuple[Signals, Draft | None]:
+          validate: Callable[[Draft], ValidationReport] | None = None, link_of: LinkOf | None = None,
+          shape: str = "take", max_posts: int = 4, archive_url: str | None = None,
+          disclaimer: str = DISCLAIMER) -> tuple[Signals, Draft | None]:
     """Compute signals for the window and, if there is anything to report, save a data-brief draft.
 
     With ``validate`` (the grounding validator) the draft carries its report and is flagged if it fails.
     """
+    from crew.render import permalink
     from crew.signals import compute_signals
 
     recent = drafts.recent(now - timedelta(days=2))
@@ -200,11 +318,13 @@ def build(memory: Any, drafts: Any, *, now: datetime, window: timedelta = timede
     if topic:
         hits = memory.search(topic, 30, since=signals.window_start, until=signals.window_end)
         story_ids = [rows[h.id].story_id for h in hits if h.id in rows and h.score >= 0.25]
-    brief = compose(signals, rows, generated_at=now, ticker=ticker, story_ids=story_ids, link_of=link_of)
-    if not brief.sections:
+    draft_id = uuid.uuid4().hex
+    brief = compose(signals, rows, generated_at=now, ticker=ticker, story_ids=story_ids, link_of=link_of,
+                    disclaimer=disclaimer, permalink=permalink(archive_url, draft_id))
+    if not brief.sections and brief.take is None:
         return signals, None
     label = topic or (f"${ticker.upper()}" if ticker else "")
-    draft = to_draft(brief, signals, topic=label)
+    draft = to_draft(brief, signals, topic=label, shape=shape, max_posts=max_posts, draft_id=draft_id)
     if validate is not None:
         report = validate(draft)
         draft = replace(draft, validation=report.to_dict(), status="pending" if report.ok else "flagged")

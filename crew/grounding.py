@@ -42,7 +42,7 @@ from crew.compliance import check_compliance
 from crew.entities import Entities
 from crew.evidence import read_source
 from crew.model import Problem, ValidationReport
-from crew.render import MENTION, TELEGRAM_LIMIT, X_LIMIT, weighted_length
+from crew.render import MENTION, TELEGRAM_LIMIT, X_LIMIT, permalink, weighted_length
 from crew.trust import SourcePolicy
 from memory.drafts import Draft
 from memory.prices import PriceHistory
@@ -82,6 +82,7 @@ class GroundingContext:
     allowed_mentions: frozenset[str] = frozenset()  # X handles (lower case) a post may @mention
     max_cashtags: int = 4  # per X post
     max_hashtags: int = 2  # per X post
+    archive_url: str | None = None  # the public archive: a draft may link to its own permalink there
 
 
 def validate_draft(draft: Draft, context: GroundingContext) -> ValidationReport:
@@ -104,7 +105,7 @@ def validate_draft(draft: Draft, context: GroundingContext) -> ValidationReport:
     problems += checker.tickers(" ".join(f"${t}" for t in draft.tickers), "tickers")
     for where, text in texts.items():
         problems += checker.check_text(text, where)
-        problems += _links(links[where], where, sources, context.policy)
+        problems += _links(links[where], where, sources, context.policy, _own_permalink(draft, context))
         problems += _hidden(text, where)
         # As rendered: a disclaimer hidden in a link label or split by markup does not count.
         problems += check_compliance(rendered[where], where, disclaimer=context.disclaimer,
@@ -133,8 +134,15 @@ def _sources(draft: Draft, rows: Mapping[str, Any], sources: list[Any]) -> list[
     return problems
 
 
-def _links(found: list[str], where: str, sources: list[Any], policy: SourcePolicy) -> list[Problem]:
+def _own_permalink(draft: Draft, context: GroundingContext) -> str:
+    """The one link of our own a draft may carry: its permalink on the configured archive (nothing else there)."""
+    return permalink(context.archive_url, draft.id)
+
+
+def _links(found: list[str], where: str, sources: list[Any], policy: SourcePolicy, own: str = "") -> list[Problem]:
     trusted = {canonical_link(link) for s in sources if not s.suspect and (link := policy.link(s.row))}
+    if own:
+        trusted.add(canonical_link(own))
     problems = []
     for link in dict.fromkeys(found):
         if re.search(r"\[\.\]|\(\.\)|\{\.\}|\bdot\b|\[dot\]|\(dot\)", link, re.IGNORECASE):

@@ -26,6 +26,7 @@ class TickerSignal:
     novelty: float  # share of this ticker's stories not used by recent briefs, 0..1
     score: float  # ranking: breadth first, then growth, then volume
     item_ids: tuple[str, ...]  # story ids, most engaged first
+    baseline_windows: int = 0  # earlier windows memory holds any item in (growth means little below a few)
 
 
 @dataclass(frozen=True)
@@ -57,6 +58,7 @@ class Signals:
     stories: int
     tickers: tuple[TickerSignal, ...]
     narratives: tuple[Narrative, ...]
+    groups: int = 0  # distinct account groups (author clusters) in the window
 
 
 @dataclass(frozen=True)
@@ -88,13 +90,17 @@ class BriefSection:
 
 @dataclass(frozen=True)
 class DataBrief:
-    """A brief before rendering to X, Telegram and Markdown."""
+    """A brief before rendering: its take (the one X post), the thread's later posts, the full brief's sections."""
 
     title: str
     window_label: str
     generated_at: datetime
     sections: tuple[BriefSection, ...]
     footer: str = ""
+    take: BriefLine | None = None  # the window's most important development; None: the first line stands in
+    thread: tuple[BriefLine, ...] = ()  # one development per later post; empty: the sections' lines stand in
+    permalink: str = ""  # where the full brief is read (the public archive); "" when there is none
+    disclaimer: str = ""  # what an X post carries of the footer; "" means the footer itself
 
 
 @dataclass(frozen=True)

@@ -21,7 +21,6 @@ ELLIPSIS = "…"
 NOTHING_TO_REPORT = "Nothing to report in this window."
 # Telegram and Markdown have no per-post limit, but one runaway field must not crowd out the rest of the brief.
 _CLIP_TITLE, _CLIP_HEADING, _CLIP_LINE, _CLIP_OUTLET, _CLIP_FOOTER = 256, 128, 1000, 64, 512
-_HEADING_WEIGHT = 60  # X: a heading is a prefix; most of the post belongs to the line and its link
 _MD_SPECIAL = re.compile(r"([\\`*_\[\]<>~|])")
 _MD_BLOCK_START = re.compile(r"^(\d+(?=[.)])|(?=[#+=-]))")  # would open a heading, list or rule: escape its mark
 _URL_UNSAFE = re.compile(r"[\s()<>\\\x00-\x1f\x7f]")
@@ -88,10 +87,6 @@ def _lines(brief: DataBrief) -> list[tuple[int, BriefLine]]:
     return out
 
 
-def _header(brief: DataBrief) -> str:
-    return f"{_one_line(brief.title)} — {_one_line(brief.window_label)}"
-
-
 # --- X -----------------------------------------------------------------------------------------------
 
 
@@ -121,84 +116,107 @@ def _tag_capped(post: str, most: int = X_MAX_CASHTAGS) -> str:
     return _CASHTAG.sub(keep, post)
 
 
-def _x_block(prefix: str, line: BriefLine, fits: Callable[[str], bool]) -> str | None:
-    """`prefix` + "• text link", the text shortened so the block fits one post; None if the link alone cannot."""
-    link = _x_link(line)
-    text = _shorten(x_safe(_one_line(line.text)), lambda t: fits(f"{prefix}• {t} {link}"))
-    return None if text is None else f"{prefix}• {text} {link}"
+def permalink(archive_url: str | None, draft_id: str) -> str:
+    """The public archive's address of a brief, or "" without an archive."""
+    # One place builds it, so the archive's own public id can replace the draft id here alone.
+    if not archive_url or not draft_id:
+        return ""
+    return f"{archive_url.rstrip('/')}/b/{draft_id[:12]}"
 
 
-def _pack(blocks: list[tuple[str, bool]], fits: Callable[[str], bool], most: int) -> list[tuple[str, int]]:
-    """Greedily fill posts with blocks in order, as (body, number of blocks); stops past `most` posts."""
-    posts: list[tuple[str, int]] = []
-    body, count = "", 0
-    for text, starts_section in blocks:
-        candidate = f"{body}{chr(10) * (2 if starts_section else 1)}{text}" if body else text
-        if body and not fits(candidate):
-            posts.append((body, count))
-            if len(posts) > most:  # parse_tweet is slow (~2 ms); a thread past the cap is never used whole
-                return posts
-            body, count = text, 1
-        else:
-            body, count = candidate, count + 1
-    if body:
-        posts.append((body, count))
+def lead_line(brief: DataBrief) -> BriefLine | None:
+    """The take's line: the brief's own take, else its first line."""
+    if brief.take is not None:
+        return brief.take
+    lines = _lines(brief)
+    return lines[0][1] if lines else None
+
+
+def later_lines(brief: DataBrief) -> list[BriefLine]:
+    """The thread's developments after the take: the brief's own, else the sections' other lines."""
+    if brief.thread:
+        return [line for line in brief.thread if line.sources]
+    lead = lead_line(brief)
+    return [line for _, line in _lines(brief) if line is not lead and line != lead]
+
+
+def _x_disclaimer(brief: DataBrief) -> str:
+    return _one_line(brief.disclaimer or brief.footer)
+
+
+def _fits(text: str) -> bool:
+    return weighted_length(text) <= X_LIMIT
+
+
+def _post(text: str, link: str, tail: str = "") -> str | None:
+    """`text`, then the link on its own line, then `tail`, the text shortened so all of it fits one post."""
+    after = "".join(part for part in (f"\n\n{link}" if link else "", f"\n{tail}" if tail and link else
+                                      f"\n\n{tail}" if tail else ""))
+    body = _shorten(x_safe(_one_line(text)), lambda t: _fits(t + after))
+    return None if body is None else _tag_capped(body + after)
+
+
+def render_take(brief: DataBrief) -> str:
+    """The take: one post with the most important development, its numbers, at most one link and the disclaimer.
+
+    The link is the brief's permalink when there is one, else the lead's top source.
+    """
+    lead = lead_line(brief)
+    disclaimer = _x_disclaimer(brief)
+    if lead is None:
+        head = _shorten(x_safe(_one_line(brief.title)), lambda h: _fits(f"{h}\n{NOTHING_TO_REPORT}")) or ELLIPSIS
+        post = f"{head}\n{NOTHING_TO_REPORT}"
+        return f"{post}\n\n{disclaimer}" if disclaimer and _fits(f"{post}\n\n{disclaimer}") else post
+    link = brief.permalink or _x_link(lead)
+    for tail in (disclaimer, ""):
+        for url in (link, _x_link(lead), ""):
+            post = _post(lead.text, url, tail)
+            if post is not None:
+                return post
+    raise ValueError("the take cannot fit one post")  # unreachable: "…" alone always fits
+
+
+def render_x_thread(brief: DataBrief, max_posts: int = 4) -> list[str]:
+    """The thread: the take, then one development per post, a link only where one source carries the claim,
+    and a last post pointing to the full brief (when there is a permalink); at most `max_posts` posts."""
+    if max_posts < 2:
+        raise ValueError("max_posts must be at least 2: the take and one more")
+    take = render_take(brief)
+    if lead_line(brief) is None:
+        return [take]
+    pointer = f"Full brief with sources:\n{brief.permalink}" if brief.permalink else ""
+    posts = [take]
+    for line in later_lines(brief):
+        if len(posts) >= max_posts:
+            break
+        link = _x_link(line) if len(line.sources) == 1 else ""
+        post = _post(line.text, link) or (_post(line.text, "") if link else None)
+        if post is not None:
+            posts.append(post)
+    while pointer:
+        last = posts[-1]
+        if len(posts) > 1 and not links_in(last) and _fits(f"{last}\n\n{pointer}"):
+            posts[-1] = f"{last}\n\n{pointer}"  # one post fewer, and no second link in it
+            break
+        if len(posts) < max_posts:
+            posts.append(pointer)
+            break
+        posts.pop()  # the full brief outranks the last development
     return posts
 
 
-def render_x_thread(brief: DataBrief, max_posts: int = 12) -> list[str]:
-    """The brief as an X thread of at most `max_posts` posts, each line with a source link."""
-    if max_posts < 2:
-        raise ValueError("max_posts must be at least 2: a title post and one more")
-    lines = _lines(brief)
-    # Reserve the widest numbering the thread can have, so packing never has to be redone after numbering.
-    reserve = f"\n{max_posts}/{max_posts}"
+def links_in(post: str) -> list[str]:
+    """The URLs X finds in a post."""
+    return [e["url"] for e in extract_urls_with_indices(post)]
 
-    def fits(text: str) -> bool:
-        return weighted_length(text + reserve) <= X_LIMIT
 
-    worst_note = f"+{len(lines)} more in the full brief"
-    footer = _shorten(_one_line(brief.footer), lambda f: fits(f"{worst_note}\n\n{f}")) or ""
-    if not lines:
-        post = _shorten(_header(brief), lambda h: fits(f"{h}\n{NOTHING_TO_REPORT}")) or ELLIPSIS
-        post = f"{post}\n{NOTHING_TO_REPORT}"
-        return [f"{post}\n\n{footer}" if footer and fits(f"{post}\n\n{footer}") else post]
-    header = _shorten(x_safe(_header(brief)), fits) or ELLIPSIS
-
-    blocks: list[tuple[str, bool]] = []
-    started: set[int] = set()
-    for section_index, line in lines:
-        starts = section_index not in started
-        heading = _one_line(brief.sections[section_index].heading) if starts else ""
-        prefix = f"{_shorten(heading, lambda h: weighted_length(h) <= _HEADING_WEIGHT) or ''}\n" if starts else ""
-        block = _x_block(prefix, line, fits)
-        if block is not None:  # an unpostable link drops its line; the "+N more" note counts it
-            blocks.append((block, starts))
-            started.add(section_index)
-
-    def build(kept: int) -> list[str]:
-        # The title leads the first post; lines fill the rest of it rather than spend a post on the title alone.
-        bodies = [body for body, _ in _pack([(header, False), *blocks[:kept]], fits, max_posts)]
-        omitted = len(lines) - kept
-        tail = "\n\n".join(p for p in (f"+{omitted} more in the full brief" if omitted else "", footer) if p)
-        if tail and fits(f"{bodies[-1]}\n\n{tail}"):
-            bodies[-1] = f"{bodies[-1]}\n\n{tail}"
-        elif tail:
-            bodies.append(tail)
-        return bodies
-
-    kept = len(blocks)
-    bodies = build(kept)
-    if len(bodies) > max_posts:
-        # Packing is prefix-stable: start from what the first max_posts posts hold, then back off.
-        kept = sum(count for _, count in _pack([(header, False), *blocks], fits, max_posts)[:max_posts]) - 1
-        bodies = build(kept)
-        while len(bodies) > max_posts and kept > 0:
-            kept -= 1
-            bodies = build(kept)
-    bodies = [_tag_capped(body) for body in bodies]
-    total = len(bodies)
-    return [f"{body}\n{i}/{total}" for i, body in enumerate(bodies, 1)] if total > 1 else bodies
+def render_x(brief: DataBrief, shape: str = "take", max_posts: int = 4) -> list[str]:
+    """The brief on X in the given shape: "take" (one post) or "thread"."""
+    if shape == "take":
+        return [render_take(brief)]
+    if shape == "thread":
+        return render_x_thread(brief, max_posts)
+    raise ValueError(f"unknown X shape {shape!r} (take or thread)")
 
 
 # --- Telegram ----------------------------------------------------------------------------------------
@@ -214,35 +232,59 @@ def _tg_source(source: SourceRef) -> str:
     return f'<a href="{html.escape(source.url.strip(), quote=True)}">{label}</a>' if _is_web(source.url) else label
 
 
+def _tg_line(line: BriefLine, bullet: str = "• ", text: str | None = None) -> str:
+    shown = _clip(line.text if text is None else text, _CLIP_LINE)
+    return f"{bullet}{html.escape(shown)} ({', '.join(_tg_source(s) for s in line.sources)})"
+
+
+def _lead_text(brief: DataBrief, line: BriefLine) -> str:
+    """The take as the full brief's lead paragraph: without the sentence the headline already says."""
+    first, _, rest = line.text.partition("\n")
+    if rest.strip() and _one_line(first).rstrip(".") == _one_line(brief.title).rstrip("."):
+        return rest
+    return line.text
+
+
+def _tg_cut_note(brief: DataBrief, left: int) -> str:
+    what = f"{left} more section{'s' if left != 1 else ''}"
+    if brief.permalink and _is_web(brief.permalink):
+        return f'\n\n<a href="{html.escape(brief.permalink, quote=True)}">Read the full brief</a> ({what}).'
+    return f"\n\n<i>{what} cut for length.</i>"
+
+
 def render_telegram(brief: DataBrief, limit: int = TELEGRAM_LIMIT) -> str:
-    """The brief as one Telegram HTML message of at most `limit` characters."""
+    """The full brief as one Telegram HTML message of at most `limit` characters: headline, the take, then
+    sections; past the limit whole sections are cut, with a link to the permalink."""
     lines = _lines(brief)
     head = f"<b>{html.escape(_clip(brief.title, _CLIP_TITLE))}</b>\n<i>{html.escape(_clip(brief.window_label, 64))}</i>"
     footer = f"\n\n<i>{html.escape(_clip(brief.footer, _CLIP_FOOTER))}</i>" if brief.footer.strip() else ""
-    if not lines:
+    take = (f"\n\n{_tg_line(brief.take, '', _lead_text(brief, brief.take))}"
+            if brief.take is not None and brief.take.sources else "")
+    if not lines and not take:
         return f"{head}\n\n{html.escape(NOTHING_TO_REPORT)}{footer}"
-    headings = [f"\n\n<b>{html.escape(_clip(s.heading, _CLIP_HEADING))}</b>" for s in brief.sections]
-    items = [
-        f"\n• {html.escape(_clip(line.text, _CLIP_LINE))} ({', '.join(_tg_source(s) for s in line.sources)})"
-        for _, line in lines
-    ]
+    sections = [(f"\n\n<b>{html.escape(_clip(s.heading, _CLIP_HEADING))}</b>", [f"\n{_tg_line(ln)}" for ln in s.lines])
+                for s in brief.sections if s.lines]
 
-    def build(kept: int) -> str:
-        # Whole lines are dropped, never characters, so no tag or entity is ever cut.
-        parts, current = [head], -1
-        for (section_index, _), item in zip(lines[:kept], items, strict=False):
-            if section_index != current:
-                parts.append(headings[section_index])
-                current = section_index
-            parts.append(item)
-        if kept < len(lines):
-            parts.append(f"\n\n{html.escape(f'…and {len(lines) - kept} more')}")
-        return "".join(parts) + footer
-
-    for kept in range(len(lines), -1, -1):
-        message = build(kept)
+    def fits(message: str) -> bool:
         # Telegram counts UTF-16 code units; never fewer than Python's code points, so the safe measure.
-        if len(message.encode("utf-16-le")) // 2 <= limit:
+        return len(message.encode("utf-16-le")) // 2 <= limit
+
+    # Whole sections are dropped from the end, never characters, so no tag or entity is ever cut.
+    for kept in range(len(sections), -1, -1):
+        body = "".join(heading + "".join(items) for heading, items in sections[:kept])
+        note = _tg_cut_note(brief, len(sections) - kept) if kept < len(sections) else ""
+        message = f"{head}{take}{body}{note}{footer}"
+        if fits(message):
+            if kept == 0 and sections and not take:
+                break  # not even one section fits: keep what of the first one does
+            return message
+    heading, items = sections[0] if sections else ("", [])
+    for count in range(len(items), -1, -1):
+        cut = len(items) - count
+        note = f"\n\n{html.escape(f'…and {cut} more')}" if cut else ""
+        message = f"{head}{take}{heading if count else ''}{''.join(items[:count])}{note}" \
+                  f"{_tg_cut_note(brief, len(sections) - 1) if len(sections) > 1 else ''}{footer}"
+        if fits(message):
             return message
     raise ValueError(f"Telegram limit {limit} is too small for the brief's title and footer")
 
@@ -265,19 +307,23 @@ def _md_source(source: SourceRef) -> str:
     return f"[{label}]({_md_url(source.url)})" if _is_web(source.url) else label
 
 
+def _md_line(line: BriefLine, bullet: str = "- ", text: str | None = None) -> str:
+    shown = _clip(line.text if text is None else text, _CLIP_LINE)
+    return f"{bullet}{_md(shown)} ({', '.join(_md_source(s) for s in line.sources)})"
+
+
 def render_markdown(brief: DataBrief) -> str:
-    """The brief as a Markdown document."""
+    """The full brief as a Markdown document: headline, the take, then its sections."""
     lines = _lines(brief)
     out = [f"# {_md(_clip(brief.title, _CLIP_TITLE))}", "", f"_{_md(_clip(brief.window_label, 64))}_"]
-    if not lines:
+    if brief.take is not None and brief.take.sources:
+        out += ["", _md_line(brief.take, "", _lead_text(brief, brief.take))]
+    elif not lines:
         out += ["", _md(NOTHING_TO_REPORT)]
     for section in brief.sections:
         if section.lines:
             out += ["", f"## {_md(_clip(section.heading, _CLIP_HEADING))}", ""]
-            out += [
-                f"- {_md(_clip(line.text, _CLIP_LINE))} ({', '.join(_md_source(s) for s in line.sources)})"
-                for line in section.lines
-            ]
+            out += [_md_line(line) for line in section.lines]
     if brief.footer.strip():
         out += ["", f"_{_md(_clip(brief.footer, _CLIP_FOOTER))}_"]
     return "\n".join(out) + "\n"

@@ -94,7 +94,7 @@ def compute_signals(
     used = _used_story_ids(rows, recent_drafts)
     story_engagement, story_latest = _story_stats(current)
     tallies = _tally_window(current)
-    baseline = _baseline_counts(previous, baseline_start, window, baseline_windows)
+    baseline, covered = _baseline_counts(previous, baseline_start, window, baseline_windows)
 
     tickers: list[TickerSignal] = []
     for ticker, tally in tallies.items():
@@ -103,7 +103,7 @@ def compute_signals(
         counts, cluster_counts = baseline.get(ticker, ([], []))
         tickers.append(_ticker_signal(
             ticker, tally, counts, cluster_counts, story_engagement, story_latest, used,
-            prices.change_pct(ticker, window_start, now) if prices is not None else None,
+            prices.change_pct(ticker, window_start, now) if prices is not None else None, covered,
         ))
     tickers.sort(key=lambda s: (-s.score, -s.mentions, s.ticker))
 
@@ -116,7 +116,7 @@ def compute_signals(
     return Signals(
         window_start=window_start, window_end=now, baseline_start=baseline_start,
         items=len(current), stories=len({r.story_id for r in current}),
-        tickers=tuple(tickers), narratives=found,
+        tickers=tuple(tickers), narratives=found, groups=len({cluster_of(r) for r in current}),
     )
 
 
@@ -161,8 +161,8 @@ def _tally_window(rows: Sequence[Any]) -> dict[str, _Tally]:
 
 
 def _baseline_counts(rows: Sequence[Any], baseline_start: datetime, window: timedelta,
-                     windows: int) -> dict[str, tuple[list[int], list[int]]]:
-    """Per ticker: distinct stories and clusters in each baseline window memory covers."""
+                     windows: int) -> tuple[dict[str, tuple[list[int], list[int]]], int]:
+    """Per ticker: distinct stories and clusters in each baseline window memory covers; and how many it covers."""
     stories: dict[tuple[str, int], set[str]] = defaultdict(set)
     clusters: dict[tuple[str, int], set[str]] = defaultdict(set)
     covered: set[int] = set()
@@ -181,12 +181,12 @@ def _baseline_counts(rows: Sequence[Any], baseline_start: datetime, window: time
             [len(stories.get((ticker, i), ())) for i in order],
             [len(clusters.get((ticker, i), ())) for i in order],
         )
-    return out
+    return out, len(order)
 
 
 def _ticker_signal(ticker: str, tally: _Tally, counts: list[int], cluster_counts: list[int],
                    story_engagement: dict[str, int], story_latest: dict[str, datetime], used: set[str],
-                   price_change_pct: float | None) -> TickerSignal:
+                   price_change_pct: float | None, covered: int = 0) -> TickerSignal:
     """One ticker's signal from its window tally and its baseline series."""
     mentions = len(tally.stories)
     baseline_mentions = statistics.fmean(counts) if counts else 0.0
@@ -213,5 +213,5 @@ def _ticker_signal(ticker: str, tally: _Tally, counts: list[int], cluster_counts
         sentiment=tally.sentiment / tally.reports if tally.reports else 0.0,
         price_change_pct=price_change_pct, novelty=novelty,
         score=ticker_score(mentions, clusters, growth, baseline_clusters, novelty),
-        item_ids=tuple(ordered),
+        item_ids=tuple(ordered), baseline_windows=covered,
     )

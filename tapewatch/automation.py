@@ -157,7 +157,8 @@ class Automation:
             meta["channels"] = list(spec.channels)
         drafts = SlotDrafts(memory.state, self.daemon.runs, ticket, meta)
         result = write_brief(self.runtime.settings, memory, now=self.runtime.clock(), window=spec.window,
-                             ticker=spec.ticker, topic=spec.topic, scheduled=True, drafts=drafts)
+                             ticker=spec.ticker, topic=spec.topic, scheduled=True, drafts=drafts,
+                             shape=spec.shape)
         if result.draft is None:
             return f"nothing to report ({result.signals.items} items looked at)"
         note = f"; {result.note}" if result.note and result.mode == "data" and result.crew is None else ""

@@ -43,10 +43,11 @@ class BriefResult:
 
 def write_brief(settings: Settings, memory: Memory, *, now: datetime, window: timedelta = timedelta(hours=24),
                 ticker: str | None = None, topic: str | None = None, scheduled: bool = False,
-                drafts: DraftStore | None = None) -> BriefResult:
+                drafts: DraftStore | None = None, shape: str | None = None) -> BriefResult:
     """Write one brief for the window and store it as a draft (pending, or flagged if it fails grounding).
 
-    ``drafts`` is where the draft is saved (a scheduled run saves it together with the end of its run).
+    ``drafts`` is where the draft is saved (a scheduled run saves it together with the end of its run);
+    ``shape`` is its X form, "take" or "thread" (default ``publish.x_shape``).
     """
     from crew.databrief import build
     from memory.drafts import DraftStore
@@ -63,7 +64,8 @@ def write_brief(settings: Settings, memory: Memory, *, now: datetime, window: ti
             setup = crew_setup(settings, crew_llms(settings))
             outcome = run_crew_brief(memory, drafts, CostLedger(state), setup,
                                      grounding_context(settings, state, prices), now=now, window=window,
-                                     ticker=ticker, topic=topic, prices=prices)
+                                     ticker=ticker, topic=topic, prices=prices,
+                                     shape=shape or settings.publish.x_shape)
             return BriefResult(outcome.signals, outcome.draft, "crew", crew=outcome)
         except LLMError as exc:  # BudgetExceeded included
             if not scheduled:
@@ -73,5 +75,7 @@ def write_brief(settings: Settings, memory: Memory, *, now: datetime, window: ti
 
     context = grounding_context(settings, state, prices)
     signals, draft = build(memory, drafts, now=now, window=window, ticker=ticker, topic=topic, prices=prices,
-                           validate=lambda d: validate_draft(d, context), link_of=context.policy.link)
+                           validate=lambda d: validate_draft(d, context), link_of=context.policy.link,
+                           shape=shape or settings.publish.x_shape, max_posts=settings.publish.x_max_posts,
+                           archive_url=settings.publish.archive_url, disclaimer=settings.compliance.disclaimer)
     return BriefResult(signals, draft, "data", note=note)

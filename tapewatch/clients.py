@@ -323,6 +323,7 @@ def grounding_context(settings: Settings, state: StateDB, prices: PriceHistory |
         min_independent_sources=g.min_independent_sources,
         allowed_mentions=frozenset(h.lower().lstrip("@") for h in settings.publish.x_allowed_mentions),
         max_cashtags=settings.publish.x_max_cashtags, max_hashtags=settings.publish.x_max_hashtags,
+        archive_url=settings.publish.archive_url,
     )
 
 

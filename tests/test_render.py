@@ -4,13 +4,23 @@ from __future__ import annotations
 
 import re
 import warnings
+from dataclasses import replace
 from datetime import UTC, datetime
 from html.parser import HTMLParser
 
 import pytest
 
 from crew.model import BriefLine, BriefSection, DataBrief, SourceRef
-from crew.render import render_markdown, render_telegram, render_x_thread, weighted_length
+from crew.render import (
+    links_in,
+    permalink,
+    render_markdown,
+    render_take,
+    render_telegram,
+    render_x,
+    render_x_thread,
+    weighted_length,
+)
 
 with warnings.catch_warnings():
     warnings.simplefilter("ignore", UserWarning)
@@ -18,7 +28,6 @@ with warnings.catch_warnings():
 
 NOW = datetime(2026, 11, 20, 12, 0, tzinfo=UTC)
 FOOTER = "Data from stored sources; not financial advice."
-NUMBERING = re.compile(r"\n(\d+)/(\d+)$")
 
 
 def src(n: int, outlet: str = "CoinDesk", url: str | None = None) -> SourceRef:
@@ -38,17 +47,12 @@ def all_urls(b: DataBrief) -> list[str]:
 
 
 def assert_thread_ok(posts: list[str]) -> None:
-    """Every post is a valid tweet by X's own counting, and numbering runs 1/n..n/n."""
+    """Every post is a valid tweet by X's own counting, with at most one link."""
     for post in posts:
         parsed = parse_tweet(post)
         assert parsed.weightedLength <= 280, post
         assert parsed.valid, post
-    if len(posts) > 1:
-        numbers = [NUMBERING.search(p) for p in posts]
-        assert all(numbers), posts
-        assert [(int(m.group(1)), int(m.group(2))) for m in numbers if m] == [
-            (i, len(posts)) for i in range(1, len(posts) + 1)
-        ]
+        assert len(links_in(post)) <= 1, post
 
 
 # --- X thread ----------------------------------------------------------------------------------------
@@ -62,36 +66,71 @@ def test_weighted_length_uses_x_rules() -> None:
     assert weighted_length("hello") == 5
 
 
-def test_thread_title_lines_links_and_footer() -> None:
+def test_take_is_one_post_with_the_lead_its_link_and_the_disclaimer() -> None:
     b = brief(
-        BriefSection("Top movers", (line("BTC mentions up 3x across 5 clusters", src(1)), line("ETH flat", src(2)))),
-        BriefSection("Narratives", (line("Restaking yields compress", src(3, "Chainwire")),)),
+        BriefSection("Top movers", (line("BTC mentions up 3x across 5 clusters", src(1), src(2)), line("ETH flat", src(3)))),
+        BriefSection("Narratives", (line("Restaking yields compress", src(4, "Chainwire")),)),
     )
-    posts = render_x_thread(b)
+    take = render_take(b)
+    assert_thread_ok([take])
+    # Without a permalink the take links its top source, and only that.
+    assert take == f"BTC mentions up 3x across 5 clusters\n\n{src(1).url}\n{FOOTER}"
+    assert len(links_in(take)) == 1
+    assert render_x(b, "take") == [take]
+
+
+def test_take_links_the_permalink_when_there_is_one() -> None:
+    lead = line("SOL validators move to the new client.\n9 stories from 5 of 6 account groups.", src(1), src(2))
+    b = replace(brief(BriefSection("S", (line("other", src(3)),))), take=lead,
+                permalink=permalink("https://briefs.example.com/", "abcdef0123456789"), disclaimer="NFA.")
+    assert b.permalink == "https://briefs.example.com/b/abcdef012345"
+    take = render_take(b)
+    assert links_in(take) == [b.permalink]
+    assert "9 stories from 5 of 6 account groups." in take and take.endswith("NFA.")
+    assert "other" not in take
+
+
+def test_thread_is_the_take_then_one_development_per_post_and_a_pointer() -> None:
+    lines = tuple(line(f"Development {i} in plain words.", src(i), src(i + 100)) for i in range(6))
+    solo = line("One outlet says the upgrade ships Friday.", src(50, "The Block"))
+    b = replace(brief(BriefSection("A", (lines[0], solo, *lines[1:]))), take=line("The lead.", src(99)),
+                permalink="https://briefs.example.com/b/abc")
+    pointer = "Full brief with sources:\nhttps://briefs.example.com/b/abc"
+    posts = render_x_thread(b, max_posts=4)
     assert_thread_ok(posts)
-    assert posts[0].startswith("tapewatch data brief — last 24h")
-    assert FOOTER in posts[-1]
-    joined = "\n".join(posts)
-    for ln in (ln for s in b.sections for ln in s.lines):
-        # The line and its link share a post.
-        assert any(ln.text in p and ln.sources[0].url in p for p in posts), ln.text
-    # Short lines are packed under the title: one post, so no "1/1" numbering.
-    assert len(posts) == 1
-    assert posts[0].startswith("tapewatch data brief — last 24h\n\nTop movers\n• BTC mentions up 3x")
-    assert "\n\nNarratives\n• Restaking" in posts[0]
-    assert not NUMBERING.search(posts[0])
-    assert joined.count("Top movers") == 1
+    assert len(posts) == 4
+    assert posts[0] == render_take(b)
+    # One development per post; a link only where one source carries the claim.
+    assert posts[1].startswith("Development 0") and links_in(posts[1]) == []
+    assert posts[2].startswith("One outlet says") and links_in(posts[2]) == [solo.sources[0].url]
+    # The last post points to the full brief, sharing a post with a development that has no link of its own.
+    assert posts[3] == f"Development 1 in plain words.\n\n{pointer}"
+    # With room for less, the pointer still ends the thread; it never shares a post with another link.
+    short = render_x_thread(b, max_posts=3)
+    assert_thread_ok(short)
+    assert short == [posts[0], f"Development 0 in plain words.\n\n{pointer}"]
+    assert render_x_thread(b, max_posts=2) == short
+
+
+def test_thread_without_permalink_has_no_pointer_and_respects_max_posts() -> None:
+    lines = tuple(line(f"Story number {i} " + "detail " * 30, src(i)) for i in range(20))
+    b = brief(BriefSection("A", lines[:10]), BriefSection("B", lines[10:]))
+    for most in (2, 3, 4, 6):
+        posts = render_x_thread(b, max_posts=most)
+        assert_thread_ok(posts)
+        assert len(posts) == most
+        assert "Full brief" not in "\n".join(posts)
+        # The take, then the next lines in order.
+        assert [p.split(" ", 3)[2] for p in posts] == [str(i) for i in range(most)]
 
 
 def test_long_urls_count_23_so_lines_keep_full_text() -> None:
     long = [src(i, url=f"https://www.coindesk.com/markets/{'deep-path-' * 40}{i}") for i in range(6)]
     b = brief(BriefSection("Movers", tuple(line(f"Ticker {i} attention up {i + 2}x", long[i]) for i in range(6))))
-    posts = render_x_thread(b)
+    posts = render_x_thread(b, max_posts=6)
     assert_thread_ok(posts)
     for i, source in enumerate(long):
-        assert any(f"Ticker {i} attention up {i + 2}x {source.url}" in p for p in posts)
-    # Each long URL weighs 23, so several fit in one post despite being ~400 characters each.
-    assert any(p.count("https://") >= 3 for p in posts)
+        assert any(p.startswith(f"Ticker {i} attention up {i + 2}x\n\n{source.url}") for p in posts)
 
 
 def test_emoji_and_cjk_heavy_lines_stay_within_280() -> None:
@@ -99,16 +138,15 @@ def test_emoji_and_cjk_heavy_lines_stay_within_280() -> None:
     cjk_line = line("比特币 以太坊 " * 50, src(2))
     family = line("👨‍👩‍👧‍👦" * 200, src(3))
     b = brief(BriefSection("热门", (emoji_line, cjk_line, family)))
-    posts = render_x_thread(b)
+    posts = render_x_thread(b, max_posts=3)
     assert_thread_ok(posts)
     for ln in (emoji_line, cjk_line, family):
         url = ln.sources[0].url
         post = next(p for p in posts if url in p)
-        assert "…" in post  # shortened, with the link kept whole
-        assert f"… {url}" in post
+        assert f"…\n\n{url}" in post  # shortened, with the link kept whole
     # Shortening never splits a ZWJ emoji sequence.
     family_post = next(p for p in posts if family.sources[0].url in p)
-    body = family_post.split("• ", 1)[1].split("…", 1)[0]
+    body = family_post.split("…", 1)[0]
     assert body and body.replace("👨‍👩‍👧‍👦", "") == ""
 
 
@@ -116,11 +154,10 @@ def test_enormous_line_is_shortened_at_a_word_boundary_and_keeps_its_url() -> No
     words = " ".join(f"word{i}" for i in range(3000))
     url = "https://www.theblock.co/post/" + "x" * 500
     b = brief(BriefSection("Big", (line(words, src(1, "The Block", url)),)))
-    posts = render_x_thread(b)
-    assert_thread_ok(posts)
-    post = next(p for p in posts if url in p)
-    match = re.search(r"• (.*)… " + re.escape(url), post)
-    assert match, post
+    take = render_take(b)
+    assert_thread_ok([take])
+    match = re.match(r"(.*)…\n\n" + re.escape(url), take)
+    assert match, take
     kept = match.group(1)
     assert words.startswith(kept) and words[len(kept)] == " "  # cut between words
     assert len(kept) > 150  # and the space was actually used
@@ -128,97 +165,51 @@ def test_enormous_line_is_shortened_at_a_word_boundary_and_keeps_its_url() -> No
 
 def test_single_word_longer_than_a_post_is_cut_mid_word() -> None:
     b = brief(BriefSection("S", (line("A" * 1000, src(1)),)))
-    posts = render_x_thread(b)
-    assert_thread_ok(posts)
-    assert re.search(r"• A+… https://www\.coindesk\.com/", posts[1])
+    take = render_take(b)
+    assert_thread_ok([take])
+    assert re.match(r"A+…\n\nhttps://www\.coindesk\.com/", take)
 
 
-def test_link_x_cannot_shorten_falls_back_to_next_source_or_drops_the_line() -> None:
+def test_link_x_cannot_shorten_falls_back_to_next_source_or_goes_without() -> None:
     too_long = "https://www.coindesk.com/" + "a" * 5000  # past X's URL length cap: counts in full
-    b = brief(
-        BriefSection(
-            "S",
-            (
-                line("first", src(1, url=too_long), src(2)),
-                line("second", src(3, url=too_long)),
-                line("third", src(4)),
-            ),
-        )
-    )
-    posts = render_x_thread(b)
+    b = brief(BriefSection("S", (line("first", src(1, url=too_long), src(2)), line("second", src(3, url=too_long)))))
+    take = render_take(b)
+    assert_thread_ok([take])
+    assert take.startswith(f"first\n\n{src(2).url}")
+    posts = render_x_thread(b, max_posts=2)
     assert_thread_ok(posts)
-    joined = "\n".join(posts)
-    assert f"• first {src(2).url}" in joined
-    assert "second" not in joined and f"• third {src(4).url}" in joined
-    assert "+1 more in the full brief" in posts[-1]
-
-
-def test_every_source_url_appears_across_many_sections() -> None:
-    sections = tuple(
-        BriefSection(
-            f"Section {s}", tuple(line(f"Claim {s}.{i} about token {s}{i}", src(s * 10 + i)) for i in range(3))
-        )
-        for s in range(3)
-    )
-    b = brief(*sections)
-    posts = render_x_thread(b, max_posts=20)
-    assert_thread_ok(posts)
-    joined = "\n".join(posts)
-    for url in all_urls(b):
-        assert url in joined
-    assert "more in the full brief" not in joined
-
-
-def test_max_posts_cap_drops_last_lines_and_says_so() -> None:
-    lines = tuple(line(f"Story number {i} " + "detail " * 30, src(i)) for i in range(20))
-    b = brief(BriefSection("A", lines[:10]), BriefSection("B", lines[10:]))
-    posts = render_x_thread(b, max_posts=5)
-    assert_thread_ok(posts)
-    assert len(posts) == 5
-    joined = "\n".join(posts)
-    shown = [i for i in range(20) if src(i).url in joined]
-    assert shown == list(range(len(shown)))  # a prefix: the lowest lines went first
-    match = re.search(r"\+(\d+) more in the full brief", posts[-1])
-    assert match and int(match.group(1)) == 20 - len(shown)
-    assert FOOTER in posts[-1]
-
-
-def test_max_posts_two_keeps_title_and_note() -> None:
-    lines = tuple(line("x " * 100, src(i)) for i in range(5))
-    posts = render_x_thread(brief(BriefSection("A", lines)), max_posts=2)
-    assert_thread_ok(posts)
-    assert len(posts) == 2
-    assert posts[0].startswith("tapewatch data brief — last 24h\n\nA\n• x x")
-    assert src(0).url in posts[0]
-    assert re.search(r"\+4 more in the full brief", posts[-1])
+    assert posts[1].startswith("second") and too_long not in posts[1]
 
 
 def test_empty_brief_is_one_post() -> None:
-    posts = render_x_thread(brief())
-    assert len(posts) == 1
-    assert "Nothing to report" in posts[0]
-    assert parse_tweet(posts[0]).valid
+    for shape in ("take", "thread"):
+        posts = render_x(brief(), shape)
+        assert len(posts) == 1
+        assert "Nothing to report" in posts[0]
+        assert parse_tweet(posts[0]).valid
     # Sections with no lines are empty too.
-    assert "Nothing to report" in render_x_thread(brief(BriefSection("Empty", ())))[0]
+    assert "Nothing to report" in render_take(brief(BriefSection("Empty", ())))
 
 
-def test_huge_title_and_footer_are_shortened() -> None:
-    b = brief(BriefSection("S", (line("one", src(1)),)), title="T " * 400, footer="F " * 400)
-    posts = render_x_thread(b)
-    assert_thread_ok(posts)
-    assert posts[0].count("…") == 1
+def test_huge_footer_is_shortened_or_left_out_but_the_post_stays_valid() -> None:
+    b = brief(BriefSection("S", (line("one " * 200, src(1)),)), title="T " * 400, footer="F " * 400)
+    take = render_take(b)
+    assert_thread_ok([take])
+    assert take.startswith("one one")
 
 
 def test_line_without_sources_is_refused() -> None:
     b = brief(BriefSection("S", (BriefLine("ungrounded", ()),)))
-    for render in (render_x_thread, render_telegram, render_markdown):
+    for render in (render_take, render_telegram, render_markdown):
         with pytest.raises(ValueError, match="no sources"):
             render(b)
 
 
-def test_max_posts_below_two_is_refused() -> None:
+def test_max_posts_below_two_and_unknown_shapes_are_refused() -> None:
     with pytest.raises(ValueError):
         render_x_thread(brief(), max_posts=1)
+    with pytest.raises(ValueError, match="shape"):
+        render_x(brief(), "megathread")
 
 
 # --- Telegram ----------------------------------------------------------------------------------------
@@ -305,23 +296,42 @@ def test_telegram_layout() -> None:
     )
 
 
-def test_telegram_length_cap_drops_lines_from_the_end() -> None:
-    lines = tuple(line(f"Line {i} & <more> " + "text " * 40, src(i, f"Outlet & {i}")) for i in range(60))
-    b = brief(BriefSection("A", lines[:30]), BriefSection("B <x>", lines[30:]))
+def test_telegram_cuts_whole_sections_with_a_link_to_the_permalink() -> None:
+    sections = tuple(BriefSection(f"Section {k} <x>", tuple(line(f"Line {k}.{i} & <more> " + "text " * 30,
+                                                                  src(k * 10 + i, f"Outlet & {i}")) for i in range(4)))
+                     for k in range(8))
+    b = replace(brief(*sections), take=line("The lead & more", src(99)), permalink="https://briefs.example.com/b/x1")
     full = render_telegram(b, limit=100_000)
     assert len(full) > 4096
     message = render_telegram(b)
     assert len(message) <= 4096
     check_html(message)
-    match = re.search(r"…and (\d+) more", message)
-    assert match
-    shown = [i for i in range(60) if f"Line {i} &amp;" in message]
-    assert shown == list(range(len(shown)))
-    assert int(match.group(1)) == 60 - len(shown)
+    shown = [k for k in range(8) if f"Section {k} &lt;x&gt;" in message]
+    assert shown == list(range(len(shown))) and 0 < len(shown) < 8
+    # Every line of a shown section is there: cuts fall between sections, never inside one.
+    for k in shown:
+        assert all(f"Line {k}.{i} &amp;" in message for i in range(4))
+    assert f'<a href="https://briefs.example.com/b/x1">Read the full brief</a> ({8 - len(shown)} more sections).' \
+        in message
+    assert message.startswith("<b>tapewatch data brief</b>\n<i>last 24h</i>\n\nThe lead &amp; more (")
     assert message.endswith(f"<i>{FOOTER}</i>")
-    small = render_telegram(b, limit=1000)
-    assert len(small) <= 1000
-    check_html(small)
+    # Without a permalink the cut is said plainly.
+    plain = render_telegram(replace(b, permalink=""))
+    assert f"{8 - len(shown)} more sections cut for length." in plain and "<a href=\"https://briefs" not in plain
+
+
+def test_telegram_one_huge_section_keeps_the_lines_that_fit() -> None:
+    lines = tuple(line(f"Line {i} & <more> " + "text " * 40, src(i, f"Outlet & {i}")) for i in range(60))
+    b = brief(BriefSection("A", lines[:30]), BriefSection("B <x>", lines[30:]))
+    for limit in (4096, 1000):
+        message = render_telegram(b, limit=limit)
+        assert len(message) <= limit
+        check_html(message)
+        shown = [i for i in range(60) if f"Line {i} &amp;" in message]
+        assert shown == list(range(len(shown))) and shown
+        match = re.search(r"…and (\d+) more", message)
+        assert match and int(match.group(1)) == 30 - len(shown)
+        assert "1 more section cut for length." in message
 
 
 def test_telegram_empty_and_too_small_limit() -> None:

@@ -13,6 +13,7 @@ if TYPE_CHECKING:
     from memory.drafts import Draft
 
 from tapewatch.cli.root import _ago, _duration, _memory, app, out, settings
+from tapewatch.settings import format_duration
 
 WindowOpt = Annotated[str, typer.Option("--window", "-w", help="Time window: 24h, 6h, 7d, …")]
 
@@ -25,7 +26,7 @@ def _window(value: str) -> timedelta:
 
 
 def _nothing(window: timedelta) -> None:
-    out.print(f"Nothing to report: memory holds no items from the last {window}. "
+    out.print(f"Nothing to report: memory holds no items from the last {format_duration(window.total_seconds())}. "
               "Run `tapewatch ingest` first, or widen --window.")
 
 
@@ -87,6 +88,8 @@ def brief(
     ticker: Annotated[Optional[str], typer.Option(help="Focus on one ticker, e.g. SOL.")] = None,  # noqa: UP045
     window: WindowOpt = "24h",
     fmt: Annotated[str, typer.Option("--format", "-f", help="x, telegram, markdown or all.")] = "markdown",
+    shape: Annotated[Optional[str], typer.Option(  # noqa: UP045
+        "--shape", help="X form: take (one post) or thread (publish.x_shape by default).")] = None,
 ) -> None:
     """Write a brief for the window (the analyst crew, or a data brief without a model); save it as a draft."""
     from tapewatch.briefs import write_brief
@@ -95,12 +98,14 @@ def brief(
         raise typer.BadParameter("must be x, telegram, markdown or all", param_hint="--format")
     if topic and ticker:
         raise typer.BadParameter("give --topic or --ticker, not both", param_hint="--topic")
+    if shape is not None and shape not in ("take", "thread"):
+        raise typer.BadParameter("must be take or thread", param_hint="--shape")
     if ticker is not None and not re.fullmatch(r"\$?[A-Za-z][A-Za-z0-9]{0,9}", ticker):
         raise typer.BadParameter("a ticker is 1-10 letters/digits, e.g. SOL", param_hint="--ticker")
     span = _window(window)
     memory = _memory()
     result = write_brief(settings(), memory, now=datetime.now(UTC), window=span,
-                         ticker=ticker.lstrip("$") if ticker else None, topic=topic)
+                         ticker=ticker.lstrip("$") if ticker else None, topic=topic, shape=shape)
     if result.note:
         out.print(f"[yellow]{result.note}[/yellow]", highlight=False)
     draft = result.draft
@@ -139,7 +144,7 @@ def _print_draft(draft: Draft, fmt: str) -> None:
     if fmt in ("markdown", "all"):
         out.print(draft.markdown, markup=False, highlight=False)
     if fmt in ("x", "all"):
-        out.print("\n[bold]X thread[/bold]")
+        out.print(f"\n[bold]X {draft.meta.get('shape', 'thread')}[/bold]")
         for post in draft.x_thread:
             out.print(post, markup=False, highlight=False)
             out.print("[dim]---[/dim]")

@@ -56,7 +56,20 @@ class PublishSettings(BaseModel):
     lease: Duration = timedelta(minutes=10)  # one publish run at a time; a dead run's lease expires
     x_base_url: str | None = None  # a proxy in front of the X API
     # The public base URL of the web archive (`tapewatch web`); posts link to {archive_url}/b/{public id}.
+    # Unset: a post links to its top source instead, and the thread has no pointer to the full brief.
     archive_url: str | None = None
+    # What goes to X: the take (one post) or a thread of at most x_max_posts posts (the take first).
+    x_shape: Literal["take", "thread"] = "take"
+    x_max_posts: int = Field(default=4, ge=2, le=12)
+    x_attach_chart: bool = True  # a chart of the lead ticker on the take (X media upload) and on Telegram
+    # X's pay-per-use prices (USD; check the current ones on X's developer pricing page): recorded in the
+    # cost ledger for every part published and every post read.
+    x_price_read_usd: float = Field(default=0.005, ge=0.0)
+    x_price_post_usd: float = Field(default=0.015, ge=0.0)
+    x_price_post_url_usd: float = Field(default=0.20, ge=0.0)
+    # Budgets on X writes (UTC day / month; None: no limit); a publish run that would pass one is refused.
+    x_daily_budget_usd: float | None = Field(default=2.0, ge=0.0)
+    x_monthly_budget_usd: float | None = Field(default=30.0, ge=0.0)
     telegram_base_url: str | None = None  # a local Bot API server, e.g. http://localhost:8081/bot
 
     @field_validator("quiet_hours")
@@ -95,6 +108,7 @@ class ScheduledBrief(BaseModel):
     ticker: str | None = Field(default=None, pattern=r"^[A-Za-z][A-Za-z0-9]{0,9}$")
     window: Duration = timedelta(hours=24)
     channels: list[Literal["x", "telegram"]] = []  # empty: every channel in publish.channels
+    shape: Literal["take", "thread"] = "take"  # on X: one post, or a short thread (publish.x_max_posts)
 
     @field_validator("cron")
     @classmethod
