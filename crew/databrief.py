@@ -82,11 +82,11 @@ def compose(signals: Signals, rows: Mapping[str, Any], *, generated_at: datetime
     named |= {n.id for n in narratives[:max_narratives]}
     reported = _top_stories(rows, story_ids, ticker, max_stories, skip=named)
     ticker_lines = [line for t in tickers[:max_tickers] if (line := _ticker_line(t, rows, window, groups)).sources]
-    take, lead = _take(narratives, tickers, reported, rows, by_ticker, window, groups)
+    take, lead, headline = _take(narratives, tickers, reported, rows, by_ticker, window, groups)
     # The take leads the full brief; its own development is not repeated below it.
     story_lines = [line for n in narratives[:max_narratives] if n is not lead
                    and (line := _narrative_line(n, rows, by_ticker, window))]
-    reported = [line for line in reported if line is not take]
+    reported = [line for line in reported if take is None or line.sources != take.sources]
     sections = []
     if story_lines:
         sections.append(BriefSection("Stories", tuple(story_lines)))
@@ -95,7 +95,7 @@ def compose(signals: Signals, rows: Mapping[str, Any], *, generated_at: datetime
     if ticker_lines:
         sections.append(BriefSection("Tickers", tuple(ticker_lines)))
     subject = f"${ticker.upper()}" if ticker else "crypto"
-    title = _headline(take, rows) if take is not None else f"{subject}: nothing stood out"
+    title = headline or f"{subject}: nothing stood out"
     thread = tuple(line for section in sections for line in section.lines)
     return DataBrief(
         title=title, window_label=window_label(window), generated_at=generated_at, sections=tuple(sections),
@@ -197,32 +197,34 @@ def _growth(t: TickerSignal, window: timedelta) -> str:
 
 def _take(narratives: Sequence[Narrative], tickers: Sequence[TickerSignal], reported: Sequence[BriefLine],
           rows: Mapping[str, Any], by_ticker: Mapping[str, TickerSignal], window: timedelta,
-          total_groups: int) -> tuple[BriefLine | None, Narrative | None]:
-    """The window's most important development: the broadest narrative, else the most reported story, else the
-    top ticker; with its ticker's move and the breadth behind it."""
-    for n in narratives:
+          total_groups: int) -> tuple[BriefLine | None, Narrative | None, str]:
+    """The window's most important development, with its ticker's move and the breadth behind it, and the full
+    brief's headline: a broad narrative, else the most reported story, else any narrative, else the top ticker."""
+    broad = [n for n in narratives if n.size * n.clusters >= 6]
+    for n in [*broad, *(() if reported else narratives)]:
         story = _named_story(n, rows)
         sources = _refs([story.id, *[i for i in n.item_ids if i != story.id]], rows, 3) if story else ()
         if story is None or not sources:
             continue
         lead = by_ticker.get(n.tickers[0]) if n.tickers else None
+        counts = f"{counted(n.size, 'story', 'stories')} from {_breadth(n.clusters, total_groups)}"
         move = _move(lead, window)
-        numbers = (f"{move}; " if move else "") + (f"{counted(n.size, 'story', 'stories')} from "
-                                                   f"{_breadth(n.clusters, total_groups)}.")
-        return BriefLine(text=f"{_title_of(story)}.\n{numbers}", sources=sources,
-                         ticker=lead.ticker if lead else None), n
+        numbers = (f"{move}; {counts}." if "%" in move else f"{counts} on {move}." if move else f"{counts}.")
+        line = BriefLine(text=f"{_title_of(story)}.\n{numbers}", sources=sources, ticker=lead.ticker if lead else None)
+        # A headline stands alone as a claim: an outlet's headline may, a post's words only with the numbers.
+        headline = _title_of(story) if story.kind == "news" else numbers.rstrip(".")
+        return line, n, headline
     if reported:
-        return reported[0], None
+        top = reported[0]
+        move = _move(by_ticker.get(top.ticker or ""), window)
+        text = f"{top.text.rstrip('.')}; {move}." if "%" in move else top.text
+        return replace(top, text=text), None, top.text.partition(": reported by ")[0]
     for t in tickers:
         line = _ticker_line(t, rows, window, total_groups)
         if line.sources:
-            return line, None
-    return None, None
-
-
-def _headline(take: BriefLine, rows: Mapping[str, Any]) -> str:
-    """The full brief's headline: the take's first sentence."""
-    return take.text.split("\n", 1)[0].rstrip(".")
+            head, _, rest = line.text.partition(": ")
+            return replace(line, text=f"{head}.\n{rest[:1].upper()}{rest[1:]}"), None, head
+    return None, None, ""
 
 
 def _top_stories(rows: Mapping[str, Any], story_ids: Sequence[str] | None, ticker: str | None,
@@ -247,7 +249,9 @@ def _top_stories(rows: Mapping[str, Any], story_ids: Sequence[str] | None, ticke
         outlets = sorted({r.source for r in reports[sid]})
         named = ", ".join(outlets[:4]) + (" …" if len(outlets) > 4 else "")
         text = f"{_title_of(rows[sid])}: reported by {counted(len(outlets), 'source')} ({named})."
-        lines.append(BriefLine(text=text, sources=_refs([r.id for r in reports[sid]], rows)))
+        named_tickers = rows[sid].tickers.split()
+        lines.append(BriefLine(text=text, sources=_refs([r.id for r in reports[sid]], rows),
+                               ticker=named_tickers[0] if named_tickers else None))
     return lines
 
 

@@ -25,8 +25,8 @@ from crew.datablocks import WITHHELD, Citations, neutralise, output_block
 from crew.databrief import brief_meta, signals_summary
 from crew.grounding import GroundingContext, validate_draft
 from crew.model import BriefLine, BriefSection, DataBrief, Problem, Signals, SourceRef, ValidationReport
-from crew.outputs import Analysis, FactSheet, MalformedOutput, WrittenBrief, parse_reply
-from crew.render import render_markdown, render_telegram, render_x_thread
+from crew.outputs import Analysis, Claim, FactSheet, MalformedOutput, WrittenBrief, parse_reply
+from crew.render import render_markdown, render_telegram, render_x
 from memory.drafts import Draft
 from sources.injection import instruction_markers, looks_like_instructions
 from sources.plaintext import clean_text
@@ -54,6 +54,10 @@ class BriefFrame:
     generated_at: datetime
     topic: str
     disclaimer: str
+    shape: str = "take"  # the X form: "take" or "thread"
+    max_posts: int = 4  # posts of a thread, the take included
+    draft_id: str = ""  # fixed before the run, so the permalink can be written into the text
+    permalink: str = ""
 
 
 def assemble(brief: WrittenBrief, cites: Citations, frame: BriefFrame, max_posts: int,
@@ -64,48 +68,55 @@ def assemble(brief: WrittenBrief, cites: Citations, frame: BriefFrame, max_posts
     source is linked only by ``link_of`` (the trusted link of the item, or none).
     """
     problems: list[Problem] = []
-    sections = []
     cited: dict[str, None] = {}
     tickers: dict[str, None] = {}
+
+    def line_of(claim: Claim, where: str) -> BriefLine | None:
+        if CLAIM_WITHHELD in claim.text or WITHHELD in claim.text:
+            problems.append(Problem("withheld_claim", f"claim {where} repeats a withheld placeholder "
+                                    "instead of a sentence", "sources"))
+            return None
+        resolved = [(raw, cites.resolve(raw)) for raw in claim.item_ids]
+        unknown = [raw for raw, full in resolved if full is None]
+        if unknown:
+            problems.append(Problem("unknown_source", f"claim {where} cites {len(unknown)} id(s) that are "
+                                    "no item shown in this run", "sources"))
+        ids = list(dict.fromkeys(full for _, full in resolved if full is not None))
+        if not ids:
+            return None
+        refs = tuple(_ref(cites.rows[i], link_of) for i in ids[:_SOURCES_PER_LINE])
+        cited.update(dict.fromkeys(ids))
+        symbol = _TICKER.match(claim.ticker.strip().upper())
+        if symbol:
+            tickers[symbol.group(1)] = None
+        # The model may copy escaped text from a data block; the draft holds the characters themselves,
+        # sanitised like ingested text (hidden and bidi characters removed).
+        return BriefLine(text=clean_text(html.unescape(claim.text), 1000), sources=refs,
+                         ticker=symbol.group(1) if symbol else None)
+
+    take = line_of(brief.take, "take")
+    thread = tuple(line for n, claim in enumerate(brief.thread, 1) if (line := line_of(claim, f"thread {n}")))
+    sections = []
     for s_no, part in enumerate(brief.sections, 1):
-        lines = []
-        for c_no, claim in enumerate(part.claims, 1):
-            if CLAIM_WITHHELD in claim.text or WITHHELD in claim.text:
-                problems.append(Problem("withheld_claim", f"claim {s_no}.{c_no} repeats a withheld placeholder "
-                                        "instead of a sentence", "sources"))
-                continue
-            resolved = [(raw, cites.resolve(raw)) for raw in claim.item_ids]
-            unknown = [raw for raw, full in resolved if full is None]
-            if unknown:
-                problems.append(Problem("unknown_source", f"claim {s_no}.{c_no} cites {len(unknown)} id(s) that are "
-                                        "no item shown in this run", "sources"))
-            ids = list(dict.fromkeys(full for _, full in resolved if full is not None))
-            if not ids:
-                continue
-            refs = tuple(_ref(cites.rows[i], link_of) for i in ids[:_SOURCES_PER_LINE])
-            cited.update(dict.fromkeys(ids))
-            symbol = _TICKER.match(claim.ticker.strip().upper())
-            if symbol:
-                tickers[symbol.group(1)] = None
-            # The model may copy escaped text from a data block; the draft holds the characters themselves,
-            # sanitised like ingested text (hidden and bidi characters removed).
-            lines.append(BriefLine(text=clean_text(html.unescape(claim.text), 1000), sources=refs,
-                                   ticker=symbol.group(1) if symbol else None))
+        lines = [line for c_no, claim in enumerate(part.claims, 1) if (line := line_of(claim, f"{s_no}.{c_no}"))]
         if lines:
             sections.append(BriefSection(heading=clean_text(html.unescape(part.heading), 128), lines=tuple(lines)))
     if CLAIM_WITHHELD in brief.title or WITHHELD in brief.title:
         problems.append(Problem("withheld_claim", "the title repeats a withheld placeholder", "title"))
-    if not sections:
+    if not sections and take is None:
         problems.append(Problem("no_sources", "no claim of the brief cites a stored item", "sources"))
     data = DataBrief(title=clean_text(html.unescape(brief.title), 256), window_label=frame.window_label,
-                     generated_at=frame.generated_at,
-                     sections=tuple(sections), footer=f"{AI_NOTE} {frame.disclaimer}".strip())
+                     generated_at=frame.generated_at, sections=tuple(sections),
+                     footer=f"{AI_NOTE} {frame.disclaimer}".strip(), take=take, thread=thread,
+                     permalink=frame.permalink, disclaimer=frame.disclaimer)
+    extra = {"id": frame.draft_id} if frame.draft_id else {}
     draft = Draft(
         created_at=frame.generated_at, mode="crew", window_start=frame.signals.window_start,
-        window_end=frame.signals.window_end, x_thread=tuple(render_x_thread(data, max_posts)),
+        window_end=frame.signals.window_end,
+        x_thread=tuple(render_x(data, frame.shape, min(max_posts, frame.max_posts))),
         telegram_html=render_telegram(data), markdown=render_markdown(data), item_ids=tuple(cited),
         tickers=tuple(tickers), topic=frame.topic, signals=signals_summary(frame.signals),
-        meta=brief_meta(data),
+        meta=brief_meta(data, frame.shape), **extra,
     )
     return draft, problems
 
@@ -133,14 +144,12 @@ def safe_message(message: str, trusted_tickers: Collection[str] = (), trusted_ph
 def claims_hit(problem: Problem, brief: WrittenBrief) -> list[str]:
     """The numbers ("2.1": section 2, claim 1; "title") of the claims a problem is about, found by its evidence."""
     message = problem.message
-    direct = re.findall(r"\bclaim (\d+\.\d+)\b", message)
+    direct = re.findall(r"\bclaim (\d+\.\d+|take|thread \d+)\b", message)
     if direct:
         return list(dict.fromkeys(direct))
     specific = [*_URL.findall(message), *(q[1:-1] for q in _QUOTED.findall(message)), *_AMOUNT.findall(message)]
     tickers = [m.group(0) for m in _CASHTAG.finditer(message)]
-    places = [("title", brief.title.lower())] + [
-        (f"{s_no}.{c_no}", claim.text.lower())
-        for s_no, part in enumerate(brief.sections, 1) for c_no, claim in enumerate(part.claims, 1)]
+    places = [("title", brief.title.lower())] + [(name, claim.text.lower()) for name, claim in named_claims(brief)]
     for tokens in (specific, tickers, [t.lstrip("$") for t in tickers]):
         wanted = [re.compile(r"(?<![\w.,])" + re.escape(t.strip().lower().rstrip(".,;:)")) + r"(?![\w])")
                   for t in tokens if len(t.strip()) > 1]
@@ -177,11 +186,20 @@ def previous_answer(raw: str, brief: WrittenBrief | None = None, withheld: Colle
     data = brief.model_dump()
     if "title" in withheld:
         data["title"] = CLAIM_WITHHELD
-    for s_no, part in enumerate(data["sections"], 1):
-        for c_no, claim in enumerate(part["claims"], 1):
-            if f"{s_no}.{c_no}" in withheld or looks_like_instructions(claim["text"]):
-                claim["text"], claim["ticker"] = CLAIM_WITHHELD, ""
+    claims = [("take", data["take"]), *((f"thread {n}", c) for n, c in enumerate(data["thread"], 1)),
+              *((f"{s_no}.{c_no}", c) for s_no, part in enumerate(data["sections"], 1)
+                for c_no, c in enumerate(part["claims"], 1))]
+    for name, claim in claims:
+        if name in withheld or looks_like_instructions(claim["text"]):
+            claim["text"], claim["ticker"] = CLAIM_WITHHELD, ""
     return output_block("writer", data)
+
+
+def named_claims(brief: WrittenBrief) -> list[tuple[str, Claim]]:
+    """Every claim of a written brief by the name feedback uses: "take", "thread 2", "1.3" (section 1, claim 3)."""
+    return [("take", brief.take), *((f"thread {n}", c) for n, c in enumerate(brief.thread, 1)),
+            *((f"{s_no}.{c_no}", c) for s_no, part in enumerate(brief.sections, 1)
+              for c_no, c in enumerate(part.claims, 1))]
 
 
 def _with_context(message: str, earlier: Mapping[str, str]) -> str:

@@ -62,9 +62,12 @@ class BriefPart(_Strict):
 
 
 class WrittenBrief(_Strict):
-    """The writer's answer; rendered to an X thread, Telegram HTML and Markdown by ``crew.render``."""
+    """The writer's answer: the take (one X post), the thread's later posts, the full brief's sections; rendered
+    by ``crew.render`` like the data brief."""
 
     title: str = Field(min_length=1, max_length=120)
+    take: Claim
+    thread: list[Claim] = Field(max_length=11)  # one development per post after the take; may be empty
     sections: list[BriefPart] = Field(min_length=1, max_length=6)
 
 

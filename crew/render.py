@@ -205,9 +205,12 @@ def render_x_thread(brief: DataBrief, max_posts: int = 4) -> list[str]:
     return posts
 
 
+_SCHEME_URL = re.compile(r"https?://[^\s<>\"']+")
+
+
 def links_in(post: str) -> list[str]:
-    """The URLs X finds in a post."""
-    return [e["url"] for e in extract_urls_with_indices(post)]
+    """The links in a post: those X finds, and any written out with a scheme."""
+    return list(dict.fromkeys([*(e["url"] for e in extract_urls_with_indices(post)), *_SCHEME_URL.findall(post)]))
 
 
 def render_x(brief: DataBrief, shape: str = "take", max_posts: int = 4) -> list[str]:
@@ -239,10 +242,9 @@ def _tg_line(line: BriefLine, bullet: str = "• ", text: str | None = None) -> 
 
 def _lead_text(brief: DataBrief, line: BriefLine) -> str:
     """The take as the full brief's lead paragraph: without the sentence the headline already says."""
-    first, _, rest = line.text.partition("\n")
-    if rest.strip() and _one_line(first).rstrip(".") == _one_line(brief.title).rstrip("."):
-        return rest
-    return line.text
+    text, title = _one_line(line.text), _one_line(brief.title).rstrip(".")
+    rest = text[len(title):].lstrip(".:;, ") if title and text.startswith(title) else ""
+    return f"{rest[:1].upper()}{rest[1:]}" if rest else line.text
 
 
 def _tg_cut_note(brief: DataBrief, left: int) -> str:

@@ -65,7 +65,8 @@ def write_brief(settings: Settings, memory: Memory, *, now: datetime, window: ti
             outcome = run_crew_brief(memory, drafts, CostLedger(state), setup,
                                      grounding_context(settings, state, prices), now=now, window=window,
                                      ticker=ticker, topic=topic, prices=prices,
-                                     shape=shape or settings.publish.x_shape)
+                                     shape=shape or settings.publish.x_shape,
+                                     max_posts=settings.publish.x_max_posts, archive_url=settings.publish.archive_url)
             return BriefResult(outcome.signals, outcome.draft, "crew", crew=outcome)
         except LLMError as exc:  # BudgetExceeded included
             if not scheduled:

@@ -455,15 +455,18 @@ def run_injection(world: World, injection: Injection, writer: Writer, *, retries
              ("Solana's failed transactions fell to 12% after Halcyon.", short[world.items["sol1"].id])]
     signals = Signals(window_start=NOW - timedelta(hours=24), window_end=NOW, baseline_start=NOW - timedelta(days=8),
                       items=15, stories=14, tickers=(), narratives=())
-    frame = BriefFrame(signals=signals, window_label="last 24h", generated_at=NOW, topic="", disclaimer=DISCLAIMER)
+    frame = BriefFrame(signals=signals, window_label="last 24h", generated_at=NOW, topic="", disclaimer=DISCLAIMER,
+                       shape="thread")
     checks = RunChecks(cites, world.context(), frame, writer_retries=retries, helper_retries=1)
     claims = list(injection.claims)
     feedback = ""
     for _ in range(retries + 1):
         claims = writer(claims, feedback) if feedback else claims
-        brief = {"title": "Market brief", "sections": [{"heading": "What happened", "claims": [
-            *({"text": c, "item_ids": [payload_id], "ticker": ""} for c in claims),
-            *({"text": t, "item_ids": [i], "ticker": ""} for t, i in legit)]}]}
+        # The payload goes where readers see it first: the take and the thread, as well as the full brief.
+        every = [*({"text": c, "item_ids": [payload_id], "ticker": ""} for c in claims),
+                 *({"text": t, "item_ids": [i], "ticker": ""} for t, i in legit)]
+        brief = {"title": "Market brief", "take": every[0], "thread": every[1:4],
+                 "sections": [{"heading": "What happened", "claims": every[k:k + 8]} for k in range(0, len(every), 8)]}
         ok, answer = checks.writer(_Output(json.dumps(brief)))
         if ok:
             break

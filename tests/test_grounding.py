@@ -196,7 +196,7 @@ def test_the_data_brief_of_the_sample_day_passes_with_and_without_prices(memory:
             assert draft is not None
             assert draft.status == "pending" and draft.validation["ok"], (kwargs, draft.validation)
             if with_prices is not None and kwargs.get("ticker") == "SOL":
-                assert "price +2.0%" in draft.markdown
+                assert "$SOL +2.0% over 24h" in draft.markdown
 
 
 def test_claims_read_numbers_tickers_and_links_as_a_reader_would() -> None:

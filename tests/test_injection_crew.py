@@ -104,7 +104,8 @@ def test_feedback_to_a_writer_that_obeyed_a_payload_never_repeats_it(
 
 
 def _brief(*claims: str) -> WrittenBrief:
-    return WrittenBrief.model_validate({"title": "Flows", "sections": [
+    return WrittenBrief.model_validate({"title": "Flows", "take": {"text": "Flows were steady.", "item_ids": [
+        "a1b2c3d4e5"], "ticker": ""}, "thread": [], "sections": [
         {"heading": "What happened", "claims": [{"text": c, "item_ids": ["a1b2c3d4e5"], "ticker": ""}
                                                 for c in claims]}]})
 

@@ -71,7 +71,9 @@ def test_what_the_model_writes_is_sanitised_like_ingested_text(world: World) -> 
     cites = Citations()
     row = world.state.items_by_ids([world.items["etf1"].id])[world.items["etf1"].id]
     short = cites.add(row)
-    written = WrittenBrief.model_validate({"title": "Flows\u202e", "sections": [{"heading": "What\u200b happened",
+    written = WrittenBrief.model_validate({"title": "Flows\u202e", "take": {
+        "text": f"Spot bitcoin ETFs took in $1.38B{HIDDEN_INSTRUCTION}.", "item_ids": [short], "ticker": "BTC"},
+        "thread": [], "sections": [{"heading": "What\u200b happened",
         "claims": [{"text": f"Spot bitcoin ETFs took in $1.38B{HIDDEN_INSTRUCTION}.", "item_ids": [short],
                     "ticker": "BTC"}]}]})
     signals = Signals(window_start=NOW, window_end=NOW, baseline_start=NOW, items=1, stories=1, tickers=(),

@@ -107,7 +107,8 @@ def brief(body: dict[str, Any], extra: list[dict[str, Any]] | None = None) -> Re
     sections = [{"heading": "What happened", "claims": claims[:3] or claims}]
     if extra:
         sections.append({"heading": "Why it matters", "claims": extra})
-    return Reply.json({"title": "Flows, upgrades and a Fed cut", "sections": sections})
+    return Reply.json({"title": "Flows, upgrades and a Fed cut", "take": claims[0], "thread": claims[1:3],
+                       "sections": sections})
 
 
 def well_behaved(body: dict[str, Any]) -> Reply:
