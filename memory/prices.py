@@ -142,6 +142,15 @@ class PriceStore:
             low, high = conn.execute(q).one()
         return (float(low), float(high)) if low is not None else None
 
+    def series(self, ticker: str, start: datetime, end: datetime, limit: int = 2000) -> list[tuple[datetime, float]]:
+        """(observed_at, price) of ``ticker``'s snapshots in [start, end], oldest first (for charts)."""
+        t = schema.price_snapshots
+        q = (select(t.c.observed_at, t.c.price_usd)
+             .where(t.c.ticker == ticker.upper(), t.c.price_usd > 0, t.c.observed_at >= start, t.c.observed_at <= end)
+             .order_by(t.c.observed_at).limit(limit))
+        with self.engine.connect() as conn:
+            return [(r.observed_at, float(r.price_usd)) for r in conn.execute(q)]
+
     def prune(self, older_than: timedelta, now: datetime) -> int:
         """Delete snapshots observed before ``now - older_than``; return how many."""
         t = schema.price_snapshots

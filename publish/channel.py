@@ -39,6 +39,15 @@ class Rejected(PublishError):
 
 
 @dataclass(frozen=True)
+class Media:
+    """An image to attach to a part: PNG bytes and its alt text."""
+
+    png: bytes
+    alt: str = ""
+    name: str = "chart.png"
+
+
+@dataclass(frozen=True)
 class Sent:
     """Where a part went."""
 
@@ -67,8 +76,8 @@ class Channel(Protocol):
     async def close(self) -> None:
         """Release connections."""
 
-    async def send(self, text: str, reply_to: str | None) -> Sent:
-        """Post one part, replying to ``reply_to`` when given."""
+    async def send(self, text: str, reply_to: str | None, media: Media | None = None) -> Sent:
+        """Post one part, replying to ``reply_to`` when given, with ``media`` attached when given."""
 
     async def find(self, text: str, reply_to: str | None, since: datetime) -> Lookup:
         """Look for a post with this text (and parent) among the account's own posts since ``since``."""

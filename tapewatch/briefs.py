@@ -13,6 +13,7 @@ from datetime import datetime, timedelta
 from typing import TYPE_CHECKING
 
 from sources.errors import LLMError
+from tapewatch.charts import attach_chart
 from tapewatch.clients import (
     NO_MODEL,
     crew_enabled,
@@ -67,7 +68,10 @@ def write_brief(settings: Settings, memory: Memory, *, now: datetime, window: ti
                                      ticker=ticker, topic=topic, prices=prices,
                                      shape=shape or settings.publish.x_shape,
                                      max_posts=settings.publish.x_max_posts, archive_url=settings.publish.archive_url)
-            return BriefResult(outcome.signals, outcome.draft, "crew", crew=outcome)
+            draft = outcome.draft
+            if draft is not None:
+                draft = attach_chart(settings, state, drafts, draft, outcome.signals, now=now, window=window)
+            return BriefResult(outcome.signals, draft, "crew", crew=outcome)
         except LLMError as exc:  # BudgetExceeded included
             if not scheduled:
                 raise
@@ -79,4 +83,6 @@ def write_brief(settings: Settings, memory: Memory, *, now: datetime, window: ti
                            validate=lambda d: validate_draft(d, context), link_of=context.policy.link,
                            shape=shape or settings.publish.x_shape, max_posts=settings.publish.x_max_posts,
                            archive_url=settings.publish.archive_url, disclaimer=settings.compliance.disclaimer)
+    if draft is not None:
+        draft = attach_chart(settings, state, drafts, draft, signals, now=now, window=window)
     return BriefResult(signals, draft, "data", note=note)

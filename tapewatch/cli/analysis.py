@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import re
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Optional
 
 import typer
@@ -151,3 +152,33 @@ def _print_draft(draft: Draft, fmt: str) -> None:
     if fmt in ("telegram", "all"):
         out.print("\n[bold]Telegram (HTML)[/bold]")
         out.print(draft.telegram_html, markup=False, highlight=False)
+
+
+@app.command()
+def chart(
+    ticker: Annotated[str, typer.Argument(help="The ticker, e.g. SOL.")],
+    out_file: Annotated[Path, typer.Option("--out", "-o", help="Where to write the PNG.")] = Path("chart.png"),
+    window: WindowOpt = "24h",
+) -> None:
+    """Draw a ticker's stories and account groups per hour (per 4 h past 2 days) with its stored price line."""
+    from crew.chart import draw
+    from crew.signals import compute_signals
+    from tapewatch.clients import price_history
+
+    if not re.fullmatch(r"\$?[A-Za-z][A-Za-z0-9]{0,9}", ticker):
+        raise typer.BadParameter("a ticker is 1-10 letters/digits, e.g. SOL", param_hint="TICKER")
+    if out_file.suffix.lower() != ".png":
+        raise typer.BadParameter("the chart is a PNG: give a file ending in .png", param_hint="--out")
+    span = _window(window)
+    memory = _memory()
+    now = datetime.now(UTC)
+    signals = compute_signals(memory.state, memory.vectors, now=now, window=span)
+    data, png, alt = draw(memory.state, price_history(settings(), memory.state), ticker, now=now, window=span,
+                          narratives=signals.narratives)
+    try:
+        out_file.write_bytes(png)
+    except OSError as exc:
+        raise typer.BadParameter(f"cannot write {out_file}: {exc.strerror}", param_hint="--out") from None
+    out.print(f"Wrote {out_file} ({len(png) / 1024:.0f} KB, {data.distinct} stories, "
+              f"{len(data.prices)} price snapshots).", highlight=False)
+    out.print(f"Alt text: {alt}", markup=False, highlight=False)
