@@ -42,8 +42,11 @@ class SpendRow:
     cost_usd: float
 
 
+X_AGENT = "x"  # ledger rows of X's pay-per-use charges (posts created, posts read), beside the crew's LLM rows
+
+
 class CostLedger:
-    """Record crew spend and add it up for budgets and reports."""
+    """Record crew spend and X charges, and add them up for budgets and reports."""
 
     def __init__(self, state: StateDB) -> None:
         self.state = state
@@ -66,10 +69,21 @@ class CostLedger:
         with self.state.engine.begin() as conn:
             conn.execute(update(c).where(c.c.run_id == run_id).values(draft_id=draft_id))
 
-    def spent(self, since: datetime, until: datetime | None = None) -> float:
-        """USD spent in [since, until)."""
+    def record_x(self, at: datetime, kind: str, count: int, cost_usd: float, *, draft_id: str | None = None,
+                 ref: str = "") -> None:
+        """One X charge: ``kind`` is "post", "post_url" or "read"; ``count`` posts; ``ref`` ties it to a part."""
+        self.record([CostEntry(at=at, run_id=ref or f"x-{kind}", agent=X_AGENT, model=f"x {kind.replace('_', '+')}",
+                               calls=count, prompt_tokens=0, completion_tokens=0, cost_usd=cost_usd,
+                               draft_id=draft_id)])
+
+    def spent(self, since: datetime, until: datetime | None = None, *, service: str = "llm") -> float:
+        """USD spent in [since, until) on the LLM ("llm"), on X ("x") or on both ("all")."""
         c = schema.cost_ledger
         q = select(func.coalesce(func.sum(c.c.cost_usd), 0.0)).where(c.c.at >= since)
+        if service == "llm":
+            q = q.where(c.c.agent != X_AGENT)
+        elif service == "x":
+            q = q.where(c.c.agent == X_AGENT)
         if until is not None:
             q = q.where(c.c.at < until)
         with self.state.engine.connect() as conn:

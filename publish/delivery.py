@@ -24,7 +24,7 @@ from crew.model import ValidationReport
 from memory import schema
 from memory.drafts import Draft
 from publish.audit import record
-from publish.channel import Ambiguous, Channel, Rejected, Retryable, Sent
+from publish.channel import Ambiguous, Channel, Media, Rejected, Retryable, Sent
 from publish.lease import Lease
 from publish.outbox import BLOCKED, FAILED, INTENT, QUEUED, SENT, UNKNOWN, Outbox, OutboxRow, started
 from publish.policy import DuplicateGuard, PublishPolicy
@@ -32,6 +32,11 @@ from publish.review import ReviewError, ReviewQueue
 from sources.errors import PublishError
 
 Sleep = Callable[[float], Awaitable[None]]
+MediaFor = Callable[[Draft, str], "Media | None"]  # the image a draft's first part carries on a channel
+# Told of every part that went out (found by reconciliation too): (draft id, channel, part, text, when).
+OnSent = Callable[[str, str, int, str, datetime], None]
+# Raises PublishError when posting ``planned`` USD more on a channel would pass its budget.
+BudgetCheck = Callable[[str, float, datetime], None]
 log = logging.getLogger(__name__)
 MAX_DRAFT_ERRORS = 3  # publish runs that may fail on one draft already under way before it is failed
 
@@ -76,7 +81,9 @@ class Delivery:
 
     def __init__(self, queue: ReviewQueue, outbox: Outbox, channels: Mapping[str, Channel], policy: PublishPolicy,
                  *, limits: Limits = Limits(), lease: Lease | None = None, sleep: Sleep = asyncio.sleep,
-                 clock: Callable[[], datetime] = lambda: datetime.now(UTC)) -> None:
+                 clock: Callable[[], datetime] = lambda: datetime.now(UTC), media_for: MediaFor | None = None,
+                 on_sent: OnSent | None = None, budget: BudgetCheck | None = None,
+                 cost_of: Callable[[str, str], float] | None = None) -> None:
         self.queue = queue
         self.outbox = outbox
         self.channels = channels
@@ -87,6 +94,10 @@ class Delivery:
         self.sleep = sleep
         self.clock = clock
         self.guard = DuplicateGuard(outbox, policy.duplicate_window, policy.duplicate_threshold)
+        self.media_for = media_for
+        self.on_sent = on_sent
+        self.budget = budget  # X's budgets: checked before a run and before each draft's parts
+        self.cost_of = cost_of or (lambda channel, text: 0.0)
 
     async def run(self, *, dry_run: bool = False) -> RunReport:
         """Expire stale drafts, reconcile leftovers, then publish (or, dry, record) every due draft."""
@@ -101,6 +112,14 @@ class Delivery:
                                "try again later")
         opened: list[Channel] = []
         self._down = report.unavailable
+        if not dry_run and self.budget is not None:
+            for name in self.policy.channels:
+                try:
+                    self.budget(name, 0.0, self.clock())
+                except PublishError as exc:
+                    if self.lease is not None:
+                        self.lease.release()
+                    raise PublishError(f"publish run refused: {exc}") from exc
         try:
             if not dry_run:
                 for name in self.policy.channels:
@@ -232,6 +251,13 @@ class Delivery:
                 outcomes[name] = "failed"  # nothing to post on this channel; the draft cannot be delivered whole
                 continue
             rows = self.outbox.rows(draft.id, name, dry_run=dry_run)
+            if not rows and not dry_run and self.budget is not None:
+                try:  # a draft not yet under way starts only if all its parts fit the budget
+                    self.budget(name, sum(self.cost_of(name, t) for t in texts), self.clock())
+                except PublishError as exc:
+                    report.skipped.append((draft.id, str(exc)))
+                    outcomes[name] = "waiting"
+                    continue
             if not rows:
                 dup = self.guard.check(name, texts, self.clock(), draft.id)
                 rows = self.outbox.plan(draft.id, name, texts, dry_run=dry_run)
@@ -246,7 +272,8 @@ class Delivery:
             if dry_run:
                 report.would_post.extend(rows)
                 continue
-            outcomes[name] = await self._deliver(self.channels[name], rows, report)
+            media = self.media_for(draft, name) if self.media_for is not None else None
+            outcomes[name] = await self._deliver(self.channels[name], rows, report, media)
         if not dry_run:
             self._finish(draft, outcomes, report)
 
@@ -271,8 +298,10 @@ class Delivery:
                 c for c, o in outcomes.items() if o != "delivered"), detail=detail)
             report.failed.append(draft.id)
 
-    async def _deliver(self, channel: Channel, rows: list[OutboxRow], report: RunReport) -> str:
-        """Send the parts still queued, in order; 'delivered', 'failed', 'blocked' or 'waiting'."""
+    async def _deliver(self, channel: Channel, rows: list[OutboxRow], report: RunReport,
+                       media: Media | None = None) -> str:
+        """Send the parts still queued, in order (``media`` on the first); 'delivered', 'failed', 'blocked' or
+        'waiting'."""
         last: str | None = None
         for planned in rows:
             row = self.outbox.get(planned.id)
@@ -283,7 +312,7 @@ class Delivery:
                 return {BLOCKED: "blocked", FAILED: "failed"}[row.state]
             if row.state != QUEUED:
                 return "waiting"  # unknown / needs_check: settled by reconciliation or by a person
-            sent = await self._send_part(channel, row, last, report)
+            sent = await self._send_part(channel, row, last, report, media if row.part == 0 else None)
             if sent is None:
                 return "failed" if self.outbox.get(row.id).state == FAILED else "waiting"
             last = sent
@@ -292,7 +321,7 @@ class Delivery:
         return "delivered"
 
     async def _send_part(self, channel: Channel, row: OutboxRow, reply_to: str | None,
-                         report: RunReport) -> str | None:
+                         report: RunReport, media: Media | None = None) -> str | None:
         """Send one part; its remote id, or None when it failed or must wait."""
         while True:
             if row.attempts >= self.limits.max_attempts:
@@ -302,7 +331,8 @@ class Delivery:
                 return None  # the draft is no longer approved, or another run took this part
             row = self.outbox.get(row.id)
             try:
-                sent = await self._call(channel, row.text, reply_to)
+                # The upload, if any, happens inside the call, after the intent: see publish.x_publisher.
+                sent = await self._call(channel, row.text, reply_to, media)
             except _Stop:
                 self.outbox.requeue(row, "rate limited; left for a later run")  # a 429 posted nothing
                 raise
@@ -323,15 +353,27 @@ class Delivery:
                 report.resent += 1
                 await self.sleep(self._backoff(row.attempts))
                 continue
-            self.outbox.mark_sent(row, sent.remote_id, sent.url)
+            if self.outbox.mark_sent(row, sent.remote_id, sent.url):
+                self._sent(row)
             report.parts_sent += 1
             return sent.remote_id
 
-    async def _call(self, channel: Channel, text: str, reply_to: str | None) -> Sent:
+    def _sent(self, row: OutboxRow) -> None:
+        if self.on_sent is None:
+            return
+        try:
+            self.on_sent(row.draft_id, row.channel, row.part, row.text, self.clock())
+        except Exception:  # the cost ledger must never undo a part that went out
+            log.warning("could not record the cost of part %d of draft %s", row.part + 1, row.draft_id[:12],
+                        exc_info=True)
+
+    async def _call(self, channel: Channel, text: str, reply_to: str | None, media: Media | None = None) -> Sent:
         retrying = AsyncRetrying(stop=stop_after_attempt(self.limits.max_attempts), wait=self._wait,
                                  retry=retry_if_exception_type(Retryable), sleep=self.sleep, reraise=True)
         async for attempt in retrying:
             with attempt:
+                if media is not None:
+                    return await channel.send(text, reply_to, media)
                 return await channel.send(text, reply_to)
         raise AssertionError("unreachable")
 
@@ -371,8 +413,9 @@ class Delivery:
                 self.outbox.mark_unknown(row, f"could not check: {exc}")
             return "unknown"
         if lookup.found is not None:
-            self.outbox.mark_sent(row, lookup.found.remote_id, lookup.found.url, action="reconciled",
-                                  reason="found among our own posts")
+            if self.outbox.mark_sent(row, lookup.found.remote_id, lookup.found.url, action="reconciled",
+                                     reason="found among our own posts"):
+                self._sent(row)  # it went out, so it was paid for
             report.reconciled += 1
             return "sent"
         if lookup.complete:

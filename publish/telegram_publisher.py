@@ -6,7 +6,9 @@ import warnings
 from datetime import datetime, timedelta
 from typing import Any
 
-from publish.channel import Ambiguous, Lookup, RateLimited, Rejected, Retryable, Sent
+from publish.channel import Ambiguous, Lookup, Media, RateLimited, Rejected, Retryable, Sent
+
+CAPTION_LIMIT = 1024  # visible characters of a photo's caption
 
 
 class TelegramPublisher:
@@ -37,23 +39,51 @@ class TelegramPublisher:
         """Close the HTTP client."""
         await self.bot.shutdown()
 
-    async def send(self, text: str, reply_to: str | None) -> Sent:
-        """Send one HTML message; link previews off, because a brief cites several sources, not one."""
+    async def send(self, text: str, reply_to: str | None, media: Media | None = None) -> Sent:
+        """Send one HTML message; link previews off, because a brief cites several sources, not one.
+
+        With ``media``: a photo with the message as its caption, or, past the caption limit, the photo and then
+        the message (the part's id is the message's).
+        """
         from telegram import LinkPreviewOptions
         from telegram.constants import ParseMode
 
+        if media is not None:
+            if _visible_length(text) <= CAPTION_LIMIT:
+                try:
+                    photo = await self.bot.send_photo(chat_id=self.chat_id, photo=media.png, caption=text,
+                                                      parse_mode=ParseMode.HTML, filename=media.name)
+                except Exception as exc:
+                    raise classify(exc) from exc
+                return Sent(str(photo.message_id), message_link(self.chat_id, photo.message_id))
+            try:
+                await self.bot.send_photo(chat_id=self.chat_id, photo=media.png, filename=media.name)
+            except Exception as exc:
+                raise classify(exc) from exc
         try:
             message = await self.bot.send_message(
                 chat_id=self.chat_id, text=text, parse_mode=ParseMode.HTML,
                 link_preview_options=LinkPreviewOptions(is_disabled=True),
             )
         except Exception as exc:
-            raise classify(exc) from exc
+            problem = classify(exc)
+            if media is not None and isinstance(problem, Retryable):
+                # The photo went out: sending the part again would repeat it, so a person settles this part.
+                raise Ambiguous(f"the chart was sent but its text failed: {problem}") from exc
+            raise problem from exc
         return Sent(str(message.message_id), message_link(self.chat_id, message.message_id))
 
     async def find(self, text: str, reply_to: str | None, since: datetime) -> Lookup:
         """The Bot API has no way to list what a channel holds: never complete."""
         return Lookup(None, complete=False)
+
+
+def _visible_length(html_text: str) -> int:
+    """Characters a reader sees of an HTML message (Telegram counts the caption after parsing its entities)."""
+    import html
+    import re
+
+    return len(html.unescape(re.sub(r"<[^>]*>", "", html_text)).encode("utf-16-le")) // 2
 
 
 def message_link(chat_id: str | int, message_id: int) -> str | None:

@@ -1,17 +1,27 @@
 """Publish to X: a thread is a reply chain posted with a tweepy ``Client`` (OAuth 1.0a user context).
 
+A part's image goes up first through v1.1 media upload (a tweepy ``API`` on the same OAuth 1.0a user
+credentials), with its alt text, and is attached to the post by id. The upload happens after the part's intent
+is committed: a crash between upload and post leaves the intent, which reconciliation settles by searching our
+own posts, so the image may be uploaded again but the post never goes out twice (an unused upload expires).
+
 tweepy is blocking, so every call runs in a worker thread (``asyncio.to_thread``) and never stalls the
-event loop. The client must come with a bounded transport (``sources.x_transport.mount_transport``).
+event loop. The clients must come with a bounded transport (``sources.x_transport.mount_transport``).
 """
 
 from __future__ import annotations
 
 import asyncio
+import io
+import logging
 import time
+from collections.abc import Callable
 from datetime import datetime, timedelta
 from typing import Any
 
-from publish.channel import Ambiguous, Lookup, RateLimited, Rejected, Retryable, Sent, normalise_post
+from publish.channel import Ambiguous, Lookup, Media, RateLimited, Rejected, Retryable, Sent, normalise_post
+
+log = logging.getLogger(__name__)
 
 # Our clock and X's differ a little; search a bit before the intent was written.
 CLOCK_SLACK = timedelta(minutes=2)
@@ -23,9 +33,12 @@ class XPublisher:
     name = "x"
     reconcilable = True
 
-    def __init__(self, client: Any, *, pages: int = 5) -> None:
+    def __init__(self, client: Any, *, pages: int = 5, media_api: Any = None,
+                 on_read: Callable[[int], None] | None = None) -> None:
         self.client = client
         self.pages = pages
+        self.media_api = media_api  # a tweepy ``API`` for media upload; None: posts go without images
+        self.on_read = on_read  # told how many posts each reconciliation page read (X bills reads)
         self._me: tuple[str, str] | None = None
 
     async def open(self) -> None:
@@ -36,20 +49,42 @@ class XPublisher:
             raise classify(exc) from exc
 
     async def close(self) -> None:
-        """Close the HTTP session."""
+        """Close the HTTP sessions."""
         self.client.session.close()
+        if self.media_api is not None:
+            self.media_api.session.close()
 
-    async def send(self, text: str, reply_to: str | None) -> Sent:
-        """Post one tweet (a reply when ``reply_to`` is set)."""
-        return await asyncio.to_thread(self._send, text, reply_to)
+    async def send(self, text: str, reply_to: str | None, media: Media | None = None) -> Sent:
+        """Post one tweet (a reply when ``reply_to`` is set), with ``media`` uploaded and attached."""
+        return await asyncio.to_thread(self._send, text, reply_to, media)
 
     async def find(self, text: str, reply_to: str | None, since: datetime) -> Lookup:
         """Search our own recent posts for this text (and parent)."""
         return await asyncio.to_thread(self._find, text, reply_to, since)
 
-    def _send(self, text: str, reply_to: str | None) -> Sent:
+    def _upload(self, media: Media) -> list[str] | None:
+        """The media id of the uploaded image (alt text set), or None when X refuses the image for good."""
+        if self.media_api is None:
+            return None
         try:
-            response = self.client.create_tweet(text=text, in_reply_to_tweet_id=reply_to, user_auth=True)
+            uploaded = self.media_api.media_upload(filename=media.name, file=io.BytesIO(media.png))
+            media_id = str(uploaded.media_id_string)
+            if media.alt:
+                self.media_api.create_media_metadata(media_id, media.alt[:1000])
+        except Exception as exc:
+            problem = classify(exc)
+            if isinstance(problem, Rejected):
+                log.warning("X refused the chart (%s); posting without it", problem)
+                return None
+            # Nothing was posted yet: an upload that failed any other way is safe to try again.
+            raise Retryable(f"media upload failed: {problem}", getattr(problem, "wait_s", None)) from exc
+        return [media_id]
+
+    def _send(self, text: str, reply_to: str | None, media: Media | None = None) -> Sent:
+        media_ids = self._upload(media) if media is not None else None
+        try:
+            response = self.client.create_tweet(text=text, in_reply_to_tweet_id=reply_to, media_ids=media_ids,
+                                                user_auth=True)
         except Exception as exc:
             raise classify(exc) from exc
         data = getattr(response, "data", None)
@@ -69,10 +104,15 @@ class XPublisher:
                 window: dict[str, Any] = {"since_id": reply_to} if reply_to else {"start_time": start}
                 page = self.client.get_users_tweets(
                     user_id, max_results=100, pagination_token=token, user_auth=True,
-                    tweet_fields=["created_at", "referenced_tweets"], **window,
+                    tweet_fields=["created_at", "referenced_tweets", "attachments"], **window,
                 )
+                if self.on_read is not None:
+                    self.on_read(len(page.data or []))
                 for tweet in page.data or []:
-                    if normalise_post(tweet.text) == want and (reply_to is None or _parent(tweet) == reply_to):
+                    # X appends an attached image's link to the post's text.
+                    seen = normalise_post(tweet.text)
+                    same = seen == want or (bool(getattr(tweet, "attachments", None)) and seen == f"{want} <url>")
+                    if same and (reply_to is None or _parent(tweet) == reply_to):
                         return Lookup(Sent(str(tweet.id), self._link(str(tweet.id))), complete=True)
                     if tweet.created_at is not None and tweet.created_at < start:
                         return Lookup(None, complete=True)  # newest first: we have passed the window

@@ -408,7 +408,12 @@ def publish_channels(settings: Settings) -> dict[str, Channel]:
     pub = settings.publish
     channels: dict[str, Channel] = {}
     if "x" in pub.channels:
-        channels["x"] = XPublisher(x_poster(settings), pages=pub.reconcile_pages)
+        from tapewatch.xcharges import x_media_api
+
+        secrets = {n: _secret(settings, n) or "" for n in ("x_consumer_key", "x_consumer_secret", "x_access_token",
+                                                            "x_access_token_secret")}
+        channels["x"] = XPublisher(x_poster(settings), pages=pub.reconcile_pages,
+                                   media_api=x_media_api(settings, secrets) if pub.x_attach_chart else None)
     if "telegram" in pub.channels:
         if not pub.telegram_chat_id:
             raise ConfigError("publishing to Telegram needs publish.telegram_chat_id (\"@channel\" or -100…)")
@@ -439,8 +444,10 @@ def delivery(settings: Settings, state: StateDB, channels: dict[str, Channel], v
         duplicate_threshold=pub.duplicate_threshold, expire_after=settings.review.expire_after,
     )
     limits = Limits(max_attempts=pub.max_attempts, max_wait=pub.max_wait, reconcile_settle=pub.reconcile_settle)
+    from tapewatch.xcharges import delivery_hooks
+
     return Delivery(review_queue(settings, state, via), Outbox(state.engine, via=via), channels, policy,
-                    limits=limits, lease=Lease(state.engine, pub.lease))
+                    limits=limits, lease=Lease(state.engine, pub.lease), **delivery_hooks(settings, state, channels))
 
 
 # --- X and market sources (issue 3) ---------------------------------------------------------------------

@@ -258,6 +258,15 @@ class FakeTelegramAPI(LoopbackServer):
         params: dict[str, Any] = {k: v[0] for k, v in parse_qs(query).items()}
         if "json" in content_type and raw:
             params.update(json.loads(raw))
+        elif "multipart/form-data" in content_type and raw:  # sendPhoto with the file itself
+            from email.parser import BytesParser
+            from email.policy import HTTP
+
+            form = BytesParser(policy=HTTP).parsebytes(b"Content-Type: " + content_type.encode() + b"\r\n\r\n" + raw)
+            for part in form.iter_parts():
+                name = part.get_param("name", header="content-disposition")
+                payload = part.get_payload(decode=True) or b""
+                params[str(name)] = payload if part.get_filename() else payload.decode()
         elif raw:
             params.update({k: v[0] for k, v in parse_qs(raw.decode()).items()})
         return params
@@ -286,6 +295,8 @@ class FakeTelegramAPI(LoopbackServer):
                                                 "supports_inline_queries": False}}
         if method == "sendMessage":
             return self._send_message(params)
+        if method == "sendPhoto":
+            return self._send_photo(params)
         if method == "getUpdates":
             return 200, {"ok": True, "result": self._get_updates(params)}
         if method in ("deleteWebhook", "setWebhook"):
@@ -335,6 +346,30 @@ class FakeTelegramAPI(LoopbackServer):
     def _message_json(message: FakeMessage) -> dict[str, Any]:
         return {"message_id": message.message_id, "date": int(message.date.timestamp()), "text": message.text,
                 "chat": _chat_json(message.chat_id), "from": _BOT_USER}
+
+    def _send_photo(self, params: dict[str, Any]) -> tuple[int, dict[str, Any]]:
+        """A photo (kept in ``params["photo"]``) with an optional HTML caption of at most 1024 visible characters."""
+        photo, caption = params.get("photo"), str(params.get("caption") or "")
+        if not isinstance(photo, bytes) or not photo.startswith(b"\x89PNG"):
+            return 400, {"ok": False, "error_code": 400, "description": "Bad Request: IMAGE_PROCESS_FAILED"}
+        plain = html_plain(caption) if params.get("parse_mode") == "HTML" and caption else caption
+        if caption and params.get("parse_mode") == "HTML" and (error := html_error(caption)):
+            return 400, {"ok": False, "error_code": 400, "description": f"Bad Request: can't parse entities: {error}"}
+        if len(plain) > 1024:
+            return 400, {"ok": False, "error_code": 400, "description": "Bad Request: message caption is too long"}
+        chat = self.chats.get(str(params.get("chat_id")))
+        if chat is None:
+            return 400, {"ok": False, "error_code": 400, "description": "Bad Request: chat not found"}
+        with self._lock:
+            self._next_id += 1
+            message = FakeMessage(self._next_id, chat, caption, params.get("parse_mode"), False, datetime.now(UTC),
+                                  _decoded(params))
+            self.messages.append(message)
+        return 200, {"ok": True, "result": {
+            "message_id": message.message_id, "date": int(message.date.timestamp()), "caption": plain,
+            "photo": [{"file_id": f"photo{message.message_id}", "file_unique_id": f"u{message.message_id}",
+                       "width": 1200, "height": 675}],
+            "chat": {"id": chat, "type": "channel", "title": "tapewatch test", "username": CHANNEL[1:]}}}
 
     def _send_message(self, params: dict[str, Any]) -> tuple[int, dict[str, Any]]:
         chat = self.chats.get(str(params.get("chat_id")))

@@ -45,6 +45,7 @@ class FakeTweet:
     lang: str = "en"
     in_reply_to: str | None = None
     omit: tuple[str, ...] = ()  # fields left out of the JSON (a post the parser must default or skip)
+    media: tuple[str, ...] = ()  # media ids attached (X appends the image's t.co link to the text)
 
     def as_json(self) -> dict[str, Any]:
         body: dict[str, Any] = {
@@ -63,6 +64,8 @@ class FakeTweet:
                 "impression_count": 10 * (self.likes + 1),
             },
         }
+        if self.media:
+            body["attachments"] = {"media_keys": [f"3_{m}" for m in self.media]}
         if self.in_reply_to:
             body["referenced_tweets"] = [{"type": "replied_to", "id": self.in_reply_to}]
             body["conversation_id"] = self.in_reply_to
@@ -106,6 +109,7 @@ class FakeXAPI(LoopbackServer):
         self.requests: list[Request] = []
         self.omit_includes = False
         self.rate_limit_remaining = 900
+        self.media: dict[str, dict[str, Any]] = {}  # uploaded through /1.1/media/upload: id → bytes, alt text
         # Ids are snowflakes like X's (milliseconds since X's epoch << 22), so they encode a recent time.
         self._next_id = (int(time.time() * 1000) - 1_288_834_974_657) << 22
         self._lock = threading.Lock()
@@ -155,6 +159,8 @@ class FakeXAPI(LoopbackServer):
             body = json.loads(raw) if raw else None
         except ValueError:
             body = None
+        if parts.path == "/1.1/media/upload.json":  # multipart form: the image itself
+            body = {"raw": raw, "content_type": handler.headers.get("Content-Type", "")}
         self.requests.append(Request(method, parts.path, query, {k.lower(): v for k, v in handler.headers.items()},
                                      body))
         failure = self._take_failure(method, parts.path)
@@ -225,18 +231,48 @@ class FakeXAPI(LoopbackServer):
             cutoff = datetime.now(UTC) - timedelta(days=7)
             pool = [t for t in pool if t.created_at >= cutoff]
             return 200, self._page(pool, query, "next_token")
+        if method == "POST" and path == "/1.1/media/upload.json":
+            return self._upload(body)
+        if method == "POST" and path == "/1.1/media/metadata/create.json":
+            media_id = str((body or {}).get("media_id", ""))
+            if media_id not in self.media:
+                return 400, {"errors": [{"code": 324, "message": "Invalid media id"}]}
+            self.media[media_id]["alt"] = ((body or {}).get("alt_text") or {}).get("text", "")
+            return 200, {}
         if method == "POST" and path == "/2/tweets":
             if not isinstance(body, dict) or not isinstance(body.get("text"), str):
                 return 400, {"title": "Invalid Request", "detail": "text is required", "status": 400}
             reply_to = (body.get("reply") or {}).get("in_reply_to_tweet_id")
             if reply_to is not None and reply_to not in self.tweets:
                 return 400, {"title": "Invalid Request", "detail": "reply target not found", "status": 400}
+            media_ids = tuple(str(m) for m in (body.get("media") or {}).get("media_ids") or ())
+            if any(m not in self.media for m in media_ids):
+                return 400, {"title": "Invalid Request", "detail": "media not found", "status": 400}
+            if media_ids:
+                tweet = self.post(ME_ID, f"{body['text']} https://t.co/{media_ids[0][-10:]}", in_reply_to=reply_to)
+                tweet.media = media_ids
+                return 201, {"data": {"id": tweet.id, "text": tweet.text, "edit_history_tweet_ids": [tweet.id]}}
             tweet = self.post(ME_ID, body["text"], in_reply_to=reply_to)
             return 201, {"data": {"id": tweet.id, "text": tweet.text, "edit_history_tweet_ids": [tweet.id]}}
         if method == "DELETE" and len(segments) == 3 and segments[1] == "tweets":
             deleted = self.tweets.pop(segments[2], None) is not None
             return 200, {"data": {"deleted": deleted}}
         return 404, {"title": "Not Found Error", "detail": f"no route {method} {path}", "status": 404}
+
+    def _upload(self, body: Any) -> tuple[int, Any]:
+        """v1.1 media upload (simple, multipart): store the file, answer with its id as X does."""
+        raw, ctype = (body or {}).get("raw", b""), (body or {}).get("content_type", "")
+        boundary = ctype.split("boundary=", 1)[1].strip('"') if "boundary=" in ctype else ""
+        part = next((p for p in raw.split(b"--" + boundary.encode()) if b'name="media"' in p), b"") if boundary else b""
+        data = part.split(b"\r\n\r\n", 1)[1].rsplit(b"\r\n", 1)[0] if b"\r\n\r\n" in part else b""
+        if not data:
+            return 400, {"errors": [{"code": 38, "message": "media parameter is missing."}]}
+        with self._lock:
+            self._next_id += 1
+            media_id = str(self._next_id)
+            self.media[media_id] = {"bytes": data, "alt": ""}
+        return 200, {"media_id": int(media_id), "media_id_string": media_id, "size": len(data),
+                     "expires_after_secs": 86400, "image": {"image_type": "image/png", "w": 1200, "h": 675}}
 
     def _by_username(self, name: str) -> FakeUser | None:
         return next((u for u in self.users.values() if u.username.lower() == name.lower()), None)
