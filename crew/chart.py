@@ -76,12 +76,15 @@ def render_png(data: ChartData) -> bytes:
 
     matplotlib.use("Agg", force=False)
     from matplotlib.backends.backend_agg import FigureCanvasAgg
-    from matplotlib.dates import DateFormatter
+    from matplotlib.dates import DateFormatter, date2num
     from matplotlib.figure import Figure
 
     with matplotlib.rc_context({"font.size": 13, "axes.titlesize": 16, "svg.hashsalt": "tapewatch",
                                 "path.simplify": True, "axes.spines.top": False}):
         fig = Figure(figsize=(WIDTH_IN, HEIGHT_IN), dpi=DPI)
+        # matplotlib's date converter takes datetimes where its stubs say float: convert once, here.
+        lo, hi = float(date2num(data.times[0])), float(date2num(data.end))
+        mark = float(date2num(data.marker)) if data.marker is not None else None
         FigureCanvasAgg(fig)
         ax = fig.add_subplot(1, 1, 1)
         width = data.bucket * 0.85
@@ -90,20 +93,21 @@ def render_png(data: ChartData) -> bytes:
         ax.step(centres, data.breadth, where="mid", color=_BREADTH, linewidth=2.5, label="account groups")
         ax.set_ylabel("stories · groups")
         ax.set_ylim(0, max([*data.stories, *data.breadth, 1]) * 1.25)
-        ax.set_xlim(data.times[0], data.end)
-        if data.marker is not None:
-            ax.axvline(data.marker, color=_MARK, linestyle="--", linewidth=2)
-            late = data.marker - data.times[0] > (data.end - data.times[0]) * 0.6  # label on the roomier side
-            ax.annotate(data.marker_label or "first report", (data.marker, ax.get_ylim()[1] * 0.97),
+        ax.set_xlim(lo, hi)
+        if mark is not None:
+            ax.axvline(mark, color=_MARK, linestyle="--", linewidth=2)
+            late = mark - lo > (hi - lo) * 0.6  # label on the roomier side
+            ax.annotate(data.marker_label or "first report", (mark, ax.get_ylim()[1] * 0.97),
                         xytext=(-4 if late else 4, 0), textcoords="offset points", color=_MARK, fontsize=11,
                         va="top", ha="right" if late else "left")
         if data.prices:
             px = ax.twinx()
             px.spines["top"].set_visible(False)
-            px.plot([t for t, _ in data.prices], [p for _, p in data.prices], color=_PRICE, linewidth=2,
+            px.plot([float(date2num(t)) for t, _ in data.prices], [p for _, p in data.prices], color=_PRICE,
+                    linewidth=2,
                     label="price (USD)")
             px.set_ylabel("price, USD")
-            px.set_xlim(data.times[0], data.end)
+            px.set_xlim(lo, hi)
         span = data.end - data.start
         ax.xaxis.set_major_formatter(DateFormatter("%H:%M" if span <= timedelta(days=2) else "%d %b"))
         ax.set_title(f"${data.ticker}: stories and account groups per {_unit(data.bucket)}, last {_span(span)}",

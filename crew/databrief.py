@@ -81,11 +81,11 @@ def compose(signals: Signals, rows: Mapping[str, Any], *, generated_at: datetime
     named = {story.story_id for n in narratives[:max_narratives] if (story := _named_story(n, rows)) is not None}
     named |= {n.id for n in narratives[:max_narratives]}
     reported = _top_stories(rows, story_ids, ticker, max_stories, skip=named)
-    ticker_lines = [line for t in tickers[:max_tickers] if (line := _ticker_line(t, rows, window, groups)).sources]
+    ticker_lines = [tl for t in tickers[:max_tickers] if (tl := _ticker_line(t, rows, window, groups)).sources]
     take, lead, headline = _take(narratives, tickers, reported, rows, by_ticker, window, groups)
     # The take leads the full brief; its own development is not repeated below it.
-    story_lines = [line for n in narratives[:max_narratives] if n is not lead
-                   and (line := _narrative_line(n, rows, by_ticker, window))]
+    story_lines = [sl for n in narratives[:max_narratives] if n is not lead
+                   and (sl := _narrative_line(n, rows, by_ticker, window)) is not None]
     reported = [line for line in reported if take is None or line.sources != take.sources]
     sections = []
     if story_lines:
@@ -261,7 +261,7 @@ def to_draft(brief: DataBrief, signals: Signals, *, topic: str = "", shape: str 
     lines = [*([brief.take] if brief.take else []), *(line for s in brief.sections for line in s.lines)]
     cited = tuple(dict.fromkeys(ref.item_id for line in lines for ref in line.sources))
     tickers = tuple(dict.fromkeys(line.ticker for line in lines if line.ticker))
-    extra = {"id": draft_id} if draft_id else {}
+    extra: dict[str, Any] = {"id": draft_id} if draft_id else {}
     return Draft(
         created_at=brief.generated_at, mode="data", window_start=signals.window_start,
         window_end=signals.window_end, x_thread=tuple(render_x(brief, shape, max_posts)),

@@ -109,7 +109,7 @@ def assemble(brief: WrittenBrief, cites: Citations, frame: BriefFrame, max_posts
                      generated_at=frame.generated_at, sections=tuple(sections),
                      footer=f"{AI_NOTE} {frame.disclaimer}".strip(), take=take, thread=thread,
                      permalink=frame.permalink, disclaimer=frame.disclaimer)
-    extra = {"id": frame.draft_id} if frame.draft_id else {}
+    extra: dict[str, Any] = {"id": frame.draft_id} if frame.draft_id else {}
     draft = Draft(
         created_at=frame.generated_at, mode="crew", window_start=frame.signals.window_start,
         window_end=frame.signals.window_end,

@@ -29,6 +29,7 @@ from publish.lease import Lease
 from publish.outbox import BLOCKED, FAILED, INTENT, QUEUED, SENT, UNKNOWN, Outbox, OutboxRow, started
 from publish.policy import DuplicateGuard, PublishPolicy
 from publish.review import ReviewError, ReviewQueue
+from sources.durations import format_duration
 from sources.errors import PublishError
 
 Sleep = Callable[[float], Awaitable[None]]
@@ -264,7 +265,8 @@ class Delivery:
                 if dup is not None:
                     report.blocked.append((draft.id, name, dup[0], dup[1]))
                     if not dry_run:
-                        reason = f"{dup[1]:.0%} like draft {dup[0][:12]}, sent within {self.policy.duplicate_window}"
+                        within = format_duration(self.policy.duplicate_window)
+                        reason = f"{dup[1]:.0%} like draft {dup[0][:12]}, sent within {within}"
                         for row in rows:
                             self.outbox.block(row, reason)
                         outcomes[name] = "blocked"

@@ -31,6 +31,7 @@ from memory.drafts import Draft, DraftStore
 from memory.state import StateDB
 from publish.audit import record
 from publish.outbox import started
+from sources.durations import format_duration
 from sources.errors import PublishError
 
 Validator = Callable[[Draft], ValidationReport]
@@ -220,7 +221,7 @@ class ReviewQueue:
             if max(r.created_at, when.get(r.id, r.created_at)) >= now - max_age:
                 continue
             try:
-                if self._move(r.id, "expire", "system", reason=f"older than {max_age}").changed:
+                if self._move(r.id, "expire", "system", reason=f"older than {format_duration(max_age)}").changed:
                     expired.append(r.id)
             except ReviewError:
                 continue  # publishing already started: it finishes instead

@@ -63,8 +63,10 @@ class XIngestor:
 
     def __init__(self, memory: Memory, reader: XReader, quotas: Quotas, watchlist: Watchlist, settings: XSettings,
                  *, clock: Callable[[], datetime] | None = None, stopping: threading.Event | None = None,
-                 retention: timedelta | None = None) -> None:
+                 retention: timedelta | None = None,
+                 on_reads: Callable[[datetime, int], None] | None = None) -> None:
         self.memory = memory
+        self.on_reads = on_reads  # X bills each post read: the shell records it in the cost ledger
         self.reader = reader
         self.quotas = quotas
         self.watchlist = watchlist
@@ -216,6 +218,8 @@ class XIngestor:
             finally:
                 report.requests += 1
             self.quotas.record_reads(now, page.count)
+            if self.on_reads is not None and page.count:
+                self.on_reads(now, page.count)
             report.posts_read += page.count
             items += page.items
             warnings += page.warnings

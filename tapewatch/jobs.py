@@ -108,8 +108,15 @@ class Runtime:
             return XRunReport(notes=["no X bearer token (set TAPEWATCH_X_BEARER_TOKEN)"])
         ingestor = XIngestor(self.memory(), x_reader(self.settings, client), self.quotas, watchlist(self.settings),
                              self.settings.x, clock=self.clock, stopping=self.stopping,
-                             retention=self.settings.memory.retention)
+                             retention=self.settings.memory.retention, on_reads=self._x_reads_cost())
         return ingestor.run(x_specs(self.settings))
+
+    def _x_reads_cost(self) -> Callable[[datetime, int], None]:
+        """Each page of posts read, as an X read charge in the cost ledger."""
+        from memory.costs import CostLedger
+
+        ledger, price = CostLedger(self.state), self.settings.publish.x_price_read_usd
+        return lambda at, posts: ledger.record_x(at, "read", posts, posts * price)
 
     def ingest_prices(self) -> SourceOutcome:
         """Fetch the watchlist's prices from CoinGecko once and store them as snapshots."""

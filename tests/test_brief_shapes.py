@@ -67,7 +67,8 @@ def brief_of(memory: Any, *, shape: str, archive_url: str | None = None, prices:
 
 
 @pytest.mark.parametrize("archive_url", [None, ARCHIVE])
-def test_the_take_is_one_grounded_post_with_the_lead_its_numbers_and_one_link(day: Any, archive_url: str | None) -> None:
+def test_the_take_is_one_grounded_post_with_the_lead_its_numbers_and_one_link(day: Any,
+                                                                              archive_url: str | None) -> None:
     draft = brief_of(day, shape="take", archive_url=archive_url, prices=sample_prices())
     assert draft.status == "pending" and draft.validation["ok"], draft.validation
     (take,) = draft.x_thread

@@ -203,3 +203,32 @@ def test_sigkill_between_upload_and_post_gives_one_post_with_its_image(tmp_path:
         # Found by reconciliation (no second upload), or confirmed absent and sent again (uploaded again).
         assert len(x.media) == (1 if created_before_kill else 2)
         assert _states(data / "state.db") == ["sent", "sent"]
+
+
+def test_x_reads_are_charged_when_ingesting_and_when_reconciling(tmp_path: Path, x: FakeXAPI, tg: FakeTelegramAPI,
+                                                                  hash_embedder: Any) -> None:
+    from tapewatch.jobs import Runtime
+    from tapewatch.settings import Settings
+
+    mira = x.add_user("mira_onchain")
+    for n in range(3):
+        x.post(mira, f"$SOL validators, note {n}")
+    settings = Settings(data_dir=tmp_path / "ingest", x_bearer_token="t",
+                        x={"api_base_url": x.base_url, "timeout": "2s", "accounts": [{"handle": "mira_onchain"}]})
+    runtime = Runtime(settings, embed=hash_embedder)
+    try:
+        assert runtime.ingest_x().posts_read == 3
+        reads = [r for r in CostLedger(runtime.state).by_day_and_model(NOW - timedelta(days=1)) if r.model == "x read"]
+        assert [(r.calls, round(r.cost_usd, 4)) for r in reads] == [(3, 0.015)]
+    finally:
+        runtime.close()
+    # A publish run that must check its own posts (a part left unsettled) pays for the posts it reads.
+    publishing = make_settings(tmp_path, x.base_url, tg.base_url, channels=["x"])
+    state = open_state(publishing)
+    draft = add_draft(state, "d", posts=1)
+    ReviewQueue(state, reviewers=["alice"]).approve(draft.id, "alice")
+    x.fail_next("/2/tweets", 503, method="POST", after_effect=True)  # created, then a 5xx: ambiguous
+    assert run(publishing, state).published == [draft.id]
+    assert len(x.posts_by(ME_ID)) == 1
+    charged = {r.model: r.calls for r in CostLedger(state).by_day_and_model(NOW - timedelta(days=1))}
+    assert charged["x read"] >= 1 and charged["x post"] == 1

@@ -68,7 +68,8 @@ def test_weighted_length_uses_x_rules() -> None:
 
 def test_take_is_one_post_with_the_lead_its_link_and_the_disclaimer() -> None:
     b = brief(
-        BriefSection("Top movers", (line("BTC mentions up 3x across 5 clusters", src(1), src(2)), line("ETH flat", src(3)))),
+        BriefSection("Top movers", (line("BTC mentions up 3x across 5 clusters", src(1), src(2)),
+                                    line("ETH flat", src(3)))),
         BriefSection("Narratives", (line("Restaking yields compress", src(4, "Chainwire")),)),
     )
     take = render_take(b)

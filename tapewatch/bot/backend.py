@@ -11,6 +11,7 @@ from memory.prices import PriceHistory
 from memory.store import Memory
 from publish.audit import record
 from tapewatch.bot.telegram import BriefAnswer
+from tapewatch.settings import format_duration
 
 BriefWriter = Callable[[str | None, str | None, str], BriefAnswer]
 
@@ -57,8 +58,9 @@ class ShellBackend:
         """Tickers ranked by signals, one line each."""
         result = self._signals(narratives=False)
         if not result.tickers:
-            return f"Nothing ranked: no ticker was mentioned in the last {self.window}."
-        lines = [f"<b>Top tickers, last {self.window}</b> ({result.items} items, {result.stories} stories)"]
+            return f"Nothing ranked: no ticker was mentioned in the last {format_duration(self.window)}."
+        lines = [f"<b>Top tickers, last {format_duration(self.window)}</b> ({result.items} items, "
+                 f"{result.stories} stories)"]
         for rank, t in enumerate(result.tickers[:limit], 1):
             price = f" · price {t.price_change_pct:+.1f}%" if t.price_change_pct is not None else ""
             lines.append(f"{rank}. <b>${html.escape(t.ticker)}</b> · {t.mentions} stories · "
@@ -69,9 +71,9 @@ class ShellBackend:
         """Narrative clusters with their lead story."""
         result = self._signals(narratives=True)
         if not result.narratives:
-            return f"No narrative (two or more related stories) in the last {self.window}."
+            return f"No narrative (two or more related stories) in the last {format_duration(self.window)}."
         rows = self.memory.state.items_by_ids([n.id for n in result.narratives[:limit]])
-        lines = [f"<b>Narratives, last {self.window}</b>"]
+        lines = [f"<b>Narratives, last {format_duration(self.window)}</b>"]
         for n in result.narratives[:limit]:
             lead = rows.get(n.id)
             story = f" — {_link(lead.title, lead.url)}" if lead is not None else ""

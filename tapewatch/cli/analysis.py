@@ -27,7 +27,7 @@ def _window(value: str) -> timedelta:
 
 
 def _nothing(window: timedelta) -> None:
-    out.print(f"Nothing to report: memory holds no items from the last {format_duration(window.total_seconds())}. "
+    out.print(f"Nothing to report: memory holds no items from the last {format_duration(window)}. "
               "Run `tapewatch ingest` first, or widen --window.")
 
 

@@ -8,6 +8,7 @@ import typer
 from rich.table import Table
 
 from tapewatch.cli.root import _ago, app, out, settings
+from tapewatch.settings import format_duration
 
 
 @app.command()
@@ -31,7 +32,7 @@ def prices(
         runtime.close()
     if not latest:
         out.print("No price snapshots yet. `tapewatch run` fetches them every "
-                  f"{s.market.interval}, `tapewatch prices --refresh` once now.")
+                  f"{format_duration(s.market.interval)}, `tapewatch prices --refresh` once now.")
         return
     table = Table(header_style="bold")
     for col in ("ticker", "price", "24h", "volume 24h", "market cap", "observed", "source"):

@@ -93,6 +93,11 @@ def status() -> None:
     out.print(f"LLM spend: today ${today:.4f}" + (f" of ${daily:.2f}" if daily is not None else "")
               + f", this month ${month:.4f}" + (f" of ${monthly:.2f}" if monthly is not None else ""),
               highlight=False)
+    x_daily, x_monthly = s.publish.x_daily_budget_usd, s.publish.x_monthly_budget_usd
+    x_today, x_month = ledger.spent(day, service="x"), ledger.spent(day.replace(day=1), service="x")
+    out.print(f"X spend: today ${x_today:.3f}" + (f" of ${x_daily:.2f}" if x_daily is not None else "")
+              + f", this month ${x_month:.3f}" + (f" of ${x_monthly:.2f}" if x_monthly is not None else ""),
+              highlight=False)
     usage = Quotas(state).usage(month_of(now))
     out.print(f"X reads: {usage.posts:,} of {s.x.monthly_read_budget:,} posts this month", highlight=False)
 

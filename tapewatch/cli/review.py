@@ -29,6 +29,13 @@ FORMATS = ("x", "telegram", "markdown")
 POST_BREAK = "---"
 
 
+def _span(start: datetime, end: datetime) -> str:
+    """The window's real start and end: '2026-11-25 12:00 to 2026-11-26 12:00 UTC (24h)'."""
+    from tapewatch.settings import format_duration
+
+    return f"{start:%Y-%m-%d %H:%M} to {end:%Y-%m-%d %H:%M} UTC ({format_duration(end - start)})"
+
+
 def _queue() -> tuple[ReviewQueue, StateDB]:
     from tapewatch.clients import open_state, review_queue
 
@@ -89,8 +96,14 @@ def drafts_show(
     queue, state = _queue()
     draft = queue.drafts.get(draft_id)
     out.print(f"draft {draft.id} · v{draft.version} · {draft.mode} · [bold]{draft.status}[/bold] · created "
-              f"{_ago(draft.created_at)} · window {draft.window_start:%Y-%m-%d %H:%M}–{draft.window_end:%H:%M} UTC · "
+              f"{_ago(draft.created_at)} · window {_span(draft.window_start, draft.window_end)} · "
               f"{len(draft.item_ids)} cited items", highlight=False)
+    shape = draft.meta.get("shape")
+    chart = draft.meta.get("chart") if isinstance(draft.meta.get("chart"), dict) else None
+    if shape or chart:
+        out.print(f"X: {shape or 'thread'} of {len(draft.x_thread)} post(s)"
+                  + (f" · chart of ${chart['ticker']} ({int(chart.get('bytes', 0)) // 1024} KB)" if chart else ""),
+                  highlight=False)
     if draft.parent_id:
         out.print(f"edited from {draft.parent_id}", highlight=False)
     if draft.meta.get("models"):

@@ -14,7 +14,7 @@ from rich.table import Table
 
 from sources.errors import TapewatchError
 from tapewatch.redaction import RedactingConsole, redact
-from tapewatch.settings import Settings, load_settings, masked_dump, parse_duration
+from tapewatch.settings import Settings, format_duration, load_settings, masked_dump, parse_duration
 
 if TYPE_CHECKING:
     from memory.store import Memory
@@ -254,7 +254,7 @@ def prune(
     s = settings()
     age = _duration(older_than, "--older-than") if older_than else s.memory.retention
     removed = _memory().prune(age)
-    out.print(f"Removed {removed} item(s) published more than {age} ago.")
+    out.print(f"Removed {removed} item(s) published more than {format_duration(age)} ago.")
 
 
 def _duration(value: str, hint: str) -> timedelta:

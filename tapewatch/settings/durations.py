@@ -8,6 +8,10 @@ from typing import Annotated, Any
 
 from pydantic import BeforeValidator
 
+from sources.durations import format_duration
+
+__all__ = ["Duration", "format_duration", "parse_duration"]
+
 _UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400, "w": 604800}
 _DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*([smhdw])\s*$", re.IGNORECASE)
 
@@ -22,16 +26,6 @@ def parse_duration(value: Any) -> timedelta:
     if not match:
         raise ValueError(f"{value!r} is not a duration like 30m, 24h or 7d")
     return timedelta(seconds=float(match.group(1)) * _UNITS[match.group(2).lower()])
-
-
-def format_duration(seconds: float) -> str:
-    """The inverse of ``parse_duration`` for display: '15m', '6h', '1d', '0.2s', '2m30s'."""
-    for unit, size in (("d", 86400), ("h", 3600), ("m", 60)):
-        if seconds >= size and seconds % size == 0:
-            return f"{int(seconds // size)}{unit}"
-    if seconds >= 60:
-        return f"{int(seconds // 60)}m{int(seconds % 60):02d}s"
-    return f"{seconds:g}s"
 
 
 Duration = Annotated[timedelta, BeforeValidator(parse_duration)]
