@@ -183,7 +183,7 @@ def test_cli_brief_runs_the_crew_and_reports_its_cost(llm_server: LLMServer, sam
     result = CliRunner().invoke(app, ["brief", "--format", "all"])
     assert result.exit_code == 0, result.output
     assert "Written by the analyst crew (openai/fake-model): 3 LLM calls" in result.output
-    assert "(pending)" in result.output and "X thread" in result.output
+    assert "(pending)" in result.output and "X take" in result.output
     draft_id = re.search(r"drafts show ([0-9a-f]{12})", result.output)
     assert draft_id is not None
     shown = CliRunner().invoke(app, ["drafts", "show", draft_id.group(1)])
