@@ -23,7 +23,6 @@ from crew.grounding import GroundingContext
 from crew.guardrails import BriefFrame, RunChecks
 from crew.lookup import Lookup
 from crew.model import Signals, ValidationReport
-from crew.render import permalink
 from memory.costs import CostEntry, CostLedger
 from memory.drafts import Draft
 from memory.prices import PriceHistory
@@ -93,7 +92,7 @@ class CrewOutcome:
 def run_crew_brief(memory: Any, drafts: Any, ledger: CostLedger, setup: CrewSetup, grounding: GroundingContext, *,
                    now: datetime, window: timedelta = timedelta(hours=24), ticker: str | None = None,
                    topic: str | None = None, prices: PriceHistory | None = None, shape: str = "take",
-                   max_posts: int = 4, archive_url: str | None = None) -> CrewOutcome:
+                   max_posts: int = 4, permalink: str = "", public_id: str = "") -> CrewOutcome:
     """Write one brief with the crew and store it: pending when grounded, flagged with the reasons when not."""
     from crew.signals import compute_signals
 
@@ -115,10 +114,9 @@ def run_crew_brief(memory: Any, drafts: Any, ledger: CostLedger, setup: CrewSetu
     cites = Citations()
     data = item_blocks(picked, cites)
     label = topic or (f"${ticker}" if ticker else "")
-    draft_id = uuid.uuid4().hex
     frame = BriefFrame(signals=signals, window_label=window_label(window), generated_at=now, topic=label,
-                       disclaimer=setup.disclaimer, shape=shape, max_posts=max_posts, draft_id=draft_id,
-                       permalink=permalink(archive_url, draft_id))
+                       disclaimer=setup.disclaimer, shape=shape, max_posts=max_posts, permalink=permalink,
+                       public_id=public_id)
     inputs = {
         "window": f"{signals.window_start:%Y-%m-%d %H:%M} to {signals.window_end:%Y-%m-%d %H:%M} UTC "
                   f"({frame.window_label})",

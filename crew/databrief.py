@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import re
-import uuid
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import replace
 from datetime import datetime, timedelta
@@ -256,17 +255,19 @@ def _top_stories(rows: Mapping[str, Any], story_ids: Sequence[str] | None, ticke
 
 
 def to_draft(brief: DataBrief, signals: Signals, *, topic: str = "", shape: str = "take", max_posts: int = 4,
-             draft_id: str | None = None) -> Draft:
+             public_id: str = "") -> Draft:
     """Render a data brief in all three formats (X in ``shape``) and wrap it as a pending draft."""
     lines = [*([brief.take] if brief.take else []), *(line for s in brief.sections for line in s.lines)]
     cited = tuple(dict.fromkeys(ref.item_id for line in lines for ref in line.sources))
     tickers = tuple(dict.fromkeys(line.ticker for line in lines if line.ticker))
-    extra: dict[str, Any] = {"id": draft_id} if draft_id else {}
+    meta = brief_meta(brief, shape)
+    if public_id:
+        meta["public_id"] = public_id  # the archive's id for this brief, which its permalink names
     return Draft(
         created_at=brief.generated_at, mode="data", window_start=signals.window_start,
         window_end=signals.window_end, x_thread=tuple(render_x(brief, shape, max_posts)),
         telegram_html=render_telegram(brief), markdown=render_markdown(brief), item_ids=cited,
-        tickers=tickers, topic=topic, signals=signals_summary(signals), meta=brief_meta(brief, shape), **extra,
+        tickers=tickers, topic=topic, signals=signals_summary(signals), meta=meta,
     )
 
 
@@ -303,13 +304,13 @@ def signals_summary(signals: Signals) -> dict[str, Any]:
 def build(memory: Any, drafts: Any, *, now: datetime, window: timedelta = timedelta(hours=24),
           ticker: str | None = None, topic: str | None = None, prices: Any = None,
           validate: Callable[[Draft], ValidationReport] | None = None, link_of: LinkOf | None = None,
-          shape: str = "take", max_posts: int = 4, archive_url: str | None = None,
+          shape: str = "take", max_posts: int = 4, permalink: str = "", public_id: str = "",
           disclaimer: str = DISCLAIMER) -> tuple[Signals, Draft | None]:
     """Compute signals for the window and, if there is anything to report, save a data-brief draft.
 
-    With ``validate`` (the grounding validator) the draft carries its report and is flagged if it fails.
+    With ``validate`` (the grounding validator) the draft carries its report and is flagged if it fails;
+    ``permalink`` is where the archive will serve the brief (public id ``public_id``), "" without one.
     """
-    from crew.render import permalink
     from crew.signals import compute_signals
 
     recent = drafts.recent(now - timedelta(days=2))
@@ -322,13 +323,12 @@ def build(memory: Any, drafts: Any, *, now: datetime, window: timedelta = timede
     if topic:
         hits = memory.search(topic, 30, since=signals.window_start, until=signals.window_end)
         story_ids = [rows[h.id].story_id for h in hits if h.id in rows and h.score >= 0.25]
-    draft_id = uuid.uuid4().hex
     brief = compose(signals, rows, generated_at=now, ticker=ticker, story_ids=story_ids, link_of=link_of,
-                    disclaimer=disclaimer, permalink=permalink(archive_url, draft_id))
+                    disclaimer=disclaimer, permalink=permalink)
     if not brief.sections and brief.take is None:
         return signals, None
     label = topic or (f"${ticker.upper()}" if ticker else "")
-    draft = to_draft(brief, signals, topic=label, shape=shape, max_posts=max_posts, draft_id=draft_id)
+    draft = to_draft(brief, signals, topic=label, shape=shape, max_posts=max_posts, public_id=public_id)
     if validate is not None:
         report = validate(draft)
         draft = replace(draft, validation=report.to_dict(), status="pending" if report.ok else "flagged")

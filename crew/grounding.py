@@ -42,10 +42,11 @@ from crew.compliance import check_compliance
 from crew.entities import Entities
 from crew.evidence import read_source
 from crew.model import Problem, ValidationReport
-from crew.render import MENTION, TELEGRAM_LIMIT, X_LIMIT, permalink, weighted_length
+from crew.render import MENTION, TELEGRAM_LIMIT, X_LIMIT, weighted_length
 from crew.trust import SourcePolicy
 from memory.drafts import Draft
 from memory.prices import PriceHistory
+from memory.public_ids import permalink, public_id
 from sources.coins import CoinDirectory
 from sources.plaintext import INVISIBLE
 from sources.tickers import Watchlist
@@ -135,8 +136,10 @@ def _sources(draft: Draft, rows: Mapping[str, Any], sources: list[Any]) -> list[
 
 
 def _own_permalink(draft: Draft, context: GroundingContext) -> str:
-    """The one link of our own a draft may carry: its permalink on the configured archive (nothing else there)."""
-    return permalink(context.archive_url, draft.id)
+    """The one link of our own a draft may carry: its brief's page on the configured archive (nothing else there).
+
+    The public id is the brief's own (``meta["public_id"]``, which an edit carries over)."""
+    return permalink(context.archive_url, public_id(draft)) or ""
 
 
 def _links(found: list[str], where: str, sources: list[Any], policy: SourcePolicy, own: str = "") -> list[Problem]:

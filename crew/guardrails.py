@@ -56,8 +56,8 @@ class BriefFrame:
     disclaimer: str
     shape: str = "take"  # the X form: "take" or "thread"
     max_posts: int = 4  # posts of a thread, the take included
-    draft_id: str = ""  # fixed before the run, so the permalink can be written into the text
-    permalink: str = ""
+    permalink: str = ""  # the brief's page on the public archive, written into the text
+    public_id: str = ""  # the archive's id that permalink names
 
 
 def assemble(brief: WrittenBrief, cites: Citations, frame: BriefFrame, max_posts: int,
@@ -109,14 +109,16 @@ def assemble(brief: WrittenBrief, cites: Citations, frame: BriefFrame, max_posts
                      generated_at=frame.generated_at, sections=tuple(sections),
                      footer=f"{AI_NOTE} {frame.disclaimer}".strip(), take=take, thread=thread,
                      permalink=frame.permalink, disclaimer=frame.disclaimer)
-    extra: dict[str, Any] = {"id": frame.draft_id} if frame.draft_id else {}
+    meta = brief_meta(data, frame.shape)
+    if frame.public_id:
+        meta["public_id"] = frame.public_id
     draft = Draft(
         created_at=frame.generated_at, mode="crew", window_start=frame.signals.window_start,
         window_end=frame.signals.window_end,
         x_thread=tuple(render_x(data, frame.shape, min(max_posts, frame.max_posts))),
         telegram_html=render_telegram(data), markdown=render_markdown(data), item_ids=tuple(cited),
         tickers=tuple(tickers), topic=frame.topic, signals=signals_summary(frame.signals),
-        meta=brief_meta(data, frame.shape), **extra,
+        meta=meta,
     )
     return draft, problems
 

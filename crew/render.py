@@ -116,14 +116,6 @@ def _tag_capped(post: str, most: int = X_MAX_CASHTAGS) -> str:
     return _CASHTAG.sub(keep, post)
 
 
-def permalink(archive_url: str | None, draft_id: str) -> str:
-    """The public archive's address of a brief, or "" without an archive."""
-    # One place builds it, so the archive's own public id can replace the draft id here alone.
-    if not archive_url or not draft_id:
-        return ""
-    return f"{archive_url.rstrip('/')}/b/{draft_id[:12]}"
-
-
 def lead_line(brief: DataBrief) -> BriefLine | None:
     """The take's line: the brief's own take, else its first line."""
     if brief.take is not None:

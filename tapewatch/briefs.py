@@ -52,9 +52,13 @@ def write_brief(settings: Settings, memory: Memory, *, now: datetime, window: ti
     """
     from crew.databrief import build
     from memory.drafts import DraftStore
+    from memory.public_ids import assign_public_id, permalink
 
     state = memory.state
     drafts = drafts or DraftStore(state)
+    # The archive's id is chosen before the text is written, so the posts can link to the brief's page.
+    pid = assign_public_id({})
+    link = permalink(settings.publish.archive_url, pid) or ""
     prices = price_history(settings, state)
     note = f"This is a data brief built from signals alone, because {NO_MODEL}."
     if crew_enabled(settings):
@@ -67,7 +71,7 @@ def write_brief(settings: Settings, memory: Memory, *, now: datetime, window: ti
                                      grounding_context(settings, state, prices), now=now, window=window,
                                      ticker=ticker, topic=topic, prices=prices,
                                      shape=shape or settings.publish.x_shape,
-                                     max_posts=settings.publish.x_max_posts, archive_url=settings.publish.archive_url)
+                                     max_posts=settings.publish.x_max_posts, permalink=link, public_id=pid)
             draft = outcome.draft
             if draft is not None:
                 draft = attach_chart(settings, state, drafts, draft, outcome.signals, now=now, window=window)
@@ -82,7 +86,7 @@ def write_brief(settings: Settings, memory: Memory, *, now: datetime, window: ti
     signals, draft = build(memory, drafts, now=now, window=window, ticker=ticker, topic=topic, prices=prices,
                            validate=lambda d: validate_draft(d, context), link_of=context.policy.link,
                            shape=shape or settings.publish.x_shape, max_posts=settings.publish.x_max_posts,
-                           archive_url=settings.publish.archive_url, disclaimer=settings.compliance.disclaimer)
+                           permalink=link, public_id=pid, disclaimer=settings.compliance.disclaimer)
     if draft is not None:
         draft = attach_chart(settings, state, drafts, draft, signals, now=now, window=window)
     return BriefResult(signals, draft, "data", note=note)

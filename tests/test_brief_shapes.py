@@ -12,10 +12,12 @@ import pytest
 from crew.claims import markdown_plain, telegram_plain
 from crew.databrief import build, compose
 from crew.grounding import GroundingContext, validate_draft
-from crew.render import links_in, permalink, weighted_length
+from crew.model import ValidationReport
+from crew.render import links_in, weighted_length
 from crew.signals import compute_signals
 from crew.trust import policy_from
 from memory.drafts import Draft, DraftStore
+from memory.public_ids import permalink
 from sources.item import Item, item_id_for_url
 from sources.tickers import Watchlist
 from tapewatch.settings import DEFAULT_WATCHLIST
@@ -23,6 +25,7 @@ from tests.crew_support import Prices, fill_with_samples
 
 NOW = datetime.now(UTC).replace(microsecond=0)
 ARCHIVE = "https://briefs.example.com"
+PID = "Pub1d-of-the-brief"  # the archive's public id, chosen before the text is written
 # Words of tapewatch's own machinery: a reader should never meet them.
 INTERNAL = re.compile(r"baseline|novelty|\bz\b|z-score|zscore|reports vs|\(\d+ reports\)|sentiment|\bclusters?\b|"
                       r"×|\bx\d|score|tf-?idf|signals block", re.IGNORECASE)
@@ -60,7 +63,8 @@ def brief_of(memory: Any, *, shape: str, archive_url: str | None = None, prices:
              **kwargs: Any) -> Draft:
     ctx = context(memory, prices, archive_url)
     _, draft = build(memory, DraftStore(memory.state), now=NOW, prices=prices, shape=shape, max_posts=4,
-                     archive_url=archive_url, validate=lambda d: validate_draft(d, ctx), link_of=ctx.policy.link,
+                     permalink=permalink(archive_url, PID) or "", public_id=PID,
+                     validate=lambda d: validate_draft(d, ctx), link_of=ctx.policy.link,
                      **kwargs)
     assert draft is not None
     return draft
@@ -75,7 +79,7 @@ def test_the_take_is_one_grounded_post_with_the_lead_its_numbers_and_one_link(da
     assert weighted_length(take) <= 280
     (link,) = links_in(take)
     if archive_url:
-        assert link == permalink(ARCHIVE, draft.id) == draft.meta["permalink"]
+        assert link == f"{ARCHIVE}/b/{PID}" == draft.meta["permalink"] and draft.meta["public_id"] == PID
     else:
         assert link in {r.url for r in day.state.items_by_ids(draft.item_ids).values()}
     # The development (a stored story's headline), its ticker and move from the price snapshots, and the breadth
@@ -94,10 +98,9 @@ def test_the_thread_is_short_links_only_single_source_claims_and_points_to_the_f
     assert draft.validation["ok"], draft.validation
     posts = draft.x_thread
     assert 2 <= len(posts) <= 4
-    assert posts[0] == brief_of(day, shape="take", archive_url=ARCHIVE, prices=sample_prices()).x_thread[0] \
-        .replace(permalink(ARCHIVE, ""), "") or posts[0]
+    assert posts[0] == brief_of(day, shape="take", archive_url=ARCHIVE, prices=sample_prices()).x_thread[0]
     assert all(weighted_length(p) <= 280 and len(links_in(p)) <= 1 for p in posts)
-    assert posts[-1].endswith(f"Full brief with sources:\n{permalink(ARCHIVE, draft.id)}")
+    assert posts[-1].endswith(f"Full brief with sources:\n{ARCHIVE}/b/{PID}")
     lines = {c["text"]: c["item_ids"] for c in draft.meta["claims"]}
     for post in posts[1:]:
         body = post.split("\n\nFull brief", 1)[0]
@@ -183,8 +186,21 @@ def test_growth_is_grounded_by_the_stored_signals(memory: Any) -> None:
 def test_a_permalink_is_trusted_only_for_the_draft_it_belongs_to(day: Any) -> None:
     draft = brief_of(day, shape="take", archive_url=ARCHIVE)
     assert draft.validation["ok"]
-    other = replace(draft, id="f" * 32)  # the same text under another id: the link is not its own
+    # The same text under another brief's public id: the link is not its own.
+    other = replace(draft, meta={**draft.meta, "public_id": "another-brief-id"})
     report = validate_draft(other, context(day, archive_url=ARCHIVE))
     assert [p.code for p in report.problems] == ["foreign_link"]
     # Without an archive configured no permalink is trusted at all.
     assert not validate_draft(draft, context(day)).ok
+
+
+def test_a_reviewers_edit_keeps_the_brief_and_its_permalink(day: Any) -> None:
+    from publish.review import ReviewQueue
+
+    draft = brief_of(day, shape="take", archive_url=ARCHIVE)
+    ctx = context(day, archive_url=ARCHIVE)
+    queue = ReviewQueue(day.state, reviewers=["alice"], validator=lambda d: validate_draft(d, ctx))
+    edited = queue.edit(draft.id, "alice", markdown=draft.markdown + "\n")
+    edited = queue.edit(edited.id, "alice", telegram_html=draft.telegram_html.replace("\n\n", "\n\n\n", 1))
+    assert edited.id != draft.id and edited.meta["public_id"] == PID
+    assert edited.x_thread == draft.x_thread and ValidationReport.from_dict(edited.validation).ok

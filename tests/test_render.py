@@ -13,7 +13,6 @@ import pytest
 from crew.model import BriefLine, BriefSection, DataBrief, SourceRef
 from crew.render import (
     links_in,
-    permalink,
     render_markdown,
     render_take,
     render_telegram,
@@ -21,6 +20,7 @@ from crew.render import (
     render_x_thread,
     weighted_length,
 )
+from memory.public_ids import permalink
 
 with warnings.catch_warnings():
     warnings.simplefilter("ignore", UserWarning)
@@ -83,8 +83,8 @@ def test_take_is_one_post_with_the_lead_its_link_and_the_disclaimer() -> None:
 def test_take_links_the_permalink_when_there_is_one() -> None:
     lead = line("SOL validators move to the new client.\n9 stories from 5 of 6 account groups.", src(1), src(2))
     b = replace(brief(BriefSection("S", (line("other", src(3)),))), take=lead,
-                permalink=permalink("https://briefs.example.com/", "abcdef0123456789"), disclaimer="NFA.")
-    assert b.permalink == "https://briefs.example.com/b/abcdef012345"
+                permalink=permalink("https://briefs.example.com/", "Pub1d-abc") or "", disclaimer="NFA.")
+    assert b.permalink == "https://briefs.example.com/b/Pub1d-abc"
     take = render_take(b)
     assert links_in(take) == [b.permalink]
     assert "9 stories from 5 of 6 account groups." in take and take.endswith("NFA.")
