@@ -148,10 +148,10 @@ def _post(text: str, link: str, tail: str = "") -> str | None:
     return None if body is None else _tag_capped(body + after)
 
 
-def render_take(brief: DataBrief) -> str:
+def render_take(brief: DataBrief, *, linked: bool = True) -> str:
     """The take: one post with the most important development, its numbers, at most one link and the disclaimer.
 
-    The link is the brief's permalink when there is one, else the lead's top source.
+    The link is the brief's permalink when there is one, else the lead's top source (none when not ``linked``).
     """
     lead = lead_line(brief)
     disclaimer = _x_disclaimer(brief)
@@ -159,9 +159,9 @@ def render_take(brief: DataBrief) -> str:
         head = _shorten(x_safe(_one_line(brief.title)), lambda h: _fits(f"{h}\n{NOTHING_TO_REPORT}")) or ELLIPSIS
         post = f"{head}\n{NOTHING_TO_REPORT}"
         return f"{post}\n\n{disclaimer}" if disclaimer and _fits(f"{post}\n\n{disclaimer}") else post
-    link = brief.permalink or _x_link(lead)
+    link = (brief.permalink or _x_link(lead)) if linked else ""
     for tail in (disclaimer, ""):
-        for url in (link, _x_link(lead), ""):
+        for url in dict.fromkeys((link, _x_link(lead) if linked else "", "")):
             post = _post(lead.text, url, tail)
             if post is not None:
                 return post
@@ -173,10 +173,11 @@ def render_x_thread(brief: DataBrief, max_posts: int = 4) -> list[str]:
     and a last post pointing to the full brief (when there is a permalink); at most `max_posts` posts."""
     if max_posts < 2:
         raise ValueError("max_posts must be at least 2: the take and one more")
-    take = render_take(brief)
+    pointer = f"Full brief with sources:\n{brief.permalink}" if brief.permalink else ""
+    # The last post links the full brief; the take need not link it too (a post with a link costs 13× more).
+    take = render_take(brief, linked=not pointer)
     if lead_line(brief) is None:
         return [take]
-    pointer = f"Full brief with sources:\n{brief.permalink}" if brief.permalink else ""
     posts = [take]
     for line in later_lines(brief):
         if len(posts) >= max_posts:

@@ -100,7 +100,8 @@ def test_thread_is_the_take_then_one_development_per_post_and_a_pointer() -> Non
     posts = render_x_thread(b, max_posts=4)
     assert_thread_ok(posts)
     assert len(posts) == 4
-    assert posts[0] == render_take(b)
+    # The take leads without a link: the last post links the full brief.
+    assert posts[0] == render_take(b, linked=False) == "The lead.\n\nData from stored sources; not financial advice."
     # One development per post; a link only where one source carries the claim.
     assert posts[1].startswith("Development 0") and links_in(posts[1]) == []
     assert posts[2].startswith("One outlet says") and links_in(posts[2]) == [solo.sources[0].url]
