@@ -87,9 +87,10 @@ def render_png(data: ChartData) -> bytes:
         mark = float(date2num(data.marker)) if data.marker is not None else None
         FigureCanvasAgg(fig)
         ax = fig.add_subplot(1, 1, 1)
-        width = data.bucket * 0.85
-        ax.bar(data.times, data.stories, width=width, align="edge", color=_BAR, label="stories")
-        centres = [t + data.bucket / 2 for t in data.times]
+        days = data.bucket.total_seconds() / 86400  # matplotlib's date unit
+        starts = [float(date2num(t)) for t in data.times]
+        ax.bar(starts, data.stories, width=days * 0.85, align="edge", color=_BAR, label="stories")
+        centres = [x + days / 2 for x in starts]
         ax.step(centres, data.breadth, where="mid", color=_BREADTH, linewidth=2.5, label="account groups")
         ax.set_ylabel("stories · groups")
         ax.set_ylim(0, max([*data.stories, *data.breadth, 1]) * 1.25)

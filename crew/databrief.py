@@ -63,8 +63,7 @@ def compose(signals: Signals, rows: Mapping[str, Any], *, generated_at: datetime
     ``link_of`` gives the link a cited item may be published with (``crew.trust.SourcePolicy.link``);
     None there means the item is cited without a link.
     """
-    if link_of is not None:
-        rows = _Linked(rows, link_of)
+    rows = _Rows(rows, link_of)
     window = signals.window_end - signals.window_start
     tickers = [t for t in signals.tickers if ticker is None or t.ticker == ticker.upper()]
     narratives = list(signals.narratives)
@@ -103,25 +102,42 @@ def compose(signals: Signals, rows: Mapping[str, Any], *, generated_at: datetime
     )
 
 
-class _Linked(dict[str, Any]):
-    """Rows plus the policy that decides each one's publishable link."""
+class _Rows(dict[str, Any]):
+    """Rows plus the policy that decides each one's publishable link, and each row's suspect verdict, once."""
 
-    def __init__(self, rows: Mapping[str, Any], link_of: LinkOf) -> None:
+    def __init__(self, rows: Mapping[str, Any], link_of: LinkOf | None) -> None:
         super().__init__(rows)
         self.link_of = link_of
+        self._suspect: dict[str, bool] = {}
+
+    def suspect(self, row: Any) -> bool:
+        """``sources.injection.is_suspect_row``, remembered (it runs the detector on rows stored before it)."""
+        if row.id not in self._suspect:
+            self._suspect[row.id] = is_suspect_row(row)
+        return self._suspect[row.id]
+
+
+def _suspect(row: Any, rows: Mapping[str, Any]) -> bool:
+    return rows.suspect(row) if isinstance(rows, _Rows) else is_suspect_row(row)
 
 
 def _ref(item_id: str, rows: Mapping[str, Any]) -> SourceRef | None:
     row = rows.get(item_id)
-    if row is None or is_suspect_row(row):
+    if row is None or _suspect(row, rows):
         return None  # counted in the signals, never quoted or cited
-    url = (rows.link_of(row) or "") if isinstance(rows, _Linked) else row.url
+    link_of = rows.link_of if isinstance(rows, _Rows) else None
+    url = (link_of(row) or "") if link_of is not None else row.url
     return SourceRef(item_id=row.id, title=row.title, url=url, outlet=row.source)
 
 
 def _refs(ids: Sequence[str], rows: Mapping[str, Any], limit: int = 2) -> tuple[SourceRef, ...]:
-    refs = [r for r in (_ref(i, rows) for i in ids) if r is not None]
-    return tuple(refs[:limit])
+    refs: list[SourceRef] = []
+    for item_id in ids:  # lazily: each row may need the injection detector
+        if len(refs) >= limit:
+            break
+        if (ref := _ref(item_id, rows)) is not None:
+            refs.append(ref)
+    return tuple(refs)
 
 
 def _title_of(row: Any) -> str:
@@ -135,7 +151,7 @@ def _title_of(row: Any) -> str:
 
 def _named_story(n: Narrative, rows: Mapping[str, Any]) -> Any | None:
     """The story that names a narrative: a headline (a news item) among its central stories, else the most central."""
-    usable = [rows[i] for i in n.item_ids if i in rows and not is_suspect_row(rows[i])]
+    usable = [rows[i] for i in n.item_ids if i in rows and not _suspect(rows[i], rows)]
     return next((r for r in usable if r.kind == "news"), usable[0] if usable else None)
 
 
@@ -235,16 +251,18 @@ def _top_stories(rows: Mapping[str, Any], story_ids: Sequence[str] | None, ticke
     # A story counts as "most reported" only when more than one outlet told it; two items from one
     # outlet (an update, a repost) are not corroboration. A lead that reads as instructions is never quoted.
     outlets_of = {sid: {r.source for r in members} for sid, members in reports.items()}
-    candidates = [sid for sid in reports if len(outlets_of[sid]) > 1 and sid in rows and not is_suspect_row(rows[sid])
-                  and sid not in skip]
+    candidates = [sid for sid in reports if len(outlets_of[sid]) > 1 and sid in rows and sid not in skip]
     if story_ids is not None:
         wanted = set(story_ids)
         candidates = [sid for sid in candidates if sid in wanted]
     if ticker:
         candidates = [sid for sid in candidates if ticker.upper() in rows[sid].tickers.split()]
     candidates.sort(key=lambda sid: (-len(outlets_of[sid]), -len(reports[sid]), rows[sid].published_at))
+    # The detector is the costly step: run it on the best candidates only, until enough are clean.
     lines = []
-    for sid in candidates[:limit]:
+    for sid in (sid for sid in candidates if not _suspect(rows[sid], rows)):
+        if len(lines) >= limit:
+            break
         outlets = sorted({r.source for r in reports[sid]})
         named = ", ".join(outlets[:4]) + (" …" if len(outlets) > 4 else "")
         text = f"{_title_of(rows[sid])}: reported by {counted(len(outlets), 'source')} ({named})."

@@ -162,9 +162,9 @@ def render_take(brief: DataBrief, *, linked: bool = True) -> str:
     link = (brief.permalink or _x_link(lead)) if linked else ""
     for tail in (disclaimer, ""):
         for url in dict.fromkeys((link, _x_link(lead) if linked else "", "")):
-            post = _post(lead.text, url, tail)
-            if post is not None:
-                return post
+            candidate = _post(lead.text, url, tail)
+            if candidate is not None:
+                return candidate
     raise ValueError("the take cannot fit one post")  # unreachable: "…" alone always fits
 
 
