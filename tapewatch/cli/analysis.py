@@ -124,6 +124,12 @@ def brief(
         out.print(f"\nWritten by the analyst crew ({models}): {c.llm_calls} LLM calls, "
                   f"{sum(u.prompt_tokens for u in c.usage):,} prompt + {sum(u.completion_tokens for u in c.usage):,} "
                   f"completion tokens, ${c.cost_usd:.4f}.", highlight=False)
+    chart = draft.meta.get("chart")
+    if isinstance(chart, dict):
+        from tapewatch.charts import chart_file
+
+        out.print(f"\nChart of ${chart.get('ticker')}: {chart_file(settings(), draft.id)} "
+                  f"({int(chart.get('bytes', 0)) // 1024} KB)", highlight=False)
     _print_problems(draft)
     out.print(f"\nSaved as draft [bold]{draft.id[:12]}[/bold] ({draft.status}): "
               f"`tapewatch drafts show {draft.id[:12]}`")
