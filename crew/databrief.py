@@ -259,7 +259,7 @@ def _top_stories(rows: Mapping[str, Any], story_ids: Sequence[str] | None, ticke
         candidates = [sid for sid in candidates if ticker.upper() in rows[sid].tickers.split()]
     candidates.sort(key=lambda sid: (-len(outlets_of[sid]), -len(reports[sid]), rows[sid].published_at))
     # The detector is the costly step: run it on the best candidates only, until enough are clean.
-    lines = []
+    lines: list[BriefLine] = []
     for sid in (sid for sid in candidates if not _suspect(rows[sid], rows)):
         if len(lines) >= limit:
             break

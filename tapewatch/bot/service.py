@@ -35,7 +35,9 @@ def brief_writer(runtime: Runtime) -> BriefWriter:
 
     def write(topic: str | None, ticker: str | None, requested_by: str) -> BriefAnswer:
         memory = runtime.memory()
-        result = write_brief(runtime.settings, memory, now=datetime.now(UTC), ticker=ticker, topic=topic)
+        # The chat answer is the full brief's text; the chart is drawn for scheduled briefs, not for every /brief.
+        result = write_brief(runtime.settings, memory, now=datetime.now(UTC), ticker=ticker, topic=topic,
+                             chart=False)
         if result.draft is None:
             focus = f" about {html.escape(topic or ticker or '')}" if (topic or ticker) else ""
             return BriefAnswer(f"Nothing to report{focus} in the last 24 hours "
