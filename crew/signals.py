@@ -81,8 +81,14 @@ def compute_signals(
     prices: PriceSource | None = None,
     narratives: bool = True,
     max_narrative_stories: int = 1500,
+    sentiment: bool = True,
 ) -> Signals:
-    """Ticker signals and narratives for [now - window, now) against the windows before it."""
+    """Ticker signals and narratives for [now - window, now) against the windows before it.
+
+    Only what was known at ``now`` is read: items published before it, price snapshots observed by then.
+    ``sentiment=False`` skips scoring tone (0.0 for every ticker): a backtest ranks without it, and VADER is
+    most of the cost of a window.
+    """
     if window <= timedelta(0) or baseline_windows < 0:
         raise ValueError("window must be positive and baseline_windows non-negative")
     window_start = now - window
@@ -93,7 +99,7 @@ def compute_signals(
     previous = [r for r in rows if r.published_at < window_start]
     used = _used_story_ids(rows, recent_drafts)
     story_engagement, story_latest = _story_stats(current)
-    tallies = _tally_window(current)
+    tallies = _tally_window(current, sentiment)
     baseline, covered = _baseline_counts(previous, baseline_start, window, baseline_windows)
 
     tickers: list[TickerSignal] = []
@@ -139,17 +145,18 @@ def _story_stats(rows: Sequence[Any]) -> tuple[dict[str, int], dict[str, datetim
     return engagement, latest
 
 
-def _tally_window(rows: Sequence[Any]) -> dict[str, _Tally]:
+def _tally_window(rows: Sequence[Any], score_tone: bool = True) -> dict[str, _Tally]:
     """Per ticker: stories, reports, authors, clusters and summed sentiment of the window's items."""
-    sentiment = Sentiment()
+    sentiment = Sentiment() if score_tone else None
     tallies: dict[str, _Tally] = defaultdict(_Tally)
     for r in rows:
         tickers = r.tickers.split()
         if not tickers:
             continue
-        # Feeds without a summary repeat the title as text; scoring it twice would double its tone.
-        text = r.title if r.text in ("", r.title) else f"{r.title} {r.text}"
-        tone = sentiment.score(text)
+        tone = 0.0
+        if sentiment is not None:
+            # Feeds without a summary repeat the title as text; scoring it twice would double its tone.
+            tone = sentiment.score(r.title if r.text in ("", r.title) else f"{r.title} {r.text}")
         for ticker in tickers:
             t = tallies[ticker]
             t.stories.add(r.story_id)
@@ -169,9 +176,13 @@ def _baseline_counts(rows: Sequence[Any], baseline_start: datetime, window: time
     for r in rows:
         index = min((r.published_at - baseline_start) // window, windows - 1)
         covered.add(index)
-        for ticker in r.tickers.split():
-            stories[ticker, index].add(r.story_id)
-            clusters[ticker, index].add(cluster_of(r))
+        tickers = r.tickers.split()
+        if not tickers:
+            continue
+        story, cluster = r.story_id, cluster_of(r)
+        for ticker in tickers:
+            stories[ticker, index].add(story)
+            clusters[ticker, index].add(cluster)
     # A baseline window with no items at all means memory was not collecting then (a fresh
     # install, or pruned history), not that nobody talked: it would fake growth, so it is left out.
     order = sorted(covered)

@@ -55,8 +55,9 @@ def snapshot_of(quote: Quote, source: str = COINGECKO) -> PriceSnapshot:
 class PriceStore:
     """Price snapshots in the state database; implements ``PriceHistory``.
 
-    ``change_pct`` compares the snapshots nearest to the window's start and end, each within a tolerance
-    (a tenth of the window, between 10 minutes and 2 hours), so a gap in the data gives None, not a move
+    ``change_pct`` compares the snapshot nearest to the window's start with the latest one at or before its
+    end, each within a tolerance (a tenth of the window, between 10 minutes and 2 hours; the end is read as of
+    the end, never from a later snapshot), so a gap in the data gives None, not a move
     over some other period. For a 24-hour window with no snapshot near its start, the source's own 24-hour
     change of the end snapshot stands in.
     """
@@ -123,7 +124,9 @@ class PriceStore:
         if span <= timedelta(0):
             return None
         tolerance = min(max(span / 10, timedelta(minutes=10)), timedelta(hours=2))
-        last = self._nearest(ticker, end, tolerance)
+        # The end is read as of ``end``: a snapshot observed later is not known then (replaying signals at a
+        # past moment must see exactly what was stored by that moment).
+        last = self._nearest(ticker, end, tolerance, before_only=True)
         if last is None:
             return None
         first = self._nearest(ticker, start, tolerance)
@@ -157,14 +160,35 @@ class PriceStore:
         with self.engine.begin() as conn:
             return conn.execute(delete(t).where(t.c.observed_at < now - older_than)).rowcount or 0
 
-    def _nearest(self, ticker: str, when: datetime, tolerance: timedelta) -> PriceSnapshot | None:
+    def series(self, tickers: Iterable[str], start: datetime, end: datetime) -> dict[str, list[tuple[datetime, float]]]:
+        """Per ticker, its (observed_at, price) pairs in [start, end], oldest first (for scoring many spans)."""
+        t = schema.price_snapshots
+        wanted = sorted({x.upper() for x in tickers})
+        out: dict[str, list[tuple[datetime, float]]] = {x: [] for x in wanted}
+        q = (select(t.c.ticker, t.c.observed_at, t.c.price_usd)
+             .where(t.c.ticker.in_(wanted), t.c.price_usd > 0, t.c.observed_at >= start, t.c.observed_at <= end)
+             .order_by(t.c.ticker, t.c.observed_at))
+        with self.engine.connect() as conn:
+            for ticker, at, price in conn.execute(q):
+                out[ticker].append((at, float(price)))
+        return out
+
+    def tickers(self) -> list[str]:
+        """Every ticker with a stored snapshot."""
+        t = schema.price_snapshots
+        with self.engine.connect() as conn:
+            return list(conn.execute(select(t.c.ticker).distinct().order_by(t.c.ticker)).scalars())
+
+    def _nearest(self, ticker: str, when: datetime, tolerance: timedelta,
+                 before_only: bool = False) -> PriceSnapshot | None:
         t = schema.price_snapshots
         base = select(t).where(t.c.ticker == ticker.upper(), t.c.price_usd > 0)
         with self.engine.connect() as conn:
             before = conn.execute(base.where(t.c.observed_at <= when, t.c.observed_at >= when - tolerance)
                                   .order_by(t.c.observed_at.desc()).limit(1)).first()
-            after = conn.execute(base.where(t.c.observed_at > when, t.c.observed_at <= when + tolerance)
-                                 .order_by(t.c.observed_at).limit(1)).first()
+            after = None if before_only else conn.execute(
+                base.where(t.c.observed_at > when, t.c.observed_at <= when + tolerance)
+                .order_by(t.c.observed_at).limit(1)).first()
         found = [_snapshot(r) for r in (before, after) if r is not None]
         return min(found, key=lambda s: abs(s.observed_at - when)) if found else None
 

@@ -409,3 +409,71 @@ archive = Table(
     Column("tickers", Text, nullable=False, server_default=""),
     Index("ix_archive_published", "published_at"),
 )
+
+# Issue 15 (track record): what each published brief featured, recorded when it was published and kept
+# forever (retention never touches it), so calls are scored against what was known then, not rescored.
+calls = Table(
+    "calls",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("draft_id", String(32), nullable=False),
+    Column("ticker", String(20), nullable=False),
+    Column("rank", Integer, nullable=False),  # 1 = the brief's lead ticker
+    Column("published_at", UTCDateTime(), nullable=False),
+    Column("window_start", UTCDateTime(), nullable=False),
+    Column("window_end", UTCDateTime(), nullable=False),
+    Column("mentions", Integer, nullable=False, server_default="0"),
+    Column("breadth", Integer, nullable=False, server_default="0"),  # distinct groups of accounts
+    Column("growth", Float),
+    Column("sentiment", Float),
+    Column("price_change_pct", Float),
+    Column("score", Float),
+    Column("framing", String(10)),  # positive | negative | neutral, where the writer gave one
+    Column("recorded_at", UTCDateTime(), nullable=False),
+    UniqueConstraint("draft_id", "ticker", name="uq_calls_draft_ticker"),
+    Index("ix_calls_published", "published_at"),
+)
+
+# Corrections and retractions of published drafts: one row per request (a correction's text, or the
+# retraction), unique so a repeated command resumes the same one instead of posting twice.
+amendments = Table(
+    "amendments",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("draft_id", String(32), nullable=False),
+    Column("kind", String(12), nullable=False),  # correction | retraction
+    Column("key", String(64), nullable=False),  # sha256 of a correction's text; "retraction" for a retraction
+    Column("text", Text, nullable=False),  # what is posted (a correction), or the reason (a retraction)
+    Column("requested_by", String(100), nullable=False),
+    Column("via", String(20), nullable=False),
+    Column("requested_at", UTCDateTime(), nullable=False),
+    Column("validation", Text, nullable=False, server_default="{}"),
+    Column("finished_at", UTCDateTime()),
+    UniqueConstraint("draft_id", "kind", "key", name="uq_amendments_request"),
+    Index("ix_amendments_draft", "draft_id"),
+)
+
+# The outbox work of an amendment: a reply to (or the deletion of) one remote post, moved like an outbox part
+# (queued → intent → sent, or unknown / needs_check / failed), the intent committed before the remote call.
+amendment_steps = Table(
+    "amendment_steps",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("amendment_id", Integer, nullable=False),
+    Column("draft_id", String(32), nullable=False),
+    Column("channel", String(20), nullable=False),
+    Column("op", String(10), nullable=False),  # reply | delete
+    Column("target", String(64), nullable=False),  # the remote id replied to or deleted
+    Column("text", Text, nullable=False, server_default=""),
+    Column("state", String(20), nullable=False),
+    Column("remote_id", String(64)),
+    Column("url", Text),
+    Column("attempts", Integer, nullable=False, server_default="0"),
+    Column("error", Text),
+    Column("created_at", UTCDateTime(), nullable=False),
+    Column("intent_at", UTCDateTime()),
+    Column("sent_at", UTCDateTime()),
+    Column("updated_at", UTCDateTime(), nullable=False),
+    UniqueConstraint("amendment_id", "channel", "op", "target", name="uq_amendment_steps_target"),
+    Index("ix_amendment_steps_state", "state"),
+)

@@ -16,12 +16,14 @@ import random
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
+from typing import Any
 
 from sqlalchemy import func, select
 from tenacity import AsyncRetrying, RetryCallState, retry_if_exception_type, stop_after_attempt
 
 from crew.model import ValidationReport
 from memory import schema
+from memory.calls import record_calls
 from memory.drafts import Draft
 from publish.audit import record
 from publish.channel import Ambiguous, Channel, Media, Rejected, Retryable, Sent
@@ -65,6 +67,7 @@ class RunReport:
     stopped: str | None = None
     errors: list[tuple[str, str]] = field(default_factory=list)  # (draft id, what went wrong): set aside, run went on
     unavailable: dict[str, str] = field(default_factory=dict)  # channel → why it could not be opened this run
+    amended: Any = None  # publish.amend.AmendReport: corrections and retractions carried out this run
 
 
 @dataclass(frozen=True)
@@ -84,7 +87,7 @@ class Delivery:
                  *, limits: Limits = Limits(), lease: Lease | None = None, sleep: Sleep = asyncio.sleep,
                  clock: Callable[[], datetime] = lambda: datetime.now(UTC), media_for: MediaFor | None = None,
                  on_sent: OnSent | None = None, budget: BudgetCheck | None = None,
-                 cost_of: Callable[[str, str], float] | None = None) -> None:
+                 cost_of: Callable[[str, str], float] | None = None, amender: Any = None) -> None:
         self.queue = queue
         self.outbox = outbox
         self.channels = channels
@@ -99,6 +102,7 @@ class Delivery:
         self.on_sent = on_sent
         self.budget = budget  # X's budgets: checked before a run and before each draft's parts
         self.cost_of = cost_of or (lambda channel, text: 0.0)
+        self.amender = amender  # publish.amend.Amender: open corrections and retractions go out with each run
 
     async def run(self, *, dry_run: bool = False) -> RunReport:
         """Expire stale drafts, reconcile leftovers, then publish (or, dry, record) every due draft."""
@@ -136,6 +140,8 @@ class Delivery:
                     opened.append(self.channels[name])
                 report.expired = self.queue.expire_stale(self.policy.expire_after)
                 await self._reconcile_all(report)
+                if self.amender is not None:
+                    report.amended = await self.amender.run({c.name: c for c in opened})
             for draft in self._due(report, dry_run):
                 await self._publish_isolated(draft, dry_run, report)
         except _Stop as stop:
@@ -295,10 +301,20 @@ class Delivery:
         if delivered and "failed" not in outcomes.values():
             self.queue.finish(draft.id, "published", detail=detail)
             report.published.append(draft.id)
+            self._record_calls(draft)
         else:
             self.queue.finish(draft.id, "failed", reason="not delivered on " + ", ".join(
                 c for c, o in outcomes.items() if o != "delivered"), detail=detail)
             report.failed.append(draft.id)
+
+    def _record_calls(self, draft: Draft) -> None:
+        """What the brief featured, stored as calls for the track record (``memory.calls``), once."""
+        try:
+            sent = [r.sent_at for r in self.outbox.rows(draft.id) if r.sent_at is not None]
+            with self.queue.state.engine.begin() as conn:
+                record_calls(conn, draft, min(sent, default=self.clock()))
+        except Exception:  # the draft is out; a missing call is recorded from the same data on the next read
+            log.warning("could not record the calls of draft %s", draft.id[:12], exc_info=True)
 
     async def _deliver(self, channel: Channel, rows: list[OutboxRow], report: RunReport,
                        media: Media | None = None) -> str:

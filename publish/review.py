@@ -8,6 +8,7 @@ committed together, so a double approval is a no-op and two reviewers can never 
        └─flag (grounding failed)─► flagged ──approve with an override reason──► approved
     pending / flagged / approved ──edit──► superseded   (+ a new draft: version + 1, parent_id, re-validated)
     pending / flagged / approved ──(older than review.expire_after)──► expired
+    approved / published / failed ──retract (a reviewer, with a reason)──► retracted
 
 Once any part of a draft has left the outbox queue it can no longer be edited, rejected or expired.
 """
@@ -45,6 +46,8 @@ MOVES: dict[str, tuple[frozenset[str], str]] = {
     "supersede": (frozenset({"pending", "flagged", "approved"}), "superseded"),
     "publish": (frozenset({"approved"}), "published"),
     "fail": (frozenset({"approved"}), "failed"),
+    # A retraction (publish/amend.py) stops what has not gone out and deletes what has.
+    "retract": (frozenset({"approved", "published", "failed"}), "retracted"),
 }
 OPEN = ("pending", "flagged", "approved")
 

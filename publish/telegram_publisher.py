@@ -73,6 +73,34 @@ class TelegramPublisher:
             raise problem from exc
         return Sent(str(message.message_id), message_link(self.chat_id, message.message_id))
 
+    async def reply(self, text: str, reply_to: str) -> Sent:
+        """Send an HTML message in reply to one of the channel's messages (a correction under a brief)."""
+        from telegram import LinkPreviewOptions, ReplyParameters
+        from telegram.constants import ParseMode
+
+        try:
+            message = await self.bot.send_message(
+                chat_id=self.chat_id, text=text, parse_mode=ParseMode.HTML,
+                link_preview_options=LinkPreviewOptions(is_disabled=True),
+                reply_parameters=ReplyParameters(message_id=int(reply_to)),
+            )
+        except Exception as exc:
+            raise classify(exc) from exc
+        return Sent(str(message.message_id), message_link(self.chat_id, message.message_id))
+
+    async def delete(self, remote_id: str) -> bool:
+        """Delete one of the channel's messages; False when it is already gone (deleting twice is harmless)."""
+        from telegram import error as tg
+
+        try:
+            return bool(await self.bot.delete_message(chat_id=self.chat_id, message_id=int(remote_id)))
+        except tg.BadRequest as exc:
+            if "not found" in str(exc).lower():
+                return False
+            raise classify(exc) from exc
+        except Exception as exc:
+            raise classify(exc) from exc
+
     async def find(self, text: str, reply_to: str | None, since: datetime) -> Lookup:
         """The Bot API has no way to list what a channel holds: never complete."""
         return Lookup(None, complete=False)

@@ -58,6 +58,14 @@ class XPublisher:
         """Post one tweet (a reply when ``reply_to`` is set), with ``media`` uploaded and attached."""
         return await asyncio.to_thread(self._send, text, reply_to, media)
 
+    async def reply(self, text: str, reply_to: str) -> Sent:
+        """Post a reply to one of our posts (a correction under a thread's first post)."""
+        return await asyncio.to_thread(self._send, text, reply_to)
+
+    async def delete(self, remote_id: str) -> bool:
+        """Delete one of our posts; False when X no longer has it (deleting twice is harmless)."""
+        return await asyncio.to_thread(self._delete, remote_id)
+
     async def find(self, text: str, reply_to: str | None, since: datetime) -> Lookup:
         """Search our own recent posts for this text (and parent)."""
         return await asyncio.to_thread(self._find, text, reply_to, since)
@@ -92,6 +100,18 @@ class XPublisher:
             raise Ambiguous(f"X accepted the post but its answer has no id: {str(data)[:200]}")
         tweet_id = str(data["id"])
         return Sent(tweet_id, self._link(tweet_id))
+
+    def _delete(self, remote_id: str) -> bool:
+        import tweepy
+
+        try:
+            response = self.client.delete_tweet(remote_id, user_auth=True)
+        except tweepy.NotFound:
+            return False
+        except Exception as exc:
+            raise classify(exc) from exc
+        data = getattr(response, "data", None)
+        return bool(data.get("deleted")) if isinstance(data, dict) else True
 
     def _find(self, text: str, reply_to: str | None, since: datetime) -> Lookup:
         try:

@@ -28,6 +28,7 @@ if TYPE_CHECKING:
     from crew.trust import SourcePolicy
     from memory.drafts import Draft
     from memory.prices import PriceHistory
+    from publish.amend import Amender
     from publish.channel import Channel
     from publish.delivery import Delivery
     from publish.review import ReviewQueue
@@ -446,8 +447,17 @@ def delivery(settings: Settings, state: StateDB, channels: dict[str, Channel], v
     limits = Limits(max_attempts=pub.max_attempts, max_wait=pub.max_wait, reconcile_settle=pub.reconcile_settle)
     from tapewatch.xcharges import delivery_hooks
 
-    return Delivery(review_queue(settings, state, via), Outbox(state.engine, via=via), channels, policy,
-                    limits=limits, lease=Lease(state.engine, pub.lease), **delivery_hooks(settings, state, channels))
+    queue = review_queue(settings, state, via)
+    return Delivery(queue, Outbox(state.engine, via=via), channels, policy, limits=limits,
+                    lease=Lease(state.engine, pub.lease), amender=amender(settings, queue),
+                    **delivery_hooks(settings, state, channels))
+
+
+def amender(settings: Settings, queue: ReviewQueue) -> Amender:
+    """Corrections and retractions over the review queue, with the configured disclaimer."""
+    from publish.amend import Amender
+
+    return Amender(queue, disclaimer=settings.compliance.disclaimer, settle=settings.publish.reconcile_settle)
 
 
 # --- X and market sources (issue 3) ---------------------------------------------------------------------

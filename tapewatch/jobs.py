@@ -153,10 +153,11 @@ class Runtime:
         return SourceOutcome(COINGECKO, "market", "ok", new=new, duplicate=len(quotes) - new, warnings=warnings)
 
     def retention(self) -> tuple[int, int]:
-        """Delete items and price snapshots older than ``memory.retention``; return (items, snapshots)."""
-        age = self.settings.memory.retention
+        """Delete items older than ``memory.retention`` and price snapshots older than ``track.price_retention``
+        (scoring calls needs prices long after their items); calls are never deleted. Returns (items, snapshots)."""
         now = self.clock()
-        return self.memory().prune(age, now), self.prices.prune(age, now)
+        return (self.memory().prune(self.settings.memory.retention, now),
+                self.prices.prune(self.settings.track.price_retention, now))
 
 
 def summarise(outcomes: list[SourceOutcome]) -> str:

@@ -9,6 +9,7 @@ from datetime import UTC, datetime
 from crew.model import ValidationReport
 from crew.render import TELEGRAM_LIMIT
 from memory.drafts import Draft
+from publish.amend import Amender
 from publish.audit import record
 from publish.review import ReviewError, ReviewQueue
 from tapewatch.bot.messages import fit_html
@@ -18,6 +19,8 @@ ACTIONS_BY_STATUS: dict[str, tuple[str, ...]] = {
     "pending": ("approve", "reject", "edit"),
     "flagged": ("reject", "edit"),  # approving a flagged draft takes /override with a reason
     "approved": ("publish", "reject"),
+    "published": ("correct", "retract"),  # corrections and retractions go out through the outbox (publish/amend.py)
+    "failed": ("retract",),  # a thread cut short: what did go out can be deleted
 }
 
 
@@ -51,10 +54,11 @@ class QueueDesk:
     """``ReviewDesk`` over ``ReviewQueue`` (via="telegram"); ``publish_soon`` asks the daemon to publish now."""
 
     def __init__(self, queue: ReviewQueue, *, publish_soon: Callable[[], None] | None = None,
-                 clock: Callable[[], datetime] = lambda: datetime.now(UTC)) -> None:
+                 clock: Callable[[], datetime] = lambda: datetime.now(UTC), amender: Amender | None = None) -> None:
         self.queue = queue
         self.publish_soon = publish_soon
         self.clock = clock
+        self.amender = amender if amender is not None else Amender(queue, clock=clock)
 
     def card(self, draft_id: str) -> Card:
         """The draft's card and the buttons its status allows."""
@@ -88,6 +92,18 @@ class QueueDesk:
             new = q.edit(draft_id, reviewer, telegram_html=text or "")
             verdict = "passes grounding" if new.status == "pending" else "is flagged by grounding"
             return Outcome(f"Saved as version {new.version} ({new.id[:8]}); it {verdict}.", new.id)
+        if action in ("correct", "retract"):
+            if action == "correct":
+                amendment = self.amender.correct(draft_id, text or "", reviewer)
+            else:
+                amendment = self.amender.retract(draft_id, reason or "", reviewer)
+            what = "Correction" if action == "correct" else "Retraction"
+            if amendment.done:
+                return Outcome(f"{what} already done.", amendment.draft_id, changed=False)
+            if self.publish_soon is not None:
+                self.publish_soon()  # the publish run carries out open corrections and retractions
+                return Outcome(f"{what} queued; it goes out now.", amendment.draft_id)
+            return Outcome(f"{what} queued; the next publish run carries it out.", amendment.draft_id)
         if action == "publish":
             draft = q.drafts.get(draft_id)
             if draft.status == "published":

@@ -25,7 +25,13 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 
-ACTIONS = ("approve", "reject", "edit", "publish")
+ACTIONS = ("approve", "reject", "edit", "publish", "correct", "retract")
+# Buttons that ask the reviewer for text first (a reply to the bot's prompt): what the prompt says.
+ASKS = {"edit": "the new Telegram text for draft {id}. It becomes a new version and is validated again before it "
+                "can be approved.",
+        "correct": "the correction of published draft {id}. It is checked like any draft, then posted once as a "
+                   "reply under its X thread and its Telegram message.",
+        "retract": "why published draft {id} is retracted. Its X posts and Telegram messages are then deleted."}
 PREFIX = "rv"
 MAX_CARD_ATTEMPTS = 3  # refusals of one draft's card before reviewers get a plain notice instead
 
@@ -144,7 +150,8 @@ def keyboard(card: Card) -> InlineKeyboardMarkup | None:
     """Inline buttons for the actions the card allows."""
     from telegram import InlineKeyboardButton, InlineKeyboardMarkup
 
-    labels = {"approve": "✅ Approve", "reject": "❌ Reject", "edit": "✏️ Edit", "publish": "🚀 Publish now"}
+    labels = {"approve": "✅ Approve", "reject": "❌ Reject", "edit": "✏️ Edit", "publish": "🚀 Publish now",
+              "correct": "📝 Correct", "retract": "🗑 Retract"}
     buttons = [InlineKeyboardButton(labels[a], callback_data=callback_data(a, card.draft_id))
                for a in ACTIONS if a in card.actions]
     if not buttons:
@@ -164,7 +171,8 @@ class ReviewBot:
         self.review_chat_id = review_chat_id
         self.cards: CardLog = cards if cards is not None else MemoryCards()
         self.refusals = refusals or RefusalGate(3600.0, 30)  # share the bot's, so strangers get one reply in all
-        self._edits: dict[tuple[int, int], tuple[str, int]] = {}  # (chat, prompt message) → (draft, user)
+        # (chat, prompt message) → (draft, user, action): a reply to the prompt carries the text the action needs.
+        self._edits: dict[tuple[int, int], tuple[str, int, str]] = {}
         self._posting = asyncio.Lock()  # one card per draft: the card job and an edit never post the same twice
         self._install()
 
@@ -272,24 +280,24 @@ class ReviewBot:
         if reviewer is None:
             await asyncio.to_thread(self.desk.refused, draft_id, action, actor(user))
             return "Sorry, only reviewers can act on drafts.", True, None
-        if action == "edit":
-            await self._ask_for_edit(draft_id, user.id, query.message.chat.id if query.message else None)
-            return "Reply to my next message with the new text.", False, None
+        if action in ASKS:
+            await self._ask_for_text(draft_id, action, user.id, query.message.chat.id if query.message else None)
+            return "Reply to my next message with the text.", False, None
         try:
             outcome = await asyncio.to_thread(self.desk.act, draft_id, action, reviewer)
         except TapewatchError as exc:
             return str(exc), True, None
         return outcome.message, False, outcome.draft_id if outcome.changed else None
 
-    async def _ask_for_edit(self, draft_id: str, user_id: int, chat_id: int | None) -> None:
+    async def _ask_for_text(self, draft_id: str, action: str, user_id: int, chat_id: int | None) -> None:
         from telegram import ForceReply
 
         chat = chat_id if chat_id is not None else self.review_chat_id
         prompt = await self.app.bot.send_message(
-            chat, f"Reply to this message with the new Telegram text for draft {draft_id[:8]}. "
-                  "It becomes a new version and is validated again before it can be approved.",
-            reply_markup=ForceReply(selective=True, input_field_placeholder="New text"))
-        self._edits[(int(prompt.chat.id), int(prompt.message_id))] = (draft_id, user_id)
+            chat, "Reply to this message with " + ASKS[action].format(id=draft_id[:8]),
+            reply_markup=ForceReply(selective=True, input_field_placeholder="New text" if action == "edit"
+                                    else action.capitalize()))
+        self._edits[(int(prompt.chat.id), int(prompt.message_id))] = (draft_id, user_id, action)
 
     async def _on_reply(self, update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
         message = update.effective_message
@@ -299,20 +307,26 @@ class ReviewBot:
         pending = self._edits.get(key)
         if pending is None:
             return
-        draft_id, user_id = pending
+        draft_id, user_id, action = pending
         reviewer = self.access.reviewer(update.effective_user.id)
         if update.effective_user.id != user_id or reviewer is None:
-            await asyncio.to_thread(self.desk.refused, draft_id, "edit", actor(update.effective_user))
+            await asyncio.to_thread(self.desk.refused, draft_id, action, actor(update.effective_user))
             if self.refusals.answer(("user", update.effective_user.id)):
-                await message.reply_text("Only the reviewer who asked to edit can send the new text.")
+                await message.reply_text(f"Only the reviewer who asked to {action} can send the text.")
             return
         self._edits.pop(key, None)
+        words = {"text": message.text or ""} if action != "retract" else {"reason": message.text or ""}
         try:
-            outcome = await asyncio.to_thread(self.desk.act, draft_id, "edit", reviewer, text=message.text or "")
+            outcome = await asyncio.to_thread(self.desk.act, draft_id, action, reviewer, **words)
         except TapewatchError as exc:
-            await message.reply_text(f"Edit not saved: {exc}")
+            await message.reply_text(f"{action.capitalize()} not saved: {exc}")
             return
         await message.reply_text(outcome.message)
+        if action != "edit":
+            card = await asyncio.to_thread(self.cards.message_of, draft_id)
+            if card is not None:
+                await self.refresh_card(card[0], card[1], draft_id)
+            return
         # The new version gets its one card here (recorded, so the card job never posts a second), and the
         # old version's card shows it is superseded.
         await self.post_new_cards([outcome.draft_id], 1)

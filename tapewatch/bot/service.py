@@ -84,10 +84,11 @@ def attach(daemon: Daemon, runtime: Runtime) -> tuple[Automation, list[str]]:
             from memory.switches import ReviewCards
             from tapewatch.bot.desk import QueueDesk
             from tapewatch.bot.review import ReviewBot
-            from tapewatch.clients import review_queue
+            from tapewatch.clients import amender, review_queue
 
-            desk = QueueDesk(review_queue(s, runtime.state, via="telegram"),
-                             publish_soon=lambda: automation_ref[0].publish_soon())
+            queue = review_queue(s, runtime.state, via="telegram")
+            desk = QueueDesk(queue, publish_soon=lambda: automation_ref[0].publish_soon(),
+                             amender=amender(s, queue))
             review = ReviewBot(app, desk, access, s.bot.review_chat_id, cards=ReviewCards(runtime.state),
                                refusals=refusals)
         lines.append("Telegram bot: on" + (f", webhook {s.bot.webhook_url}" if s.bot.webhook_url else "")

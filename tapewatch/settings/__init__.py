@@ -23,6 +23,7 @@ from tapewatch.settings.sources import (
     XAccountSettings,
     XSettings,
 )
+from tapewatch.settings.track import TrackSettings
 from tapewatch.settings.web import WebSettings
 
 __all__ = [
@@ -49,6 +50,7 @@ __all__ = [
     "ScheduleSettings",
     "ScheduledBrief",
     "Settings",
+    "TrackSettings",
     "WebSettings",
     "XAccountSettings",
     "XSettings",

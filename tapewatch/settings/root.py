@@ -30,6 +30,7 @@ from tapewatch.settings.sources import (
     MarketSettings,
     XSettings,
 )
+from tapewatch.settings.track import TrackSettings
 from tapewatch.settings.web import WebSettings
 
 SECRET_FIELDS = ("chroma_token", "x_bearer_token", "telegram_bot_token", "llm_api_key", "coingecko_api_key",
@@ -65,6 +66,7 @@ class Settings(BaseSettings):
     bot: BotSettings = BotSettings()
     schedule: ScheduleSettings = ScheduleSettings()
     web: WebSettings = WebSettings()
+    track: TrackSettings = TrackSettings()
 
     chroma_token: SecretStr | None = None
     x_bearer_token: SecretStr | None = None

@@ -1,6 +1,7 @@
 """A loopback fake of the Telegram Bot API methods tapewatch uses, in the real JSON shapes.
 
-``/bot<token>/getMe``, ``sendMessage``, ``editMessageText``, ``answerCallbackQuery``, ``setMyCommands`` and
+``/bot<token>/getMe``, ``sendMessage`` (``reply_parameters`` too), ``deleteMessage``, ``editMessageText``,
+``answerCallbackQuery``, ``setMyCommands`` and
 ``getUpdates`` with long polling (form-encoded like python-telegram-bot sends it, or JSON). Tests act as users
 with ``user_message`` / ``user_callback`` (delivered to the bot through getUpdates in the real update shape).
 Answers are ``{"ok": true, "result": ...}``; errors ``{"ok": false, "error_code": n, "description": ...}`` with
@@ -121,6 +122,7 @@ class FakeTelegramAPI(LoopbackServer):
         self.commands: list[dict[str, Any]] = []
         self.answered: list[dict[str, Any]] = []  # answerCallbackQuery calls
         self.left: list[int] = []  # chats the bot left (leaveChat)
+        self.deleted: list[FakeMessage] = []  # messages the bot deleted (deleteMessage), gone from ``messages``
         self.usernames: dict[int, str | None] = {}  # a user's @username, when not the default user<id>
         self._updates: list[dict[str, Any]] = []
         self._update_ids = itertools.count(1)
@@ -315,6 +317,8 @@ class FakeTelegramAPI(LoopbackServer):
             return 200, {"ok": True, "result": True}
         if method == "editMessageText":
             return self._edit_message(params)
+        if method == "deleteMessage":
+            return self._delete_message(params)
         return 404, {"ok": False, "error_code": 404, "description": "Not Found"}
 
     def _get_updates(self, params: dict[str, Any]) -> list[dict[str, Any]]:
@@ -341,6 +345,15 @@ class FakeTelegramAPI(LoopbackServer):
         # As Telegram does: an edit without reply_markup removes the message's inline keyboard.
         target.params = {**{k: v for k, v in target.params.items() if k != "reply_markup"}, **_decoded(params)}
         return 200, {"ok": True, "result": self._message_json(target)}
+
+    def _delete_message(self, params: dict[str, Any]) -> tuple[int, dict[str, Any]]:
+        with self._lock:
+            target = self.message(int(params.get("message_id") or 0))
+            if target is None or str(target.chat_id) != str(self.chats.get(str(params.get("chat_id")))):
+                return 400, {"ok": False, "error_code": 400, "description": "Bad Request: message to delete not found"}
+            self.messages.remove(target)
+            self.deleted.append(target)
+        return 200, {"ok": True, "result": True}
 
     @staticmethod
     def _message_json(message: FakeMessage) -> dict[str, Any]:
@@ -387,6 +400,10 @@ class FakeTelegramAPI(LoopbackServer):
             plain = html_plain(text)
         if len(plain) > 4096:
             return 400, {"ok": False, "error_code": 400, "description": "Bad Request: message is too long"}
+        reply = _decoded(params).get("reply_parameters")
+        # In the channel every message is the bot's own, so a reply must answer one it sent (and did not delete).
+        if chat == CHANNEL_ID and isinstance(reply, dict) and self.message(int(reply.get("message_id") or 0)) is None:
+            return 400, {"ok": False, "error_code": 400, "description": "Bad Request: message to be replied not found"}
         preview = params.get("link_preview_options")
         preview_opts = json.loads(preview) if isinstance(preview, str) else (preview or {})
         with self._lock:
@@ -426,7 +443,7 @@ def _chat_json(chat_id: int) -> dict[str, Any]:
 def _decoded(params: dict[str, Any]) -> dict[str, Any]:
     """Form values PTB JSON-encodes (markup, command lists, options) turned back into objects."""
     out = dict(params)
-    for key in ("reply_markup", "commands", "link_preview_options", "entities"):
+    for key in ("reply_markup", "commands", "link_preview_options", "entities", "reply_parameters"):
         value = out.get(key)
         if isinstance(value, str):
             with contextlib.suppress(ValueError):
