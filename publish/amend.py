@@ -21,7 +21,7 @@ from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime, timedelta
 from typing import Any, Protocol
 
-from sqlalchemy import Connection, insert, select, update
+from sqlalchemy import Connection, Engine, func, insert, select, update
 
 from crew.model import ValidationReport
 from memory import schema
@@ -148,6 +148,9 @@ class Amender:
             steps = [(r.channel, DELETE, r.remote_id, "") for r in rows if r.state == SENT and r.remote_id]
             unsure = [r for r in rows if r.state in (INTENT, UNKNOWN, NEEDS_CHECK)]
             steps += [(r.channel, DELETE, f"row:{r.id}", r.text) for r in unsure]
+            s = schema.amendment_steps  # corrections already posted under it go with it
+            steps += [(r.channel, DELETE, r.remote_id, "") for r in conn.execute(select(s).where(
+                s.c.draft_id == draft.id, s.c.op == REPLY, s.c.state == SENT)).all() if r.remote_id]
             conn.execute(update(o).where(o.c.draft_id == draft.id, o.c.dry_run == 0, o.c.state == QUEUED)
                          .values(state="blocked", error=f"retracted: {reason}"[:500], updated_at=self.clock()))
             holder["id"] = self._insert(conn, draft.id, RETRACTION, RETRACTION, reason.strip(), reviewer, steps,
@@ -371,3 +374,15 @@ class Amender:
 def _step(r: Any) -> Step:
     return Step(r.id, r.amendment_id, r.draft_id, r.channel, r.op, r.target, r.text, r.state, r.remote_id, r.url,
                 r.attempts, r.error, r.intent_at, r.sent_at)
+
+
+def public_notes(engine: Engine, draft_id: str) -> list[dict[str, Any]]:
+    """What the archive page shows, newest first: each correction once it went out, and a retraction."""
+    a, s = schema.amendments, schema.amendment_steps
+    with engine.connect() as conn:
+        rows = conn.execute(select(a).where(a.c.draft_id == draft_id).order_by(a.c.id)).all()
+        sent = dict(conn.execute(select(s.c.amendment_id, func.min(s.c.sent_at)).where(
+            s.c.draft_id == draft_id, s.c.op == REPLY, s.c.state == SENT).group_by(s.c.amendment_id)).all())
+    notes = [{"kind": r.kind, "at": sent[r.id] if r.kind == CORRECTION else r.requested_at, "text": r.text}
+             for r in rows if r.kind == RETRACTION or sent.get(r.id) is not None]
+    return sorted(notes, key=lambda n: n["at"], reverse=True)

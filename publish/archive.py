@@ -93,7 +93,8 @@ class Archive:
         d = schema.drafts
         with self.state.engine.connect() as conn:  # by the exact id (the store's prefix lookup cannot use the key)
             found = conn.execute(select(d).where(d.c.id == row.draft_id)).first()
-        if found is None or found.status != "published":
+        # A retracted brief keeps its page, marked as retracted with the reason (publish/amend.py).
+        if found is None or found.status not in ("published", "retracted"):
             return None
         return Entry(row.public_id, row.published_at, _draft(found))
 

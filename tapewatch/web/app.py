@@ -97,10 +97,10 @@ def _when(value: datetime | None) -> str:
 
 def build_app(deps: WebDeps) -> Starlette:
     """The ASGI app over these dependencies."""
-    from tapewatch.web import desk, public, status, users
+    from tapewatch.web import desk, public, status, track, users
 
     web = Web(deps)
-    routes = [*public.routes(web), *desk.routes(web), *status.routes(web), *users.routes(web),
+    routes = [*public.routes(web), *track.routes(web), *desk.routes(web), *status.routes(web), *users.routes(web),
               Mount("/static", app=StaticFiles(directory=HERE / "static"), name="static")]
 
     async def on_http_error(request: Request, exc: Exception) -> Response:

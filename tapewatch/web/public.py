@@ -18,6 +18,7 @@ from starlette.routing import Route
 from crew.model import ValidationReport
 from memory import schema
 from memory.prices import PriceStore
+from publish.amend import public_notes
 from publish.archive import Entry
 from tapewatch.web.app import Web, not_found
 from tapewatch.web.views import price_chart
@@ -96,8 +97,7 @@ def brief_context(web: Web, entry: Entry) -> dict[str, Any]:
     return {"entry": entry, "draft": draft, "sources": sources, "set_aside": len(cited) - len(sources),
             "snapshots": snapshots, "chart": chart, "report": report, "standings": sorted(standings.items()),
             "models": draft.meta.get("models") or {}, "prompt_version": draft.meta.get("prompt_version"),
-            # Issue 15 (corrections and retractions) fills this list; the template already shows it.
-            "corrections": []}
+            "corrections": public_notes(web.state.engine, draft.id)}
 
 
 def ticker_stories(web: Web, ticker: str, limit: int = 10) -> list[Any]:
