@@ -62,7 +62,7 @@ def track_record(state: StateDB, options: TrackOptions, now: datetime) -> TrackR
     tickers = {c.ticker for c in calls} | set(options.benchmark.tickers)
     first = min(c.published_at for c in calls) - options.tolerance
     last = max(c.published_at for c in calls) + max(options.horizons) + options.tolerance
-    prices = PriceIndex(PriceStore(state).series(tickers, first, min(last, now)))
+    prices = PriceIndex(PriceStore(state).series_of(tickers, first, min(last, now)))
     scored = [(c, score(c.ticker, c.published_at, h, c.draft_id, prices=prices, benchmark=options.benchmark,
                         tolerance=options.tolerance, now=now, framing=c.framing))
               for c in calls for h in options.horizons]
@@ -83,7 +83,7 @@ def backtest(state: StateDB, options: TrackOptions, *, start: datetime, end: dat
     store = PriceStore(state)
     tickers = set(store.tickers())
     horizon = max(options.horizons)
-    prices = PriceIndex(store.series(tickers, start - every * (baseline_windows + 1),
+    prices = PriceIndex(store.series_of(tickers, start - every * (baseline_windows + 1),
                                      min(end + horizon + options.tolerance, now)))
     return replay(history, prices, start=start, end=end, every=every, top=top, rankings=rankings,
                   horizons=options.horizons, benchmark=options.benchmark, tolerance=options.tolerance, now=now,

@@ -26,7 +26,7 @@ MIN_SPANS = 10  # independent spans (non-overlapping horizons, separate briefs) 
 
 
 class PriceIndex:
-    """Stored prices per ticker, in memory, for many lookups (``memory.prices.PriceStore.series`` fills it)."""
+    """Stored prices per ticker, in memory, for many lookups (``memory.prices.PriceStore.series_of`` fills it)."""
 
     def __init__(self, series: Mapping[str, Sequence[tuple[datetime, float]]]) -> None:
         self._times = {t.upper(): [at.timestamp() for at, _ in rows] for t, rows in series.items()}

@@ -160,7 +160,8 @@ class PriceStore:
         with self.engine.begin() as conn:
             return conn.execute(delete(t).where(t.c.observed_at < now - older_than)).rowcount or 0
 
-    def series(self, tickers: Iterable[str], start: datetime, end: datetime) -> dict[str, list[tuple[datetime, float]]]:
+    def series_of(self, tickers: Iterable[str], start: datetime,
+                  end: datetime) -> dict[str, list[tuple[datetime, float]]]:
         """Per ticker, its (observed_at, price) pairs in [start, end], oldest first (for scoring many spans)."""
         t = schema.price_snapshots
         wanted = sorted({x.upper() for x in tickers})
