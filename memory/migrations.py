@@ -85,6 +85,7 @@ MIGRATIONS: tuple[Migration, ...] = (
     Migration(30, "review cards Telegram refused", _create("review_card_failures")),
     Migration(40, "degraded sources and skipped entries",
               _steps(_add_columns("sources", "degraded", "skipped"), _add_columns("fetch_log", "skipped", "degraded"))),
+    Migration(110, "progress of a memory reembed", _create("reembed_progress")),
     Migration(120, "web desk accounts, sessions, failed logins and signing key",
               _create("web_users", "web_sessions", "web_login_failures", "web_keys")),
     Migration(121, "public archive of published briefs", _create("archive")),

@@ -1,4 +1,4 @@
-"""The ONNX graphs, made once from the verified safetensors with torch: ``python -m memory.minilm_export``."""
+"""The ONNX graphs, made once from the verified safetensors (no torch): ``python -m memory.minilm_export``."""
 
 from __future__ import annotations
 
@@ -7,10 +7,10 @@ import json
 import logging
 import os
 import sys
-import warnings
 from pathlib import Path
 
 from memory.embeddings import MINILM_SHA256, minilm_model_dir, sha256_of, verify_weights
+from memory.minilm_graph import OPSET, build_encoder
 from memory.minilm_onnx import (
     PROBE_BOUND,
     OnnxMiniLMEmbedder,
@@ -22,41 +22,6 @@ from memory.minilm_onnx import (
     read_manifest,
 )
 from sources.errors import StoreError, TapewatchError
-
-OPSET = 17
-_INPUTS = ["input_ids", "attention_mask", "token_type_ids"]
-
-
-def _export_fp32(weights_dir: Path, target: Path) -> None:
-    """Trace the verified BERT encoder (last hidden state; pooling stays in numpy) into ``target``."""
-    os.environ.setdefault("HF_HUB_OFFLINE", "1")  # the weights are local and verified: never reach for a hub
-    os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
-    import torch
-    from transformers import AutoModel
-    from transformers.utils import logging as hf_logging
-
-    hf_logging.disable_progress_bar()
-    hf_logging.set_verbosity_error()
-    model = AutoModel.from_pretrained(str(weights_dir), local_files_only=True).eval()
-
-    class Encoder(torch.nn.Module):
-        def __init__(self, inner: torch.nn.Module) -> None:
-            super().__init__()
-            self.inner = inner
-
-        def forward(self, input_ids: torch.Tensor, attention_mask: torch.Tensor,
-                    token_type_ids: torch.Tensor) -> torch.Tensor:
-            return self.inner(input_ids=input_ids, attention_mask=attention_mask,
-                              token_type_ids=token_type_ids).last_hidden_state
-
-    # Two rows, one padded: the traced graph must take a real attention mask, not an all-ones constant.
-    ids = torch.tensor([[101, 7570, 2088, 102, 0, 0], [101, 2978, 3806, 2015, 2041, 102]], dtype=torch.long)
-    mask = (ids != 0).long()
-    axes = {name: {0: "batch", 1: "tokens"} for name in [*_INPUTS, "last_hidden_state"]}
-    with warnings.catch_warnings(), torch.no_grad():
-        warnings.simplefilter("ignore")  # tracer warnings about Python control flow on shapes: expected here
-        torch.onnx.export(Encoder(model), (ids, mask, torch.zeros_like(ids)), str(target), input_names=_INPUTS,
-                          output_names=["last_hidden_state"], dynamic_axes=axes, opset_version=OPSET, dynamo=False)
 
 
 def _quantize_int8(source: Path, target: Path) -> None:
@@ -85,7 +50,7 @@ def prepare(model_dir: Path, variant: Variant, weights_dir: Path | None = None, 
     partial = target.with_name(f"{target.name}.{os.getpid()}.partial")
     try:
         if variant == "fp32":
-            _export_fp32(weights_dir, partial)
+            build_encoder(weights_dir, partial)
         else:
             source = prepare(model_dir, "fp32", weights_dir)
             _quantize_int8(source.path, partial)
@@ -94,6 +59,7 @@ def prepare(model_dir: Path, variant: Variant, weights_dir: Path | None = None, 
         partial.unlink(missing_ok=True)
     prepared = Prepared(target, sha256_of(target))
     record = {"sha256": prepared.sha256, "weights_sha256": MINILM_SHA256, "variant": variant, "opset": OPSET,
+              "built_by": "memory.minilm_graph",
               "probe_bound": PROBE_BOUND[variant]}
     written = manifest_file(model_dir, variant)
     staged = written.with_name(f"{written.name}.{os.getpid()}.partial")

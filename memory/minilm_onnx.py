@@ -162,6 +162,8 @@ class OnnxMiniLMEmbedder:
                 options.intra_op_num_threads = self._threads
             options.inter_op_num_threads = 1
             options.enable_mem_pattern = False  # shapes change every batch; a planned pattern only adds peak memory
+            # Prepacked copies of the MatMul weights cost ~30 MB resident and, measured here, no CPU time per batch.
+            options.add_session_config_entry("session.disable_prepacking", "1")
             options.log_severity_level = 3
             tokenizer = Tokenizer.from_file(str((self._weights_dir or minilm_model_dir()) / "tokenizer.json"))
             tokenizer.no_padding()  # padding is per batch, to the batch's longest text

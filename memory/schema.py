@@ -477,3 +477,21 @@ amendment_steps = Table(
     UniqueConstraint("amendment_id", "channel", "op", "target", name="uq_amendment_steps_target"),
     Index("ix_amendment_steps_state", "state"),
 )
+
+# Issue 12 (embeddings on ONNX Runtime): a `tapewatch memory reembed` under way, per collection. Vectors of the
+# new embedder go into a staging collection in batches by item id; ``cursor`` is the last id whose vector is
+# stored there, so a killed run resumes after it. ``phase`` "switching": every item is staged, the staging
+# collection is replacing the old one.
+reembed_progress = Table(
+    "reembed_progress",
+    metadata,
+    Column("collection", String(100), primary_key=True),
+    Column("embedder", String(100), nullable=False),  # the embedder the vectors are being made with
+    Column("previous", String(100), nullable=False, default=""),  # the one the collection was built with
+    Column("cursor", String(64), nullable=False, default=""),
+    Column("done", Integer, nullable=False, default=0),
+    Column("total", Integer, nullable=False, default=0),
+    Column("phase", String(20), nullable=False),  # embedding | switching
+    Column("started_at", UTCDateTime(), nullable=False),
+    Column("updated_at", UTCDateTime(), nullable=False),
+)

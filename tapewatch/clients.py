@@ -154,8 +154,11 @@ def open_memory(settings: Settings, embed: Embedder | None = None, client: Any =
     # Opening talks to the store too (a server, or files on a full disk): it gets the same deadline.
     vectors = deadline.call("open the collection", lambda: ChromaVectors(
         client or chroma_client(settings), settings.memory.collection, embed.name, embed.dimension))
+    from memory.stories import calibrated_threshold
+
+    threshold = settings.memory.near_duplicate_threshold
     policy = NearDuplicatePolicy(
-        threshold=settings.memory.near_duplicate_threshold,
+        threshold=calibrated_threshold(embed.name) if threshold is None else threshold,
         rule=settings.memory.near_duplicate_rule,
         window=settings.memory.near_duplicate_window,
         kinds=tuple(settings.memory.near_duplicate_kinds),

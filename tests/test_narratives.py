@@ -192,12 +192,12 @@ def test_compute_signals_includes_narratives_when_asked(mem: Any) -> None:
 
 
 @pytest.mark.slow
-def test_real_minilm_surfaces_the_solana_client_story(tmp_path: Path) -> None:
+def test_real_minilm_surfaces_the_solana_client_story(tmp_path: Path, minilm_models: Path) -> None:
     import chromadb
     from chromadb.config import Settings as ChromaSettings
 
     from memory.chroma import ChromaVectors
-    from memory.embeddings import MiniLMEmbedder
+    from memory.minilm_onnx import OnnxMiniLMEmbedder
     from memory.state import StateDB
     from memory.store import Memory
     from sources.rss import parse_feed
@@ -205,7 +205,7 @@ def test_real_minilm_surfaces_the_solana_client_story(tmp_path: Path) -> None:
     from sources.tickers import Watchlist
     from tapewatch.settings import DEFAULT_WATCHLIST
 
-    embedder = MiniLMEmbedder()
+    embedder = OnnxMiniLMEmbedder(minilm_models)  # the default embedder
     client = chromadb.PersistentClient(str(tmp_path / "c"), settings=ChromaSettings(anonymized_telemetry=False))
     state = StateDB(f"sqlite:///{tmp_path / 's.db'}")
     memory = Memory(ChromaVectors(client, "items", embedder.name, embedder.dimension), state, embedder)

@@ -96,10 +96,10 @@ def test_most_reported_never_shows_a_story_told_by_one_outlet(memory: Any) -> No
 
 
 @pytest.fixture(scope="module")
-def minilm() -> Any:
-    from memory.embeddings import MiniLMEmbedder
+def minilm(minilm_models: Path) -> Any:
+    from memory.minilm_onnx import OnnxMiniLMEmbedder
 
-    return MiniLMEmbedder()
+    return OnnxMiniLMEmbedder(minilm_models)  # the default embedder
 
 
 @pytest.mark.slow

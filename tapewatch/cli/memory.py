@@ -1,4 +1,5 @@
-"""``tapewatch memory``: what memory holds, whether every item is still searchable, and ``memory repair``."""
+"""``tapewatch memory``: what memory holds, whether every item is still searchable, ``memory repair`` and
+``memory reembed``."""
 
 from __future__ import annotations
 
@@ -14,7 +15,8 @@ from tapewatch.cli.root import _ago, _memory, app, err, out, settings
 if TYPE_CHECKING:
     from memory.state import StateDB
 
-memory_app = typer.Typer(help="What memory holds; `memory repair` re-embeds items whose vectors are missing.",
+memory_app = typer.Typer(help="What memory holds; `memory repair` re-embeds items whose vectors are missing; "
+                              "`memory reembed` re-embeds everything with the configured embedder.",
                          invoke_without_command=True)
 app.add_typer(memory_app, name="memory")
 
@@ -89,3 +91,44 @@ def memory_repair() -> None:
         out.print(f"All {result.checked} items have their vectors; nothing to repair.")
         return
     out.print(f"Re-embedded {result.restored} of {result.checked} items that had no vector; search finds them again.")
+
+
+@memory_app.command("reembed")
+def memory_reembed(
+    batch: Annotated[int, typer.Option("--batch", min=1, max=4096, help="Items embedded and stored per step.")] = 256,
+) -> None:
+    """Re-embed every stored item with the configured memory.embedder; resumable after a kill (progress is in the
+    state DB), and the collection switches to the new embedder only when every item is done."""
+    from rich.progress import (
+        BarColumn,
+        MofNCompleteColumn,
+        Progress,
+        TextColumn,
+        TimeElapsedColumn,
+        TimeRemainingColumn,
+    )
+
+    from memory.deadline import Deadline
+    from memory.reembed import pending, reembed
+    from tapewatch.clients import chroma_client, embedder, open_state
+
+    s = settings()
+    state = open_state(s)
+    chosen = embedder(s)
+    collection = s.memory.collection
+    if (row := pending(state, collection)) is not None and row.embedder == chosen.name:
+        out.print(f"Resuming the reembed of {collection!r} with {row.embedder}: {row.done} of {row.total} items "
+                  "were done.")
+    with Progress(
+        TextColumn(f"[bold]re-embedding with {chosen.name}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
+        TimeRemainingColumn(), console=err, transient=True,
+    ) as progress:
+        task = progress.add_task("reembed", total=None)
+        result = reembed(chroma_client(s), state, collection, chosen, batch=batch,
+                         deadline=Deadline(s.memory.store_timeout.total_seconds()),
+                         progress=lambda done, total: progress.update(task, completed=done, total=total))
+    if not result.needed:
+        out.print(f"Memory ({result.items} items) is already embedded with {result.embedder}; nothing to do.")
+        return
+    out.print(f"Re-embedded {result.items} items with {result.embedder} (was {result.previous}); "
+              f"{result.embedded} embedded by this run. The collection now records {result.embedder}.")

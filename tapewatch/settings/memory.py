@@ -30,7 +30,8 @@ class MemorySettings(BaseModel):
     # moved by names, numbers and days in common or in conflict, hours apart and same outlet (memory/stories.py);
     # with rule "cosine" their cosine alone (the rule before issue 17, at 0.7).
     near_duplicate_rule: Literal["evidence", "cosine"] = "evidence"
-    near_duplicate_threshold: float = Field(default=0.62, gt=0.0, le=1.5)
+    # Unset: the threshold calibrated for the configured embedder (memory/stories.py: 0.62 fp32 and torch, 0.63 int8).
+    near_duplicate_threshold: float | None = Field(default=None, gt=0.0, le=1.5)
     near_duplicate_window: Duration = timedelta(hours=36)
     near_duplicate_kinds: list[Literal["news", "forum", "social"]] = ["news", "forum"]
     retention: Duration = timedelta(days=90)
