@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import ipaddress
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
+from urllib.parse import urlsplit
 
 from sources.errors import LLMError
 
@@ -19,6 +21,25 @@ class Price:
 
     prompt: float
     completion: float
+
+
+# Host names that only resolve inside a machine or a private network (compose service names have no dot).
+_PRIVATE_SUFFIXES = (".local", ".internal", ".lan", ".home.arpa", ".localhost")
+
+
+def is_local_server(base_url: str) -> bool:
+    """Whether a model server is your own: loopback, a private or link-local address, or a private host name.
+
+    Such a server costs nothing per token unless ``llm.prices`` names the model, and may be slow (a CPU).
+    """
+    host = (urlsplit(base_url).hostname or "").lower().rstrip(".")
+    if not host:
+        return False
+    try:
+        address = ipaddress.ip_address(host)
+    except ValueError:
+        return host == "localhost" or "." not in host or host.endswith(_PRIVATE_SUFFIXES)
+    return address.is_loopback or address.is_private or address.is_link_local
 
 
 @dataclass(frozen=True)

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import hashlib
 import logging
+import time
 import uuid
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
@@ -33,6 +34,10 @@ log = logging.getLogger(__name__)
 AGENTS = ("researcher", "analyst", "writer")
 TOPIC_MIN_SCORE = 0.25  # as the data brief: below this a search hit is not about the topic
 _PROMPT_FILES = ("agents.yaml", "tasks.yaml")
+# Filled into the research task's {lookups} when the server honours tools; without tools, the pre-fetched
+# prices go there instead, and the prompt never mentions a tool the model cannot call.
+TOOLS_NOTE = ("You may call the read-only tools to look up more stored items or a ticker's latest stored price, "
+              "at most twice; usually the blocks above are enough.")
 
 
 def prompt_version() -> str:
@@ -68,6 +73,7 @@ class CrewSetup:
     disclaimer: str = "Not financial advice."
     where: str = ""  # the model server, for error messages
     timeout_s: float = 60.0
+    tools: bool = True  # False: the server ignores or refuses tools; the researcher's lookups are pre-fetched
     # grounding.verifier_model's client; its model and price are under "verifier" in models and prices.
     verifier: Any = None
 
@@ -124,14 +130,20 @@ def run_crew_brief(memory: Any, drafts: Any, ledger: CostLedger, setup: CrewSetu
         "signals": signals_block(signals, cites, rows, tickers=[ticker] if ticker else ()),
         "data": data,
     }
+    lookup = Lookup(memory, cites, window_start=signals.window_start, window_end=signals.window_end, prices=prices)
+    inputs["lookups"] = TOOLS_NOTE if setup.tools else lookup.prefetch(_focus_tickers(signals, picked, ticker))
     checks = RunChecks(cites, grounding, frame, writer_retries=setup.limits.writer_retries,
                        helper_retries=setup.limits.helper_retries)
-    lookup = Lookup(memory, cites, window_start=signals.window_start, window_end=signals.window_end, prices=prices)
     error: LLMError | None = None
+    started = time.monotonic()
     try:
-        _kickoff(setup, lookup, checks, inputs)
+        _kickoff(setup, lookup if setup.tools else None, checks, inputs)
     except Exception as exc:  # every failure inside crewAI becomes one readable LLMError
-        error = llm_error(exc, setup.where, setup.timeout_s, checks.last_error, setup.limits.max_iter)
+        error = LLMError(checks.fatal) if checks.fatal else llm_error(
+            exc, setup.where, setup.timeout_s, checks.last_error, setup.limits.max_iter,
+            elapsed_s=time.monotonic() - started)
+    if error is None and checks.fatal:
+        error = LLMError(checks.fatal)
     draft = None
     if error is None and checks.result is not None:
         built, report = checks.result
@@ -189,12 +201,21 @@ def _pick_items(signals: Signals, rows: Mapping[str, Any], memory: Any, *, ticke
     return picked
 
 
-def _kickoff(setup: CrewSetup, lookup: Lookup, checks: RunChecks, inputs: dict[str, str]) -> None:
+def _focus_tickers(signals: Signals, picked: list[Any], ticker: str | None, limit: int = 3) -> list[str]:
+    """The tickers whose latest price the researcher gets without tools: the focus, else the top shown ones."""
+    if ticker:
+        return [ticker]
+    shown = {t for row in picked for t in str(row.tickers or "").split()}
+    return [t.ticker for t in signals.tickers if t.ticker in shown][:limit]
+
+
+def _kickoff(setup: CrewSetup, lookup: Lookup | None, checks: RunChecks, inputs: dict[str, str]) -> None:
     from crew.analyst import AnalystCrew
     from crew.tools import research_tools
 
     guardrails = {"researcher": checks.researcher, "analyst": checks.analyst, "writer": checks.writer}
-    instance = AnalystCrew(setup.llms, research_tools(lookup), guardrails, setup.limits)
+    instance = AnalystCrew(setup.llms, research_tools(lookup) if lookup is not None else [], guardrails,
+                           setup.limits)
     quiet_crewai_warnings()
     try:
         with _only_client_retries(), _quiet_event_bookkeeping():

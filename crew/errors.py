@@ -32,17 +32,22 @@ def quiet_crewai_warnings() -> None:
 
 
 def llm_error(exc: BaseException, where: str, timeout_s: float, last_error: str = "",
-              max_iter: int | None = None) -> LLMError:
+              max_iter: int | None = None, elapsed_s: float | None = None) -> LLMError:
     """The first cause in ``exc``'s chain that explains the failure, worded for the person running tapewatch."""
     if isinstance(exc, LLMError):
         return exc
     import openai
 
     server = f" at {where}" if where else ""
+    took = f"; the run gave up after {elapsed_s:.0f}s" if elapsed_s is not None else ""
     for cause in _chain(exc):
+        if isinstance(cause, LLMError):
+            return cause
         if isinstance(cause, openai.APITimeoutError):
-            return LLMError(f"the model server{server} did not answer within {timeout_s:g}s, retries included "
-                            "(llm.timeout, llm.max_retries)")
+            return LLMError(f"the model server{server} did not answer a request within the {timeout_s:g}s request "
+                            f"timeout{took} (llm.timeout; `tapewatch llm check` measures the server's speed)")
+        if isinstance(cause, openai.BadRequestError) and "llm.structured_output" in cause.message:
+            return LLMError(f"the model server{server}: {_short(cause.message)}")
         if isinstance(cause, openai.AuthenticationError | openai.PermissionDeniedError):
             return LLMError(f"the model server{server} refused the API key (HTTP {cause.status_code}); set "
                             "TAPEWATCH_LLM_API_KEY")

@@ -27,7 +27,9 @@ from crew.grounding import GroundingContext, validate_draft
 from crew.model import BriefLine, BriefSection, DataBrief, Problem, Signals, SourceRef, ValidationReport
 from crew.outputs import Analysis, Claim, FactSheet, MalformedOutput, WrittenBrief, parse_reply
 from crew.render import render_markdown, render_telegram, render_x
+from crew.replies import echoed, excerpt
 from memory.drafts import Draft
+from sources.errors import LLMError
 from sources.injection import instruction_markers, looks_like_instructions
 from sources.plaintext import clean_text
 
@@ -212,10 +214,39 @@ def _with_context(message: str, earlier: Mapping[str, str]) -> str:
     return "\n\n".join([message, *parts]) if parts else message
 
 
+def _clip(text: str, limit: int = 160) -> str:
+    text = " ".join(text.split())
+    return text if len(text) <= limit else text[:limit - 1] + "…"
+
+
+def _known_only(parsed: Any, cites: Citations) -> Any:
+    """``parsed`` with unknown ids dropped, and every fact or point left citing nothing dropped with them."""
+    def keep(points: list[Any]) -> list[Any]:
+        out = []
+        for p in points:
+            ids = [i for i in p.item_ids if cites.resolve(i) is not None]
+            if ids:
+                out.append(p.model_copy(update={"item_ids": ids}))
+        return out
+
+    if isinstance(parsed, FactSheet):
+        return parsed.model_copy(update={"facts": keep(parsed.facts)})
+    return parsed.model_copy(update={k: keep(getattr(parsed, k)) for k in
+                                     ("why_it_matters", "catalysts", "risks", "contrarian")})
+
+
 def _safe_ids(ids: Iterable[str]) -> str:
     shown = [i for i in ids if _ID.match(i.strip().lower())]
     hidden = sum(1 for i in ids if not _ID.match(i.strip().lower()))
     return ", ".join(shown + ([f"{hidden} id(s) that are not item ids"] if hidden else []))
+
+
+NO_FACTS = "the model returned no usable facts; try a larger model"
+NO_BRIEF = "the model returned no usable brief (no claim cites a stored item); try a larger model"
+
+
+class RunStopped(LLMError):
+    """A guardrail ended the run: retrying would only repeat the same answer."""
 
 
 class RunChecks:
@@ -229,8 +260,10 @@ class RunChecks:
         self.retries = {"researcher": helper_retries, "analyst": helper_retries, "writer": writer_retries}
         self.attempts = {"researcher": 0, "analyst": 0, "writer": 0}
         self.last_error = ""
+        self.fatal = ""  # why the run stopped with nothing worth storing
         self.outputs: dict[str, str] = {}  # accepted raw outputs of the researcher and the analyst
         self.result: tuple[Draft, ValidationReport] | None = None
+        self._sent: dict[str, tuple[str, str]] = {}  # agent → (feedback, shown answer) of its last retry
 
     def _begin(self, agent: str) -> bool:
         """Count an attempt; True when it is the last one allowed."""
@@ -240,34 +273,78 @@ class RunChecks:
     def _unknown(self, ids: Iterable[str]) -> list[str]:
         return [i for i in dict.fromkeys(ids) if self.cites.resolve(i) is None]
 
+    def _repeat(self, agent: str, note: str, shown: str) -> bool:
+        """Record a retry about to be sent; True when it would be the very prompt of the previous one."""
+        if self._sent.get(agent) == (note, shown):
+            return True
+        self._sent[agent] = (note, shown)
+        return False
+
+    def _stop(self, agent: str, detail: str) -> None:
+        """End the run: the researcher with no usable facts, or any agent whose retry would repeat itself."""
+        self.last_error = f"{agent}: {detail}"
+        if agent == "researcher":
+            self.fatal = f"{NO_FACTS} ({_clip(detail)}, {self.attempts[agent]} attempt(s))"
+        else:
+            self.fatal = self.fatal or (f"the {agent}'s reply was not usable and a retry would repeat the same "
+                                        f"prompt ({_clip(detail)}); try a larger model")
+        raise RunStopped(self.fatal)
+
+    def _reject(self, agent: str, last: bool, problem: str, raw: str, earlier: Mapping[str, str],
+                output: Any) -> tuple[bool, Any]:
+        """Send the agent its specific problem and a short excerpt of its reply, unless this was its last try."""
+        if last:
+            if agent == "researcher":
+                self._stop(agent, problem)
+            self.last_error = f"{agent}: {problem}"
+            return False, problem
+        note = _with_context(f"{problem}. Answer with only the JSON object described in the task.", earlier)
+        shown = excerpt(raw)
+        if self._repeat(agent, note, shown):
+            self._stop(agent, problem)
+        output.raw = shown
+        return False, note
+
     def _cited_only(self, agent: str, model: type[FactSheet] | type[Analysis], output: Any) -> tuple[bool, Any]:
         last = self._begin(agent)
         earlier = {k: v for k, v in self.outputs.items() if k != agent}
         try:
             parsed = parse_reply(model, output.raw)
         except MalformedOutput as exc:
-            self.last_error = f"{agent}: {exc}"
-            output.raw = previous_answer(output.raw)
-            return False, _with_context(f"{exc}. Answer with only the JSON object described in the task.", earlier)
+            return self._reject(agent, last, str(exc), output.raw, earlier, output)
+        copied = echoed(parsed)
+        if copied:
+            return self._reject(agent, last, f"the reply copies the example's placeholders ({len(copied)} value(s) "
+                                "such as " + neutralise(copied[0]) + ") instead of content from the data blocks",
+                                output.raw, earlier, output)
         points = parsed.facts if isinstance(parsed, FactSheet) else [
             p for group in (parsed.why_it_matters, parsed.catalysts, parsed.risks, parsed.contrarian) for p in group]
         unknown = self._unknown(i for p in points for i in p.item_ids)
-        block = output_block(agent, parsed.model_dump())
         if unknown and not last:
             known = ", ".join(self.cites.short_ids()[:8])
-            output.raw = block
-            return False, _with_context(
+            note = _with_context(
                 f"These item ids are not data blocks of this brief: {_safe_ids(unknown)}. Cite only the id "
                 f"attributes of the data blocks (for example {known}) and answer with the whole JSON object again.",
                 earlier)
-        # On the last attempt unknown ids pass: the writer's grounding check is the one that decides.
+            shown = output_block(agent, parsed.model_dump())
+            if self._repeat(agent, note, shown):
+                last = True
+            else:
+                output.raw = shown
+                return False, note
+        if unknown:
+            # The last attempt keeps only what cites this run's items: nothing uncitable reaches the next agent.
+            parsed = _known_only(parsed, self.cites)
+        if isinstance(parsed, FactSheet) and not parsed.facts:
+            self._stop(agent, "no fact cites an item of this run")
         # What later agents see is the re-framed block, not the model's raw text (crewAI takes a returned
         # string as the task's output and hands that on as the next task's context).
+        block = output_block(agent, parsed.model_dump())
         self.outputs[agent] = block
         return True, block
 
     def researcher(self, output: Any) -> tuple[bool, Any]:
-        """The fact sheet parses and cites only items of this run."""
+        """The fact sheet parses, copies no example, and cites items of this run (or the run stops)."""
         return self._cited_only("researcher", FactSheet, output)
 
     def analyst(self, output: Any) -> tuple[bool, Any]:
@@ -280,18 +357,29 @@ class RunChecks:
         try:
             brief = parse_reply(WrittenBrief, output.raw)
         except MalformedOutput as exc:
-            self.last_error = f"writer: {exc}"
-            output.raw = previous_answer(output.raw)
-            return False, _with_context(f"{exc}. Answer with only the JSON object described in the task.",
-                                        self.outputs)
+            return self._reject("writer", last, str(exc), output.raw, self.outputs, output)
+        copied = echoed(brief)
+        if copied:
+            return self._reject("writer", last, f"the reply copies the example's placeholders ({len(copied)} "
+                                "value(s) such as " + neutralise(copied[0]) + ") instead of a brief from the facts",
+                                output.raw, self.outputs, output)
         draft, problems = assemble(brief, self.cites, self.frame, self.grounding.max_x_posts,
                                    self.grounding.policy.link)
         report = validate_draft(draft, self.grounding)
         report = replace(report, problems=(*problems, *report.problems))
         self.result = (draft, report)
-        if report.ok or last:
+        if report.ok:
             return True, output
-        return False, self._revise(output, brief, report.problems)
+        if not last:
+            note = self._revise(output, brief, report.problems)
+            if not self._repeat("writer", note, output.raw):
+                return False, note
+        if not draft.item_ids:
+            # A flagged draft that cites nothing would render as "Nothing to report" over a window with data.
+            self.result = None
+            self.fatal = NO_BRIEF
+            raise RunStopped(NO_BRIEF)
+        return True, output
 
     def _revise(self, output: Any, brief: WrittenBrief, problems: Iterable[Problem]) -> str:
         """The writer's retry: feedback by claim number, and its last answer with the failing claims withheld."""

@@ -65,9 +65,22 @@ class Lookup:
         symbol = self._symbol(ticker)
         if symbol is None:
             return "Give a ticker like SOL or $SOL."
-        snap = self.prices.latest(symbol, self.until) if self.prices is not None else None
+        return self._price_line(symbol) or f"No stored price snapshot for ${symbol}: do not state its price."
+
+    def prefetch(self, tickers: list[str]) -> str:
+        """What the tools would have told a researcher that cannot call them: the tickers' latest stored prices."""
+        lines = [self._price_line(t) for t in dict.fromkeys(tickers)]
+        found = [line for line in lines if line is not None]
+        if not found:
+            return "tapewatch has no stored price for these tickers: state no current price."
+        return ("Latest stored prices (tapewatch's own snapshots at the window's end, the only allowed source of a "
+                "current price):\n" + "\n".join(f"- {line}" for line in found))
+
+    def _price_line(self, ticker: str) -> str | None:
+        symbol = self._symbol(ticker)
+        snap = self.prices.latest(symbol, self.until) if symbol and self.prices is not None else None
         if snap is None:
-            return f"No stored price snapshot for ${symbol}: do not state its price."
+            return None
         change = f", 24h change {snap.change_24h_pct:+.2f}%" if snap.change_24h_pct is not None else ""
         return (f"${symbol}: ${snap.price_usd:,.2f} at {snap.observed_at:%Y-%m-%d %H:%M} UTC{change} "
                 f"(stored snapshot from {snap.source}).")

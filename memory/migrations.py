@@ -92,6 +92,7 @@ MIGRATIONS: tuple[Migration, ...] = (
     Migration(122, "drafts by status, newest first (the desk's queue)", _index("drafts", "ix_drafts_status_created")),
     Migration(160, "calls of published briefs (track record)", _create("calls")),
     Migration(161, "corrections and retractions, and their outbox steps", _create("amendments", "amendment_steps")),
+    Migration(150, "what each model server supports (structured output, tools, speed)", _create("llm_servers")),
 )
 
 

@@ -495,3 +495,18 @@ reembed_progress = Table(
     Column("started_at", UTCDateTime(), nullable=False),
     Column("updated_at", UTCDateTime(), nullable=False),
 )
+
+# Issue 18 (local models): what each model server was found to support, so a refusal is met once, not every run:
+# the structured-output mode that works, whether tools are honoured, and the speeds `tapewatch llm check` measured.
+llm_servers = Table(
+    "llm_servers",
+    metadata,
+    Column("base_url", String(500), primary_key=True),
+    Column("model", String(200), primary_key=True),
+    Column("structured", String(20)),  # json_schema | json_object | prompt; NULL: not found out yet
+    Column("tools", Boolean),  # NULL: not found out yet
+    Column("prompt_tps", Float),  # prompt tokens per second, measured
+    Column("gen_tps", Float),  # generated tokens per second, measured
+    Column("note", Text, nullable=False, default=""),  # why (the refusal, the probe)
+    Column("updated_at", UTCDateTime(), nullable=False),
+)

@@ -67,7 +67,7 @@ def write_brief(settings: Settings, memory: Memory, *, now: datetime, window: ti
         from memory.costs import CostLedger
 
         try:
-            setup = crew_setup(settings, crew_llms(settings))
+            setup = crew_setup(settings, crew_llms(settings, state), state)
             outcome = run_crew_brief(memory, drafts, CostLedger(state), setup,
                                      grounding_context(settings, state, prices), now=now, window=window,
                                      ticker=ticker, topic=topic, prices=prices,

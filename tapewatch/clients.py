@@ -210,26 +210,56 @@ def crewai_environment(settings: Settings) -> None:
     os.environ["CREWAI_STORAGE_DIR"] = str(storage)
 
 
-def crew_llms(settings: Settings) -> dict[str, Any]:
-    """One fresh crewAI LLM client per agent (usage is counted per client), from ``[llm]`` settings."""
+def crew_llms(settings: Settings, state: StateDB | None = None) -> dict[str, Any]:
+    """One fresh crewAI LLM client per agent (usage is counted per client), from ``[llm]`` settings.
+
+    Each talks to the server through a ``crew.llmserver.ServerAdapter`` holding its agent's answer schema;
+    what the server supports is remembered in ``state`` (opened from settings when not given).
+    """
     if not crew_enabled(settings):
         raise ConfigError(NO_MODEL)
     crewai_environment(settings)
-    from crew.outputs import Analysis, WrittenBrief
+    from crew.outputs import Analysis, FactSheet, WrittenBrief
 
-    schemas: dict[str, type[Any]] = {"analyst": Analysis, "writer": WrittenBrief}
-    return {agent: _crew_llm(settings, str(settings.llm.model_for(agent)),
-                             schemas.get(agent) if settings.llm.json_schema else None) for agent in AGENTS}
+    schemas: dict[str, type[Any]] = {"researcher": FactSheet, "analyst": Analysis, "writer": WrittenBrief}
+    servers = server_memory(settings, state)
+    return {agent: _crew_llm(settings, str(settings.llm.model_for(agent)), schemas[agent], servers)
+            for agent in AGENTS}
 
 
-def _crew_llm(settings: Settings, model: str, response_format: type[Any] | None = None) -> Any:
+def server_memory(settings: Settings, state: StateDB | None = None) -> Any:
+    """The state DB's record of what model servers support (``memory.llmservers.ServerMemory``)."""
+    from memory.llmservers import ServerMemory
+
+    return ServerMemory(state if state is not None else open_state(settings))
+
+
+def server_key(settings: Settings, model: str) -> str:
+    """Which server a model's capabilities are remembered under: its base_url, else its provider's default."""
+    provider = model.split("/", 1)[0].lower() if "/" in model else "openai"
+    return settings.llm.base_url or f"{provider}:default"
+
+
+def request_timeout(settings: Settings, servers: Any, model: str) -> float:
+    """Seconds per request: llm.timeout, else sized from the measured speed, else by where the server is."""
+    from crew.llmserver import estimated_request_s
+
+    caps = servers.get(server_key(settings, model), model) if servers is not None else None
+    measured = estimated_request_s(caps, settings.llm.max_tokens) if caps is not None else None
+    return settings.llm.request_timeout(measured).total_seconds()
+
+
+def _crew_llm(settings: Settings, model: str, schema: type[Any] | None = None, servers: Any = None) -> Any:
     """One crewAI LLM client for ``model`` with the ``[llm]`` server, key, timeouts and limits."""
     from crewai import LLM
 
+    from crew.llmserver import ServerAdapter
+
     llm = settings.llm
     provider = model.split("/", 1)[0].lower() if "/" in model else "openai"
+    timeout = request_timeout(settings, servers, model)
     kwargs: dict[str, Any] = {
-        "model": model, "temperature": llm.temperature, "timeout": llm.timeout.total_seconds(),
+        "model": model, "temperature": llm.temperature, "timeout": timeout,
         "max_retries": llm.max_retries, "max_tokens": llm.max_tokens,
     }
     if llm.base_url:
@@ -242,10 +272,8 @@ def _crew_llm(settings: Settings, model: str, response_format: type[Any] | None 
         if not llm.base_url:
             raise ConfigError(f"model {model} needs an API key: set TAPEWATCH_LLM_API_KEY")
         kwargs["api_key"] = "no-key"  # the openai SDK insists on one; local servers ignore it
-    if response_format is not None:
-        kwargs["response_format"] = response_format
     try:
-        return LLM(**kwargs)
+        client = LLM(**kwargs)
     except ImportError as exc:
         raise ConfigError(
             f"model {model!r} needs a crewAI provider that is not installed here ({_first_line(exc)}). "
@@ -255,6 +283,23 @@ def _crew_llm(settings: Settings, model: str, response_format: type[Any] | None 
         ) from exc
     except ValueError as exc:
         raise ConfigError(f"cannot use model {model!r}: {_first_line(exc)}") from exc
+    if hasattr(client, "_get_client_params") and hasattr(client, "_client"):
+        # An openai-SDK provider (openai/, ollama/, hosted_vllm/, …): its sync client talks through the adapter,
+        # which constrains every answer in the mode this server takes (crew.llmserver). crewAI's client_params
+        # would hand the same httpx client to its async SDK client too, which refuses a sync one.
+        import openai
+
+        adapter = ServerAdapter(httpx.HTTPTransport(), base_url=server_key(settings, model), model=model,
+                                schema=schema, structured=llm.structured_output if llm.json_schema else "prompt",
+                                store=servers, local=llm.is_local(model), tools=llm.tools)
+        try:
+            params = client._get_client_params()
+        except ValueError as exc:  # no API key for a provider that needs one
+            raise ConfigError(f"cannot use model {model!r}: {_first_line(exc)}") from exc
+        client._client = openai.OpenAI(**params, http_client=httpx.Client(transport=adapter, timeout=timeout))
+    elif schema is not None and llm.json_schema:
+        client.response_format = schema
+    return client
 
 
 def _first_line(exc: BaseException) -> str:
@@ -339,7 +384,7 @@ def draft_validator(settings: Settings, state: StateDB) -> Callable[[Draft], Val
     return lambda draft: validate_draft(draft, context)
 
 
-def crew_setup(settings: Settings, llms: dict[str, Any]) -> CrewSetup:
+def crew_setup(settings: Settings, llms: dict[str, Any], state: StateDB | None = None) -> CrewSetup:
     """A crew run's models, prices, budget and limits from settings, around the LLM clients given."""
     from crew.costs import Budget, Price
     from crew.crewbrief import CrewSetup, Limits
@@ -347,17 +392,22 @@ def crew_setup(settings: Settings, llms: dict[str, Any]) -> CrewSetup:
     llm = settings.llm
     models = {agent: str(llm.model_for(agent)) for agent in AGENTS}
     verifier = None
+    servers = server_memory(settings, state)
     if settings.grounding.verifier_model:
         models["verifier"] = settings.grounding.verifier_model
-        verifier = _crew_llm(settings, models["verifier"])
+        verifier = _crew_llm(settings, models["verifier"], None, servers)
+    researcher = models["researcher"]
+    known = servers.get(server_key(settings, researcher), researcher)
+    tools = llm.tools == "on" or (llm.tools == "auto" and known.tools is not False)
     prices = {agent: Price(p.prompt, p.completion) for agent, p in
               ((agent, llm.price_of(model)) for agent, model in models.items())}
+    timeout = request_timeout(settings, servers, researcher)
     return CrewSetup(verifier=verifier,
         llms=llms, models=models, prices=prices, budget=Budget(llm.daily_budget_usd, llm.monthly_budget_usd),
-        limits=Limits(max_iter=llm.max_iter, max_execution_time_s=max(1, int(llm.agent_timeout.total_seconds())),
+        limits=Limits(max_iter=llm.max_iter, max_execution_time_s=max(1, int(llm.agent_time_limit(timeout))),
                       writer_retries=llm.guardrail_retries),
         context_items=llm.context_items, disclaimer=settings.compliance.disclaimer,
-        where=llm.base_url or "", timeout_s=llm.timeout.total_seconds(),
+        where=llm.base_url or "", timeout_s=timeout, tools=tools,
     )
 # --- review and publishing (issue 6) -----------------------------------------------------------------------
 

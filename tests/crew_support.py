@@ -84,7 +84,7 @@ def crew_settings(monkeypatch: pytest.MonkeyPatch, server: LLMServer, **llm: str
 def run_brief(settings: Settings, memory: Any, prices: Prices | None = None, **kwargs: Any) -> CrewOutcome:
     """One crew brief through the shell's wiring: real crewAI LLM clients, setup, grounding context."""
     state = memory.state
-    setup = clients.crew_setup(settings, clients.crew_llms(settings))
+    setup = clients.crew_setup(settings, clients.crew_llms(settings, state), state)
     return run_crew_brief(memory, DraftStore(state), CostLedger(state), setup,
                           clients.grounding_context(settings, state, prices), now=datetime.now(UTC),
                           prices=prices, **kwargs)

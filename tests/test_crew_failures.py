@@ -60,9 +60,10 @@ def test_made_up_ticker_wrong_price_and_foreign_link_are_sent_back_then_flagged(
     assert "evil.example" in problems["foreign_link"]["message"]
     # The take (X) carries the writer's first claim; the full brief (Telegram, Markdown) carries them all.
     assert problems["price_mismatch"]["where"] in ("telegram, markdown", "x, telegram, markdown")
-    # Two revisions with the specific problems (and the facts again), then stored as flagged.
+    # One revision with the specific problems (and the facts again); the writer sent the same brief back, so a
+    # second revision would have been the very same prompt: it is not sent, and the draft is stored as flagged.
     attempts = writer_requests(llm_server)
-    assert len(attempts) == 3 and draft.meta["attempts"]["writer"] == 3
+    assert len(attempts) == 2 and draft.meta["attempts"]["writer"] == 2
     # Feedback names each problem by code and claim number; the stored price is ours to quote, the made-up
     # ticker and the foreign link are not repeated, not even in the previous answer crewAI shows again.
     text = attempts[1].text
@@ -155,10 +156,12 @@ def test_a_model_server_that_does_not_answer_in_time_is_a_clear_timeout(
     llm_server.script("Market Researcher", Reply(delay_s=1.0, content="late"), Reply(delay_s=1.0, content="late"))
     llm_server.responder = crew_replies.well_behaved
     started = datetime.now(UTC)
-    with pytest.raises(LLMError, match=r"did not answer within 0.3s"):
+    with pytest.raises(LLMError, match=r"did not answer a request within the 0.3s request timeout; the run gave "
+                                       r"up after \d+s"):
         run_brief(settings, sample_memory)
     assert datetime.now(UTC) - started < timedelta(seconds=5)
-    assert len(llm_server.requests) == 2  # the request and its one retry
+    # A loopback server is still working on the request that timed out: its retry is not queued behind it.
+    assert len(llm_server.requests) == 1
 
 
 def test_budget_used_up_stops_the_crew_before_any_call(

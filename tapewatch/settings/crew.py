@@ -22,6 +22,9 @@ class ModelPrice(BaseModel):
 AGENTS = ("researcher", "analyst", "writer")
 # Servers that run on your own machine cost nothing unless the price table says otherwise.
 FREE_MODEL_PREFIXES = ("ollama/", "ollama_chat/", "hosted_vllm/")
+REMOTE_TIMEOUT = timedelta(seconds=60)
+# A model on a CPU can need minutes for one long prompt (188 s measured for a 270M model on 2 cores).
+LOCAL_TIMEOUT = timedelta(seconds=600)
 
 
 class LLMSettings(BaseModel):
@@ -37,13 +40,23 @@ class LLMSettings(BaseModel):
     writer_model: str | None = None
     base_url: str | None = None
     temperature: float = Field(default=0.2, ge=0.0, le=2.0)
-    timeout: Duration = timedelta(seconds=60)  # per HTTP request
+    # Per HTTP request. Unset: from `tapewatch llm check`'s measured speed when there is one, else 600 s for a
+    # loopback or private server and 60 s for any other.
+    timeout: Duration | None = None
     max_retries: int = Field(default=2, ge=0, le=10)  # per request, on 408/409/429/5xx/timeouts, with backoff
     max_tokens: int = Field(default=2000, ge=64, le=32000)  # completion tokens per call
     max_iter: int = Field(default=3, ge=1, le=10)  # reasoning/tool steps per agent and task
-    agent_timeout: Duration = timedelta(seconds=300)  # wall time per agent and task
+    # Wall time per agent and task. Unset: 300 s, or three request timeouts when that is longer (a slow server).
+    agent_timeout: Duration | None = None
     guardrail_retries: int = Field(default=2, ge=0, le=5)  # writer revisions after failed grounding checks
-    json_schema: bool = True  # send the output's JSON schema as response_format (structured outputs)
+    json_schema: bool = True  # false: never send a response_format (as structured_output = "prompt")
+    # How each agent's answer is constrained: "json_schema" (strict structured outputs), "json_object" (JSON mode
+    # with the schema, as llama.cpp's server takes it), "prompt" (the shape in the prompt only), or "auto":
+    # json_schema first, one step down when the server refuses it, remembered per server in the state DB.
+    structured_output: Literal["auto", "json_schema", "json_object", "prompt"] = "auto"
+    # The researcher's read-only tools: "auto" (used unless the server refused them or `tapewatch llm check`
+    # found it ignores them), "on", or "off" (the lookups are pre-fetched into the prompt instead).
+    tools: Literal["auto", "on", "off"] = "auto"
     context_items: int = Field(default=12, ge=1, le=50)  # stored items shown to the researcher
     prices: dict[str, ModelPrice] = Field(default_factory=dict)
     # Unlisted models are charged at this (deliberately high) rate so budgets still bind.
@@ -77,9 +90,32 @@ class LLMSettings(BaseModel):
         """The price table entry for a model (local servers are free unless listed)."""
         if model in self.prices:
             return self.prices[model]
-        if model.startswith(FREE_MODEL_PREFIXES):
+        if self.is_local(model):
             return ModelPrice(prompt=0.0, completion=0.0)
         return self.default_price
+
+    def is_local(self, model: str) -> bool:
+        """Whether ``model`` runs on a server of your own: a loopback or private base_url, or Ollama/vLLM."""
+        from crew.costs import is_local_server
+
+        if self.base_url:
+            return is_local_server(self.base_url)
+        return model.startswith(FREE_MODEL_PREFIXES)
+
+    def agent_time_limit(self, request_timeout_s: float) -> float:
+        """Seconds an agent may take on one task."""
+        if self.agent_timeout is not None:
+            return self.agent_timeout.total_seconds()
+        return max(300.0, 3 * request_timeout_s)
+
+    def request_timeout(self, measured_s: float | None = None) -> timedelta:
+        """The per-request timeout: as set, else from a measured estimate, else by where the server is."""
+        if self.timeout is not None:
+            return self.timeout
+        if measured_s is not None:
+            return timedelta(seconds=min(1800.0, max(60.0, measured_s)))
+        local = self.is_local(self.model or "")
+        return LOCAL_TIMEOUT if local else REMOTE_TIMEOUT
 
 
 class ComplianceSettings(BaseModel):
