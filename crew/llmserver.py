@@ -295,12 +295,11 @@ def _error_message(response: httpx.Response) -> str:
 def _with_json(response: httpx.Response, data: dict[str, Any]) -> httpx.Response:
     headers = {k: v for k, v in response.headers.items() if k.lower() not in ("content-length", "content-encoding")}
     return httpx.Response(response.status_code, headers=headers, content=json.dumps(data).encode(),
-                          request=response.request, extensions=response.extensions)
+                          extensions=response.extensions)
 
 
 def _refusal(response: httpx.Response, message: str, advice: str) -> httpx.Response:
     """A refusal as a 400 (the openai SDK does not retry it) whose message says what to change."""
     text = f"{advice} (HTTP {response.status_code}: {' '.join(message.split())[:200]})"
     body = {"error": {"message": text, "type": "invalid_request_error", "code": "response_format_refused"}}
-    return httpx.Response(400, headers={"content-type": "application/json"}, content=json.dumps(body).encode(),
-                          request=response.request)
+    return httpx.Response(400, headers={"content-type": "application/json"}, content=json.dumps(body).encode())

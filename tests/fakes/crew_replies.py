@@ -121,3 +121,24 @@ def well_behaved(body: dict[str, Any]) -> Reply:
     if role == "writer":
         return brief(body)
     return Reply.fail(500, "fake LLM: request from no crew agent")
+
+
+_EXAMPLES = {"researcher": '{"focus": "<', "analyst": '{"why_it_matters": [{"text": "<', "writer": '{"title": "<'}
+
+
+def echo_example(body: dict[str, Any]) -> Reply:
+    """A weak model that answers with its task's JSON example, placeholders and all (as Gemma 3 270M did)."""
+    role = role_of(body)
+    text = all_text(body)
+    start = text.find(_EXAMPLES.get(role or "", "\0"))
+    if start < 0:
+        return Reply(content="I cannot help with that.")
+    example = text[start:].replace("[...]", "[]")
+    data, _ = json.JSONDecoder().raw_decode(example)
+    return Reply.json(data)
+
+
+def echo_prompt(body: dict[str, Any]) -> Reply:
+    """A model that repeats its prompt back: long, and no JSON object of the asked shape."""
+    users = [str(m.get("content") or "") for m in body.get("messages", []) if m.get("role") == "user"]
+    return Reply(content=(users[-1] if users else all_text(body)).replace("{", "(").replace("}", ")"))

@@ -9,6 +9,10 @@ not ask to stream (``sse``, as some proxies and local servers do). ``always_call
 answers every request, even one offering no tools, with a tool call. Every request is recorded with its
 JSON body; responses carry ``usage`` counted by ``count_tokens`` (whitespace words unless a real tokenizer
 is passed in).
+
+A ``Profile`` makes the server behave like a real server family (``PROFILES``): llama-cpp-python's refuses a
+``json_schema`` response format with HTTP 500 and ignores tools, and a CPU server takes one request at a time
+at its prompt and generation speeds (modelled latency, scaled by ``time_scale`` for benchmarks).
 """
 
 from __future__ import annotations
@@ -83,6 +87,42 @@ class Request:
         return "\n".join(str(m.get("content", "")) for m in self.body.get("messages", []) if m.get("role") == "system")
 
 
+LLAMA_CPP_REFUSAL = ("1 validation error for CreateChatCompletionRequest\nresponse_format.type\n  Input should be "
+                     "'text' or 'json_object' [type=literal_error, input_value='json_schema', input_type=str]")
+
+
+@dataclass(frozen=True)
+class Profile:
+    """How one family of model servers behaves on the wire, and how fast it is."""
+
+    name: str
+    refuses_json_schema: bool = False  # HTTP 500 naming the response format, as llama-cpp-python's server does
+    ignores_tools: bool = False  # answers as if no tools had been offered, whatever tool_choice says
+    one_at_a_time: bool = False  # a single slot: a second request waits until the first is answered
+    prompt_tps: float = 0.0  # prompt tokens per second (0: no modelled latency)
+    gen_tps: float = 0.0  # generated tokens per second
+    overhead_s: float = 0.0  # per request (network, queueing at a hosted API)
+    time_scale: float = 1.0  # the share of the modelled time actually slept
+
+    def latency(self, prompt_tokens: int, completion_tokens: int) -> tuple[float, float]:
+        """Modelled seconds to read the prompt and to generate the answer."""
+        read = prompt_tokens / self.prompt_tps if self.prompt_tps else 0.0
+        write = completion_tokens / self.gen_tps if self.gen_tps else 0.0
+        return self.overhead_s + read, write
+
+
+# Speeds as measured or published for the setups the README names (see its "Local models" section).
+PROFILES = {
+    # A hosted API: quick to read, ~80 tokens/s out, requests in parallel.
+    "openai": Profile("openai", prompt_tps=20_000, gen_tps=80, overhead_s=0.4),
+    # Ollama with a 7–8B Q4 model on a consumer GPU; one request at a time (OLLAMA_NUM_PARALLEL=1).
+    "ollama": Profile("ollama", one_at_a_time=True, prompt_tps=1_500, gen_tps=40, overhead_s=0.05),
+    # llama-cpp-python's server with a small Q4_K_M model on 2 CPU cores: json_schema refused, tools ignored.
+    "llama-cpp": Profile("llama-cpp", refuses_json_schema=True, ignores_tools=True, one_at_a_time=True,
+                         prompt_tps=60, gen_tps=12, overhead_s=0.05),
+}
+
+
 def words(text: str) -> int:
     """The default token count: whitespace-separated words."""
     return len(text.split())
@@ -101,8 +141,11 @@ class _QuietServer(ThreadingHTTPServer):
 class LLMServer(LoopbackServer):
     """Serve /v1/chat/completions on 127.0.0.1 with scripted replies; see ``requests`` afterwards."""
 
-    def __init__(self, count_tokens: Callable[[str], int] = words) -> None:
+    def __init__(self, count_tokens: Callable[[str], int] = words, profile: Profile | None = None) -> None:
         self.count_tokens = count_tokens
+        self.profile = profile
+        self.modelled_s = 0.0  # what the profile's latency added up to at full speed
+        self._slot = threading.Lock()  # the single slot of a one-at-a-time profile
         self.queues: dict[str, deque[Reply]] = {}
         self.default: deque[Reply] = deque()
         self.responder: Callable[[dict[str, Any]], Reply] | None = None
@@ -124,13 +167,34 @@ class LLMServer(LoopbackServer):
                 if not self.path.rstrip("/").endswith("/chat/completions"):
                     send_json(self, 404, {"error": {"message": f"no route {self.path}", "type": "not_found"}})
                     return
+                profile = server.profile
+                if profile is not None and profile.one_at_a_time:
+                    with server._slot:
+                        self._answer(body, started)
+                else:
+                    self._answer(body, started)
+
+            def _answer(self, body: dict[str, Any], started: float) -> None:
+                refused = server._refusal(body)
                 try:
-                    reply, matched = server._pick(body)
+                    reply, matched = (refused, None) if refused is not None else server._pick(body)
                 except Exception as exc:  # a broken script must fail loudly, not look like a network error
                     server.errors.append(f"{type(exc).__name__}: {exc}")
                     reply, matched = Reply.fail(500, f"fake LLM responder raised {type(exc).__name__}: {exc}"), None
                 server.requests.append(Request(self.path, {k.lower(): v for k, v in self.headers.items()},
                                                body, matched))
+                profile = server.profile
+                if profile is not None:
+                    reply = server._as_profile(profile, body, reply)
+                    if reply.status == 200 and reply.raw_body is None:
+                        if body.get("stream"):
+                            server._stream(self, body, reply, profile)
+                            return
+                        usage = server._completion(body, reply)["usage"]
+                        read, write = profile.latency(usage["prompt_tokens"], usage["completion_tokens"])
+                        with server._lock:
+                            server.modelled_s += read + write
+                        time.sleep((read + write) * profile.time_scale)
                 if reply.delay_s:
                     time.sleep(reply.delay_s)
                 try:
@@ -150,6 +214,43 @@ class LLMServer(LoopbackServer):
 
         # base_url is the OpenAI-style base URL, http://127.0.0.1:PORT/v1.
         super().__init__(Handler, path="/v1", server_class=_QuietServer)
+
+    # --- profiles ------------------------------------------------------------------------------------
+
+    def _refusal(self, body: dict[str, Any]) -> Reply | None:
+        """The error a profile answers a request it cannot take with, before any scripted reply is used."""
+        fmt = body.get("response_format")
+        if self.profile is not None and self.profile.refuses_json_schema and isinstance(fmt, dict) and \
+                fmt.get("type") == "json_schema":
+            return Reply.fail(500, LLAMA_CPP_REFUSAL)
+        return None
+
+    def _as_profile(self, profile: Profile, body: dict[str, Any], reply: Reply) -> Reply:
+        """The reply as this server family would give it."""
+        if profile.ignores_tools and reply.tool_calls:
+            # The model never saw the tools: it answers the messages as they are.
+            without = {k: v for k, v in body.items() if k not in ("tools", "tool_choice")}
+            return self.responder(without) if self.responder is not None else Reply(content="")
+        return reply
+
+    def _stream(self, handler: Any, body: dict[str, Any], reply: Reply, profile: Profile) -> None:
+        """Stream the completion with the profile's timing: the first token after the prompt is read."""
+        usage = self._completion(body, reply)["usage"]
+        read, write = profile.latency(usage["prompt_tokens"], usage["completion_tokens"])
+        with self._lock:
+            self.modelled_s += read + write
+        events = self._event_stream(body, reply).split(b"\n\n")
+        handler.send_response(200)
+        handler.send_header("Content-Type", "text/event-stream")
+        handler.send_header("Connection", "close")
+        handler.end_headers()
+        time.sleep(read * profile.time_scale)
+        handler.wfile.write(events[0] + b"\n\n")
+        handler.wfile.flush()
+        time.sleep(write * profile.time_scale)
+        handler.wfile.write(b"\n\n".join(events[1:]))
+        handler.wfile.flush()
+        handler.close_connection = True
 
     # --- scripting ---------------------------------------------------------------------------------
 
@@ -227,7 +328,7 @@ class LLMServer(LoopbackServer):
 
 
 @contextmanager
-def serving_llm(count_tokens: Callable[[str], int] = words) -> Iterator[LLMServer]:
-    """A started ``LLMServer`` for the duration of a ``with`` block."""
-    with LLMServer(count_tokens) as server:
+def serving_llm(count_tokens: Callable[[str], int] = words, profile: Profile | None = None) -> Iterator[LLMServer]:
+    """A started ``LLMServer`` (behaving as ``profile``, if given) for the duration of a ``with`` block."""
+    with LLMServer(count_tokens, profile) as server:
         yield server
