@@ -6,6 +6,6 @@ Heavy libraries are imported inside commands so ``--help`` is instant.
 from tapewatch.cli.root import app, main
 
 # Importing a command module registers its commands on ``app``.
-from tapewatch.cli import analysis, costs, daemon, health, market, memory, model, ops, publish, review, track, users, web  # noqa: F401,E501  # isort: skip
+from tapewatch.cli import analysis, costs, daemon, health, llm, market, memory, model, ops, publish, review, track, users, web  # noqa: F401,E501  # isort: skip
 
 __all__ = ["app", "main"]

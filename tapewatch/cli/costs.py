@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
-from typing import Annotated
+from typing import Annotated, Any
 
 import typer
 from rich.table import Table
@@ -28,8 +28,10 @@ def costs(days: Annotated[int, typer.Option("--days", "-d", min=1, max=366, help
         for col in ("day", "model / X", "runs", "calls / posts", "prompt tokens", "completion tokens", "USD"):
             table.add_column(col, justify="left" if col in ("day", "model / X") else "right")
         for r in rows:
+            # A model on your own server costs nothing unless llm.prices names it: say so, not "0.0000".
+            usd = "local" if r.cost_usd == 0 and _local(s.llm, r.model) else f"{r.cost_usd:.4f}"
             table.add_row(f"{r.day:%Y-%m-%d}", r.model, str(r.runs), str(r.calls), f"{r.prompt_tokens:,}",
-                          f"{r.completion_tokens:,}", f"{r.cost_usd:.4f}")
+                          f"{r.completion_tokens:,}", usd)
         table.add_row("total", "", "", str(sum(r.calls for r in rows)), f"{sum(r.prompt_tokens for r in rows):,}",
                       f"{sum(r.completion_tokens for r in rows):,}", f"{sum(r.cost_usd for r in rows):.4f}",
                       style="bold")
@@ -45,10 +47,19 @@ def costs(days: Annotated[int, typer.Option("--days", "-d", min=1, max=366, help
               f"this month ${x_month:.3f} of {_limit(pub.x_monthly_budget_usd)} (publish.x_monthly_budget_usd). "
               f"Prices: ${pub.x_price_post_usd:g} a post, ${pub.x_price_post_url_usd:g} with a link, "
               f"${pub.x_price_read_usd:g} a post read (publish.x_price_*).", highlight=False)
-    if not llm.prices and llm.model:
+    if llm.model and _local(llm, llm.model):
+        out.print(f"[dim]{llm.model} runs on a local server ({llm.base_url or 'its default address'}): it costs "
+                  "nothing unless llm.prices names it.[/dim]")
+    elif not llm.prices and llm.model:
         out.print(f"[dim]No llm.prices entry: unlisted models are charged at ${llm.default_price.prompt:g} / "
                   f"${llm.default_price.completion:g} per million prompt / completion tokens "
                   "(llm.default_price).[/dim]")
+
+
+def _local(llm: Any, model: str) -> bool:
+    # Only the configured LLM models: X's rows in the same table are never "local".
+    configured = {llm.model_for(agent) for agent in ("researcher", "analyst", "writer")}
+    return model in configured and model not in llm.prices and bool(llm.is_local(model))
 
 
 def _limit(value: float | None) -> str:
