@@ -1,6 +1,6 @@
 """Benchmark: one crew brief over a 24 h window of 2,000 stored items, against the loopback fake LLM server.
 
-Run: .venv/bin/python bench/brief.py [--items 2000] [--runs 2]
+Run: .venv/bin/python bench/brief.py [--items 2000] [--runs 2] [--server-profile llama-cpp|ollama|openai]
 
 Memory is real (embedded Chroma + SQLite in a temp dir) with the fast hash embedder standing in for
 MiniLM (embedding is ingest's cost, not the brief's). The fake server plays a well-behaved model
@@ -12,6 +12,14 @@ would download it). The brief runs through the shell's own path, ``tapewatch.bri
 Prints: LLM calls, prompt and completion tokens, wall time, time inside the fake LLM server and our
 own overhead (the rest), per run. Targets, for a brief with no guardrail retry: ≤ 4 LLM calls,
 ≤ 15,000 prompt tokens, ≤ 2 s of our own overhead.
+
+``--server-profile`` makes the fake behave like a real server family (tests/fakes/llm_server.py PROFILES):
+llama-cpp (refuses json_schema with HTTP 500, ignores tools, one request at a time, a small model on 2 CPU
+cores), ollama (one at a time, a 7–8B model on a GPU) or openai (hosted). Their latency is modelled from
+prompt and generation speeds; the fake sleeps ``--time-scale`` of it (default 0.02) so the bench stays quick,
+and the modelled time at full speed is printed beside the wall time. The first brief meets the server cold
+(nothing remembered yet), later ones use what the state DB remembered. Also printed: what the other design
+for the researcher's constrained answer (the answer as a required tool) would add to the same run.
 """
 
 from __future__ import annotations
@@ -76,6 +84,8 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--items", type=int, default=2000)
     parser.add_argument("--runs", type=int, default=2, help="briefs in one process; the first is cold")
+    parser.add_argument("--server-profile", choices=("none", "llama-cpp", "ollama", "openai"), default="none")
+    parser.add_argument("--time-scale", type=float, default=0.02, help="share of a profile's modelled latency slept")
     args = parser.parse_args()
 
     import bpe_openai
@@ -86,12 +96,14 @@ def main() -> None:
     def count(text: str) -> int:
         return len(encoding.encode(text))
 
-    print(f"bench/brief.py  items={args.items}  cores={os.cpu_count()}  {datetime.now(UTC):%Y-%m-%d %H:%M} UTC")
+    print(f"bench/brief.py  items={args.items}  cores={os.cpu_count()}  profile={args.server_profile}  "
+          f"{datetime.now(UTC):%Y-%m-%d %H:%M} UTC")
     with tempfile.TemporaryDirectory(prefix="tapewatch-bench-brief-") as tmp:
         os.environ["TAPEWATCH_DATA_DIR"] = tmp
-        results = run(args.items, args.runs, Path(tmp), count)
+        results = run(args.items, args.runs, Path(tmp), count, args.server_profile, args.time_scale)
     first = results[0]
-    checks = [("LLM calls", first["calls"], 4.0, "{:.0f}"), ("prompt tokens", first["prompt"], 15_000.0, "{:,.0f}"),
+    most = max(r["calls"] for r in results)
+    checks = [("LLM calls, every brief", most, 4.0, "{:.0f}"), ("prompt tokens", first["prompt"], 15_000.0, "{:,.0f}"),
               ("own overhead (s), first brief", first["overhead"], 2.0, "{:.2f}")]
     verdict = all(value <= limit for _, value, limit, _ in checks)
     for name, value, limit, shown in checks:
@@ -99,8 +111,10 @@ def main() -> None:
     print("PASS" if verdict else "FAIL")
 
 
-def run(n: int, runs: int, tmp: Path, count: Callable[[str], int]) -> list[dict[str, float]]:
+def run(n: int, runs: int, tmp: Path, count: Callable[[str], int], profile_name: str = "none",
+        time_scale: float = 0.02) -> list[dict[str, float]]:
     """Fill a store with n items, then time ``runs`` crew briefs."""
+    from dataclasses import replace
     import chromadb
     from chromadb.config import Settings as ChromaSettings
 
@@ -112,7 +126,7 @@ def run(n: int, runs: int, tmp: Path, count: Callable[[str], int]) -> list[dict[
     from tapewatch.settings import load_settings
     from tests.fakes import crew_replies
     from tests.fakes.embedder import HashEmbedder
-    from tests.fakes.llm_server import Reply, serving_llm
+    from tests.fakes.llm_server import PROFILES, Reply, serving_llm
 
     now = datetime.now(UTC).replace(microsecond=0)
     embedder = HashEmbedder()
@@ -136,14 +150,16 @@ def run(n: int, runs: int, tmp: Path, count: Callable[[str], int]) -> list[dict[
     print(f"imports (crewAI, the crew, the renderers): {time.perf_counter() - started:.2f}s "
           "[once per process, not per brief; not timed]")
     results = []
-    with serving_llm(count_tokens=count) as server:
+    profile = replace(PROFILES[profile_name], time_scale=time_scale) if profile_name != "none" else None
+    with serving_llm(count_tokens=count, profile=profile) as server:
         os.environ.update({"TAPEWATCH_LLM__MODEL": "openai/bench-model", "TAPEWATCH_LLM__BASE_URL": server.base_url,
                            "TAPEWATCH_LLM_API_KEY": "bench"})
         settings = load_settings(None)
-        server.responder = crew_replies.well_behaved
+        server.responder = _titled
+
         for k in range(runs):
             server.requests.clear()
-            server.served_s = 0.0
+            server.served_s = server.modelled_s = 0.0
             server.script("Market Researcher", Reply.tool("search_memory", query="ETF inflows this week"))
             started = time.perf_counter()
             result = write_brief(settings, memory, now=now + timedelta(seconds=k), window=timedelta(hours=24))
@@ -152,15 +168,23 @@ def run(n: int, runs: int, tmp: Path, count: Callable[[str], int]) -> list[dict[
             assert result.draft is not None and crew is not None, "the brief was not written"
             prompt = sum(u.prompt_tokens for u in crew.usage)
             completion = sum(u.completion_tokens for u in crew.usage)
+            refused = sum(1 for r in server.requests if (r.body.get("response_format") or {}).get("type")
+                          == "json_schema" and profile is not None and profile.refuses_json_schema)
             per_call = ", ".join(f"{crew_replies.role_of(r.body)} {count(r.text):,}" for r in server.requests)
-            results.append({"calls": float(len(server.requests)), "prompt": float(prompt), "wall": wall,
+            results.append({"calls": float(crew.llm_calls), "prompt": float(prompt), "wall": wall,
                             "llm": server.served_s, "overhead": wall - server.served_s})
-            print(f"run {k + 1} ({'cold' if k == 0 else 'warm'}): {len(server.requests)} LLM calls, "
+            modelled = f", modelled server time at the profile's speed {server.modelled_s:,.0f}s" if profile else ""
+            print(f"run {k + 1} ({'cold' if k == 0 else 'warm'}): {crew.llm_calls} LLM calls "
+                  f"({len(server.requests)} HTTP requests, {refused} refused), "
                   f"{prompt:,} prompt + {completion:,} completion tokens (o200k_base); wall {wall:.2f}s, "
-                  f"inside the fake LLM {server.served_s:.2f}s, own overhead {wall - server.served_s:.2f}s; "
-                  f"draft {result.draft.status}, {len(result.draft.item_ids)} cited items, "
+                  f"inside the fake LLM {server.served_s:.2f}s, own overhead {wall - server.served_s:.2f}s"
+                  f"{modelled}; draft {result.draft.status}, {len(result.draft.item_ids)} cited items, "
                   f"{len(result.draft.x_thread)} posts")
             print(f"    prompt tokens per call (message text): {per_call}")
+            if result.draft.status != "pending":
+                print("    flagged:", "; ".join(p["code"] + ": " + p["message"][:120]
+                                             for p in result.draft.validation["problems"]))
+            print(f"    {_answer_as_tool(server.requests, count)}")
         # Informational: the same brief when the writer's first answer fails grounding once.
         sloppy = {"left": 1}
 
@@ -170,7 +194,7 @@ def run(n: int, runs: int, tmp: Path, count: Callable[[str], int]) -> list[dict[
                 facts = crew_replies.facts_of(crew_replies.all_text(body))
                 return crew_replies.brief(body, extra=[
                     {"text": "$FAKE is up 40%.", "item_ids": facts[0]["item_ids"], "ticker": "FAKE"}])
-            return crew_replies.well_behaved(body)
+            return _titled(body)
 
         server.responder = one_mistake
         server.requests.clear()
@@ -182,6 +206,48 @@ def run(n: int, runs: int, tmp: Path, count: Callable[[str], int]) -> list[dict[
               f"{result.draft.status if result.draft else None}, writer attempts {result.crew.attempts['writer']}")
     state.close()
     return results
+
+
+def _titled(body: dict[str, Any]) -> Any:
+    """The well-behaved model, with a title that labels the brief rather than restating one item.
+
+    crew_replies' canned title ("Flows, upgrades and a Fed cut") reads as a claim resting on a single forum
+    item of this synthetic corpus, which the grounding checks rightly flag; a retry is not what is measured here.
+    """
+    import json
+
+    from tests.fakes import crew_replies
+
+    reply = crew_replies.well_behaved(body)
+    if crew_replies.role_of(body) == "writer" and reply.content:
+        data = json.loads(reply.content)
+        data["title"] = "The day in crypto"
+        reply.content = json.dumps(data)
+    return reply
+
+
+def _answer_as_tool(requests: list[Any], count: Callable[[str], int]) -> str:
+    """What the other design (the researcher's answer as a required tool) would add to this run's requests.
+
+    That design sends the fact sheet's schema as one more tool in every researcher request that offers tools,
+    and constrains nothing on a server that ignores tools; the chosen design sends the schema once, in the
+    answer call, as response_format.
+    """
+    import json
+
+    from crew.llmserver import response_format
+    from crew.outputs import FactSheet
+    from tests.fakes import crew_replies
+
+    schema = json.dumps({"type": "function", "function": {"name": "submit_facts", "strict": True,
+                                                          "parameters": response_format(FactSheet, "json_object")}})
+    researcher = [r for r in requests if crew_replies.role_of(r.body) == "researcher"]
+    offering = [r for r in researcher if r.body.get("tools")]
+    answer = [r for r in researcher if r.body.get("response_format")]
+    return (f"answer-as-required-tool instead: +{count(schema) * max(len(offering), 1):,} prompt tokens "
+            f"(the {count(schema):,}-token schema as a tool in {max(len(offering), 1)} researcher request(s)), "
+            f"-{len(answer)} call(s) only when the tool phase ends with the answer tool; constrained answers "
+            "need a server that honours tool_choice")
 
 
 if __name__ == "__main__":
