@@ -115,6 +115,7 @@ def run(n: int, runs: int, tmp: Path, count: Callable[[str], int], profile_name:
         time_scale: float = 0.02) -> list[dict[str, float]]:
     """Fill a store with n items, then time ``runs`` crew briefs."""
     from dataclasses import replace
+
     import chromadb
     from chromadb.config import Settings as ChromaSettings
 

@@ -72,8 +72,8 @@ def check_server(client: httpx.Client, base_url: str, model: str, headers: dict[
         "messages": [{"role": "user", "content": "Call record_word with the word 'tape'."}]})
     tools = False
     if response.status_code == 200:
-        message = _message(response.json())
-        tools = bool(message.get("tool_calls"))
+        reply = _message(response.json())
+        tools = bool(reply.get("tool_calls"))
         if not tools:
             notes.append("tools ignored: the reply to a request naming a tool it must call had no tool call")
     elif names_tools(_error(response)):
@@ -85,9 +85,10 @@ def check_server(client: httpx.Client, base_url: str, model: str, headers: dict[
 
 def _speed(client: httpx.Client, url: str, model: str, headers: dict[str, str]
            ) -> tuple[float | None, float | None, int, int, float]:
-    body = {"model": model, "max_tokens": 48, "temperature": 0, "stream": True,
+    question = f"{_FILLER}\n\nSummarise the text above in one sentence."
+    body: dict[str, Any] = {"model": model, "max_tokens": 48, "temperature": 0, "stream": True,
             "stream_options": {"include_usage": True},
-            "messages": [{"role": "user", "content": f"{_FILLER}\n\nSummarise the text above in one sentence."}]}
+            "messages": [{"role": "user", "content": question}]}
     started = time.monotonic()
     first: float | None = None
     usage: dict[str, Any] = {}
@@ -117,7 +118,7 @@ def _speed(client: httpx.Client, url: str, model: str, headers: dict[str, str]
     except ValueError as exc:
         raise CheckFailed(f"{url} is not an OpenAI-compatible chat-completions endpoint ({exc})") from exc
     total = time.monotonic() - started
-    prompt_tokens = int(usage.get("prompt_tokens") or len(body["messages"][0]["content"].split()) * 4 // 3)
+    prompt_tokens = int(usage.get("prompt_tokens") or len(question.split()) * 4 // 3)
     completion_tokens = int(usage.get("completion_tokens") or len("".join(text).split()) * 4 // 3)
     if first is None:  # no timing of the first token: only the whole request's rate
         return None, (completion_tokens / total if total > 0 else None), prompt_tokens, completion_tokens, total

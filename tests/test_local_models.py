@@ -412,7 +412,7 @@ def test_a_refused_tool_list_is_dropped_once_and_remembered(tmp_path: Any) -> No
         return httpx.Response(200, json={"choices": [{"message": {"role": "assistant", "content": json.dumps(facts)}}],
                                          "usage": {"prompt_tokens": 10, "completion_tokens": 5}})
 
-    adapter, client, servers = _adapter(tmp_path, handler, local=True)
+    _, client, servers = _adapter(tmp_path, handler, local=True)
     tool = {"type": "function", "function": {"name": "search_memory", "parameters": {"type": "object"}}}
     body = {"model": "m", "messages": [{"role": "user", "content": "hi"}], "tools": [tool], "tool_choice": "auto"}
     response = client.post("http://10.0.0.5:8080/v1/chat/completions", json=body)
