@@ -60,7 +60,7 @@ def llm_error(exc: BaseException, where: str, timeout_s: float, last_error: str 
         if isinstance(cause, openai.APIConnectionError):
             return LLMError(f"cannot reach the model server{server}: {_short(str(cause))}")
         if isinstance(cause, TimeoutError):
-            return LLMError(f"an agent ran past llm.agent_timeout: {_short(str(cause))}")
+            return LLMError(f"an agent ran past llm.agent_timeout{took}: {_short(str(cause))}")
         if isinstance(cause, json.JSONDecodeError):
             return LLMError(f"the model server{server} sent a reply that is not JSON; is llm.base_url an "
                             "OpenAI-compatible endpoint (usually ending in /v1)?")

@@ -27,7 +27,7 @@ from crew.grounding import GroundingContext, validate_draft
 from crew.model import BriefLine, BriefSection, DataBrief, Problem, Signals, SourceRef, ValidationReport
 from crew.outputs import Analysis, Claim, FactSheet, MalformedOutput, WrittenBrief, parse_reply
 from crew.render import render_markdown, render_telegram, render_x
-from crew.replies import echoed, excerpt
+from crew.replies import echoed, echoed_text, excerpt
 from memory.drafts import Draft
 from sources.errors import LLMError
 from sources.injection import instruction_markers, looks_like_instructions
@@ -308,11 +308,13 @@ class RunChecks:
     def _cited_only(self, agent: str, model: type[FactSheet] | type[Analysis], output: Any) -> tuple[bool, Any]:
         last = self._begin(agent)
         earlier = {k: v for k, v in self.outputs.items() if k != agent}
-        try:
-            parsed = parse_reply(model, output.raw)
-        except MalformedOutput as exc:
-            return self._reject(agent, last, str(exc), output.raw, earlier, output)
-        copied = echoed(parsed)
+        copied = echoed_text(output.raw)
+        if not copied:
+            try:
+                parsed = parse_reply(model, output.raw)
+            except MalformedOutput as exc:
+                return self._reject(agent, last, str(exc), output.raw, earlier, output)
+            copied = echoed(parsed)
         if copied:
             return self._reject(agent, last, f"the reply copies the example's placeholders ({len(copied)} value(s) "
                                 "such as " + neutralise(copied[0]) + ") instead of content from the data blocks",
@@ -354,11 +356,13 @@ class RunChecks:
     def writer(self, output: Any) -> tuple[bool, Any]:
         """The brief parses, renders, and passes the grounding validator (or this was the last attempt)."""
         last = self._begin("writer")
-        try:
-            brief = parse_reply(WrittenBrief, output.raw)
-        except MalformedOutput as exc:
-            return self._reject("writer", last, str(exc), output.raw, self.outputs, output)
-        copied = echoed(brief)
+        copied = echoed_text(output.raw)
+        if not copied:
+            try:
+                brief = parse_reply(WrittenBrief, output.raw)
+            except MalformedOutput as exc:
+                return self._reject("writer", last, str(exc), output.raw, self.outputs, output)
+            copied = echoed(brief)
         if copied:
             return self._reject("writer", last, f"the reply copies the example's placeholders ({len(copied)} "
                                 "value(s) such as " + neutralise(copied[0]) + ") instead of a brief from the facts",

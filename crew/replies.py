@@ -55,6 +55,12 @@ def echoed(reply: BaseModel) -> list[str]:
     return list(dict.fromkeys(" ".join(h.split())[:60] for h in hits))
 
 
+def echoed_text(raw: str) -> list[str]:
+    """The examples' ``<placeholders>`` that a raw reply holds, found before it is even parsed."""
+    text = " ".join(str(raw).lower().split())
+    return [f"<{p}>" for p in sorted(placeholders()) if f"<{p}>" in text]
+
+
 def excerpt(raw: str, limit: int = EXCERPT_CHARS) -> str:
     """What a retry shows of a bad reply: its first characters, escaped, and how long it was in all."""
     text = " ".join(str(raw).split())

@@ -423,3 +423,21 @@ def test_a_refused_tool_list_is_dropped_once_and_remembered(tmp_path: Any) -> No
     bodies.clear()
     client.post("http://10.0.0.5:8080/v1/chat/completions", json=body)
     assert [bool(b.get("tools")) for b in bodies] == [False]  # remembered: not offered again
+
+
+def test_a_writer_echoing_its_example_is_not_asked_the_same_thing_twice(
+        sample_memory: Any, monkeypatch: pytest.MonkeyPatch) -> None:
+    def parrot_writer(body: dict[str, Any]) -> Reply:
+        if crew_replies.role_of(body) == "writer":
+            return crew_replies.echo_example(body)
+        return crew_replies.well_behaved(body)
+
+    with serving_llm() as server:
+        settings = crew_settings(monkeypatch, server, guardrail_retries="3")
+        server.responder = parrot_writer
+        with pytest.raises(LLMError, match="retry would repeat the same prompt") as caught:
+            run_brief(settings, sample_memory)
+    writer = _by_role(server, "writer")
+    assert len(writer) == 2 and "copies the example's placeholders" in writer[1].text
+    assert "try a larger model" in str(caught.value)
+    assert DraftStore(sample_memory.state).list() == []
