@@ -37,7 +37,8 @@ MODES = ("json_schema", "json_object", "prompt")
 _NEXT = {"json_schema": "json_object", "json_object": "prompt"}
 _REFUSAL_STATUSES = (400, 404, 415, 422, 500, 501)
 _FORMAT_WORDS = ("response_format", "json_schema", "json_object", "'text'")
-_TOOL_WORDS = ("tools", "tool_choice", "function calling", "tool calls")
+# Ollama: "… does not support tools"; vLLM without its flags: "\"auto\" tool choice requires --enable-auto-tool-choice".
+_TOOL_WORDS = ("tools", "tool_choice", "tool choice", "tool-call", "function calling", "tool calls")
 
 
 class CapabilityStore(Protocol):
@@ -209,7 +210,9 @@ class ServerAdapter(httpx.BaseTransport):
             if self.capabilities().tools is None and self.store is not None:
                 self._remember(tools=True)
             return response
-        if self.schema is None or _valid(self.schema, message.get("content")):
+        if self.schema is None or self.mode() == "prompt" or _valid(self.schema, message.get("content")):
+            # Without a response format to send, a second call could not constrain anything: the guardrail
+            # sends its feedback instead.
             return response
         self.stats.followups += 1
         follow = dict(body)

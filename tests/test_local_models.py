@@ -396,7 +396,12 @@ def test_a_timed_out_request_is_resent_only_to_a_remote_server(local: bool, tmp_
         assert sent == [0, 1]
 
 
-def test_a_refused_tool_list_is_dropped_once_and_remembered(tmp_path: Any) -> None:
+@pytest.mark.parametrize("refusal", [
+    "tools are not supported by this model",
+    "registry.ollama.ai/library/gemma:2b does not support tools",
+    '"auto" tool choice requires --enable-auto-tool-choice and --tool-call-parser to be set',
+])
+def test_a_refused_tool_list_is_dropped_once_and_remembered(refusal: str, tmp_path: Any) -> None:
     import json
 
     import httpx
@@ -408,7 +413,7 @@ def test_a_refused_tool_list_is_dropped_once_and_remembered(tmp_path: Any) -> No
         body = json.loads(request.content)
         bodies.append(body)
         if body.get("tools"):
-            return httpx.Response(400, json={"error": {"message": "tools are not supported by this model"}})
+            return httpx.Response(400, json={"error": {"message": refusal}})
         return httpx.Response(200, json={"choices": [{"message": {"role": "assistant", "content": json.dumps(facts)}}],
                                          "usage": {"prompt_tokens": 10, "completion_tokens": 5}})
 
