@@ -243,12 +243,14 @@ def _answer_as_tool(requests: list[Any], count: Callable[[str], int]) -> str:
     schema = json.dumps({"type": "function", "function": {"name": "submit_facts", "strict": True,
                                                           "parameters": response_format(FactSheet, "json_object")}})
     researcher = [r for r in requests if crew_replies.role_of(r.body) == "researcher"]
-    offering = [r for r in researcher if r.body.get("tools")]
-    answer = [r for r in researcher if r.body.get("response_format")]
-    return (f"answer-as-required-tool instead: +{count(schema) * max(len(offering), 1):,} prompt tokens "
-            f"(the {count(schema):,}-token schema as a tool in {max(len(offering), 1)} researcher request(s)), "
-            f"-{len(answer)} call(s) only when the tool phase ends with the answer tool; constrained answers "
-            "need a server that honours tool_choice")
+    offering = max(sum(1 for r in researcher if r.body.get("tools")), 1)
+    # Our follow-up calls: a constrained answer that comes after no tool result (the tool phase was prose).
+    followups = sum(1 for r in researcher if r.body.get("response_format") and not any(
+        m.get("role") == "tool" for m in r.body.get("messages", [])) and r is not researcher[0])
+    return (f"answer-as-required-tool instead: +{count(schema) * offering:,} prompt tokens (the "
+            f"{count(schema):,}-token schema as a tool in {offering} researcher request(s)); the same calls when "
+            f"the model looks something up first, {followups} fewer here (our follow-ups after a prose reply); "
+            "and it constrains nothing on a server that ignores tools")
 
 
 if __name__ == "__main__":
