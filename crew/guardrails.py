@@ -30,7 +30,7 @@ from crew.render import render_markdown, render_telegram, render_x
 from crew.replies import echoed, echoed_text, excerpt
 from memory.drafts import Draft
 from sources.errors import LLMError
-from sources.injection import instruction_markers, looks_like_instructions
+from sources.injection import looks_like_instructions
 from sources.plaintext import clean_text
 
 AI_NOTE = "Written by tapewatch's AI analysts from stored sources and checked against them."
@@ -180,13 +180,9 @@ def feedback(problems: Iterable[Problem], brief: WrittenBrief | None = None,
 
 def previous_answer(raw: str, brief: WrittenBrief | None = None, withheld: Collection[str] = ()) -> str:
     """What crewAI may show an agent of its last answer on a retry: the parsed brief with failing claims
-    withheld, or the raw text escaped (withheld whole if it reads as instructions)."""
+    withheld, or a short escaped excerpt of the raw text (withheld whole if it reads as instructions)."""
     if brief is None:
-        text = " ".join(raw.split())[:4000]
-        # An agent's own malformed answer may well hold our JSON keys or crewAI's protocol words; any other
-        # sign of instructions withholds it.
-        orders = set(instruction_markers(text)) - {"agent_protocol"}
-        return WITHHELD if orders else neutralise(text)
+        return excerpt(raw)
     data = brief.model_dump()
     if "title" in withheld:
         data["title"] = CLAIM_WITHHELD
