@@ -224,8 +224,10 @@ def test_a_brief_citing_nothing_is_never_stored_as_nothing_to_report(
         sample_memory: Any, monkeypatch: pytest.MonkeyPatch) -> None:
     def uncited(body: dict[str, Any]) -> Reply:
         if crew_replies.role_of(body) == "writer":
-            return Reply.json({"title": "Solana soars", "sections": [{"heading": "What happened", "claims": [
-                {"text": "Solana is up.", "item_ids": ["id1", "id2"], "ticker": "SOL"}]}]})
+            return Reply.json({"title": "Solana soars", "take": {"text": "Solana is up.", "item_ids": ["id1"],
+                                                                 "ticker": "SOL"}, "thread": [],
+                               "sections": [{"heading": "What happened", "claims": [
+                                   {"text": "Solana is up.", "item_ids": ["id1", "id2"], "ticker": "SOL"}]}]})
         return crew_replies.well_behaved(body)
 
     with serving_llm() as server:
