@@ -90,9 +90,9 @@ MIGRATIONS: tuple[Migration, ...] = (
               _create("web_users", "web_sessions", "web_login_failures", "web_keys")),
     Migration(121, "public archive of published briefs", _create("archive")),
     Migration(122, "drafts by status, newest first (the desk's queue)", _index("drafts", "ix_drafts_status_created")),
+    Migration(150, "what each model server supports (structured output, tools, speed)", _create("llm_servers")),
     Migration(160, "calls of published briefs (track record)", _create("calls")),
     Migration(161, "corrections and retractions, and their outbox steps", _create("amendments", "amendment_steps")),
-    Migration(150, "what each model server supports (structured output, tools, speed)", _create("llm_servers")),
 )
 
 
