@@ -75,19 +75,26 @@ class FullDisk:
 
 def test_a_short_full_disk_episode_leaves_the_scheduler_and_the_lease_running(
         tmp_path: Path, cg: FakeCoinGecko) -> None:
-    daemon, db = start_daemon(tmp_path, cg, lease="10s")
+    # A 20 s lease is renewed every 6.7 s and given up 3.3 s before it lapses: the episode lasts until a
+    # renewal and a job-store write have failed (at most 6.7 s in), then the retry 1.7 s later must succeed,
+    # at least 10 s before the daemon would give up. A fixed-length episode could miss every renewal.
+    daemon, db = start_daemon(tmp_path, cg, lease="20s")
     try:
         daemon.wait_for(lambda: prices_asked(cg) >= 3, 120, "the first price runs")
-        owner = lease_row(db)[0]  # type: ignore[index]
+        owner, held_until = lease_row(db)  # type: ignore[misc]
         disk = FullDisk(daemon.proc.pid)
         disk.begin()
-        time.sleep(2.5)  # runs come due, their next run times cannot be stored, renewals fail
-        during = prices_asked(cg)
-        disk.end()
+        try:
+            daemon.wait_for(lambda: "could not renew the daemon lease" in daemon.output
+                            and "the scheduler could not update its job store" in daemon.output,
+                            9, "a failed renewal and a failed job-store write")
+            during = prices_asked(cg)
+        finally:
+            disk.end()
         # The scheduler wakes up again and runs jobs; the lease is renewed by the same daemon.
         daemon.wait_for(lambda: prices_asked(cg) >= during + 5, 30, "price runs after the disk has space again")
-        daemon.wait_for(lambda: (lease_row(db) or ("", datetime.min.replace(tzinfo=UTC)))[1] > datetime.now(UTC),
-                        10, "a renewed lease")
+        daemon.wait_for(lambda: "renewed the daemon lease again" in daemon.output, 10, "a renewal after the episode")
+        assert lease_row(db)[1] > held_until  # type: ignore[index]
         assert lease_row(db)[0] == owner  # type: ignore[index]
         daemon.proc.send_signal(signal.SIGTERM)
     finally:
