@@ -2,7 +2,7 @@
 
 Run: .venv/bin/python bench/compliance.py [--show-misses]
 
-Cases: each family's must_catch / must_not_catch examples from prompts/compliance/phrasing.yaml plus the
+Cases: each family's must_catch / must_not_catch examples from prompts/compliance/global.yaml plus the
 adversarial and legitimate cases in tests/test_compliance.py. Prints, per family, the catch rate of the
 families and of the baseline (the substring check crew/grounding.py did with the old default
 compliance.banned_phrases), the false-flag rate of both over everything legitimate, and for the

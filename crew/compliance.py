@@ -1,9 +1,10 @@
 """Compliance phrasing: banned wording by pattern families, and a disclaimer that is really there.
 
 The families (guarantees, price targets, calls to action, certainty, dated hype) are data, in
-``prompts/compliance/phrasing.yaml`` (the "global" profile); the file's header explains how a pattern
-is written. Text is matched as a skeleton (``crew.textfold``), so look-alike letters, dash variants,
-zero-width characters, emoji, spelled-out letters and leetspeak don't hide a phrase.
+``prompts/compliance/global.yaml`` (the "global" profile); the file's header explains how a pattern
+is written. The per-jurisdiction profiles (``crew.profiles``) compile through the same ``compile_rules``,
+topics included, so there is one matcher. Text is matched as a skeleton (``crew.textfold``), so look-alike
+letters, dash variants, zero-width characters, emoji, spelled-out letters and leetspeak don't hide a phrase.
 
 The disclaimer counts only when a reader sees it as written and meant: not negated ("not not financial
 advice"), questioned or retracted ("Not financial advice? Think again", "(jk)"), contradicted ("this is
@@ -14,7 +15,7 @@ rendered (the X text, the Telegram HTML, the Markdown), not reduced to plain tex
 from __future__ import annotations
 
 import re
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from functools import cache
 from importlib.resources import files
@@ -26,24 +27,45 @@ from crew.model import Problem
 from crew.textfold import HIDDEN, LINK, Reading, Visible, display_char, readings, skeleton_pattern, visible
 from sources.errors import ConfigError
 
-PROFILE = "phrasing.yaml"
+PROFILE = "global.yaml"
 GAP = r"(?:[\s\-:!]+)"  # a space in a pattern: spaces, line breaks, hyphens, colons, "!" ("risk ?free": or none)
-_EDGE_BEFORE, _EDGE_AFTER = r"(?<![^\W_])", r"(?![^\W_])"
+# Letters and digits bound a pattern; CJK characters do not, since Chinese and Japanese run words together.
+_CJK = "\u3040-\u30ff\u3400-\u4dbf\u4e00-\u9fff\uf900-\ufaff\uac00-\ud7af"
+_EDGE_BEFORE, _EDGE_AFTER = rf"(?<![^\W_{_CJK}])", rf"(?![^\W_{_CJK}])"
 _MACRO = re.compile(r"%([a-z_]+)%")
-_SENTENCE_END = re.compile(r"[.!?;]+(?=[\s\"')\]]|$)|\n")
+_SENTENCE_END = re.compile(r"[.!?;]+(?=[\s\"')\]]|$|[\u3000-\u9fff])|\u3002+|\n")
+
+
+VERIFY = "verify before relying on it"
+ACTIONS = ("block", "needs_override")
+
+
+@dataclass(frozen=True)
+class Source:
+    """The document and article a rule rests on; ``verify`` when its wording could not be checked offline."""
+
+    document: str
+    article: str = ""
+    verify: bool = False
+
+    def cite(self) -> str:
+        """"Yinfa [2026] No. 42, III (7) (verify before relying on it)"."""
+        where = f"{self.document}, {self.article}" if self.article else self.document
+        return f"{where} ({VERIFY})" if self.verify else where
 
 
 @dataclass(frozen=True)
 class Rule:
-    """One compiled pattern of a family and the contexts that excuse it."""
+    """One compiled pattern of a family, the contexts that excuse it and those it needs (a topic's ``with``)."""
 
     pattern: re.Pattern[str]
     unless: tuple[re.Pattern[str], ...]
+    needs: tuple[re.Pattern[str], ...] = ()
 
 
 @dataclass(frozen=True)
 class Family:
-    """A family of banned phrasing, with its examples."""
+    """A family of banned phrasing or a restricted topic, with its examples, action and source."""
 
     id: str
     label: str
@@ -51,6 +73,11 @@ class Family:
     rules: tuple[Rule, ...]
     must_catch: tuple[str, ...]
     must_not_catch: tuple[str, ...]
+    kind: str = "phrasing"  # or "topic"
+    action: str = "needs_override"  # or "block": the channel is refused, no override
+    reason: str = ""
+    source: Source = Source("tapewatch house rules")
+    profile: str = "global"
 
     def matches(self, texts: Sequence[Reading]) -> list[tuple[int, int]]:
         """Spans (indices into the visible text) this family flags in any reading of it."""
@@ -58,7 +85,8 @@ class Family:
         for rule in self.rules:
             for reading in texts:
                 for m in rule.pattern.finditer(reading.text):
-                    if m.end() > m.start() and not _excused(reading.text, m.start(), m.end(), rule.unless):
+                    if m.end() > m.start() and not _excused(reading.text, m.start(), m.end(), rule.unless) \
+                            and _needed(reading.text, m.start(), m.end(), rule.needs):
                         spans.add(_visible_span(reading, m.start(), m.end()))
         return _merged_spans(spans)
 
@@ -79,18 +107,22 @@ def _merged_spans(spans: set[tuple[int, int]]) -> list[tuple[int, int]]:
 
 
 def check_compliance(text: str, where: str, *, disclaimer: str, require_disclaimer: bool,
-                     banned_phrases: Sequence[str] = ()) -> list[Problem]:
-    """Banned phrasing and a missing, negated or altered disclaimer in ``text`` (plain, Telegram HTML or Markdown)."""
+                     banned_phrases: Sequence[str] = (), rules: Sequence[Family] | None = None) -> list[Problem]:
+    """Banned phrasing, restricted topics (``rules``: the global families unless given) and a missing, negated
+    or altered disclaimer in ``text`` (plain, Telegram HTML or Markdown)."""
     vis = visible(text)
     texts = readings(vis)
     problems: list[Problem] = []
-    seen: set[tuple[str, str]] = set()
-    for label, spans in _flagged(texts):
-        for start, end in spans:
+    seen: set[tuple[str, str, str]] = set()
+    for family in families() if rules is None else rules:
+        for start, end in family.matches(texts):
             words = _snippet(vis, start, end)
-            if (label, words.casefold()) not in seen:
-                seen.add((label, words.casefold()))
-                problems.append(Problem("banned_phrase", f"{label}: '{words}'", where))
+            key = (family.profile, family.id, words.casefold())
+            if key not in seen:
+                seen.add(key)
+                problems.append(Problem("banned_phrase" if family.kind == "phrasing" else "restricted_topic",
+                                        f"{family.label}: '{words}'", where, profile=family.profile,
+                                        rule=family.id, source=family.source.cite(), action=family.action))
     for phrase, pattern in _phrase_patterns(tuple(banned_phrases)):
         # A configured phrase is named as configured, the way the old phrase list reported it.
         if any(m.end() > m.start() for r in texts for m in pattern.finditer(r.text)):
@@ -102,37 +134,74 @@ def check_compliance(text: str, where: str, *, disclaimer: str, require_disclaim
     return problems
 
 
-def _flagged(texts: Sequence[Reading]) -> Iterator[tuple[str, list[tuple[int, int]]]]:
-    for family in families():
-        yield family.label, family.matches(texts)
-
-
 @cache
 def families(profile: str = PROFILE) -> tuple[Family, ...]:
-    """The families of a shipped profile, compiled once."""
+    """The families of a shipped profile file, compiled once."""
     try:
         data = yaml.safe_load(files("prompts").joinpath("compliance", profile).read_text(encoding="utf-8"))
-        return _compile(data)
-    except (OSError, yaml.YAMLError, re.error, KeyError, TypeError, ValueError) as exc:
-        raise ConfigError(f"compliance profile {profile}: {exc}") from exc
+    except (OSError, yaml.YAMLError) as exc:
+        raise ConfigError(f"compliance profile {profile}: {' '.join(str(exc).split())}") from exc
+    return compile_rules(data, profile)
 
 
-def _compile(data: Mapping[str, Any]) -> tuple[Family, ...]:
-    macros = {**data.get("macros", {}), **data.get("shared", {})}
+def compile_rules(data: Mapping[str, Any], where: str) -> tuple[Family, ...]:
+    """A profile's families and topics, compiled; ConfigError naming ``where`` and the rule when one is bad."""
+    if not isinstance(data, Mapping):
+        raise ConfigError(f"compliance profile {where}: not a mapping of profile, families, topics")
+    macros = {**(data.get("macros") or {}), **(data.get("shared") or {})}
+    defaults = data.get("defaults") or {}
     out = []
-    for spec in data["families"]:
-        shared_unless = [_expand(u, macros) for u in spec.get("unless", [])]
-        if spec.get("negatable"):
-            shared_unless.append(_expand(macros["negation"], macros))
-        rules = []
-        for entry in spec["patterns"]:
-            entry = {"re": entry} if isinstance(entry, str) else entry
-            unless = shared_unless + [_expand(u, macros) for u in entry.get("unless", [])]
-            rules.append(Rule(_pattern(_expand(entry["re"], macros)),
-                              tuple(re.compile(skeleton_pattern(u)) for u in unless)))
-        out.append(Family(str(spec["id"]), str(spec["label"]), str(spec.get("rule", "")), tuple(rules),
-                          tuple(map(str, spec.get("must_catch", []))), tuple(map(str, spec.get("must_not_catch", [])))))
+    for kind, key in (("phrasing", "families"), ("topic", "topics")):
+        for n, spec in enumerate(data.get(key) or [], 1):
+            name = spec.get("id", f"#{n}") if isinstance(spec, Mapping) else f"#{n}"
+            try:
+                out.append(_family(spec, kind, macros, defaults, str(data.get("profile", where))))
+            except re.error as exc:
+                raise ConfigError(f"compliance profile {where}, rule {name}: a pattern does not compile "
+                                  f"({exc})") from exc
+            except (KeyError, TypeError, ValueError, AttributeError) as exc:
+                raise ConfigError(f"compliance profile {where}, rule {name}: {type(exc).__name__}: {exc}") from exc
+    ids = [f.id for f in out]
+    if len(set(ids)) != len(ids):
+        repeated = sorted({i for i in ids if ids.count(i) > 1})
+        raise ConfigError(f"compliance profile {where}: rule ids repeat ({', '.join(repeated)})")
     return tuple(out)
+
+
+def _family(spec: Mapping[str, Any], kind: str, macros: Mapping[str, str], defaults: Mapping[str, Any],
+            profile: str) -> Family:
+    shared_unless = [_expand(u, macros) for u in spec.get("unless", [])]
+    if spec.get("negatable"):
+        shared_unless.append(_expand(macros["negation"], macros))
+    needs = tuple(_pattern(_expand(w, macros)) for w in spec.get("with", []))
+    entries = list(spec.get("patterns", [])) + [_ticker(t) for t in spec.get("tickers", [])]
+    if not entries:
+        raise ValueError("no patterns or tickers")
+    rules = []
+    for entry in entries:
+        entry = {"re": entry} if isinstance(entry, str) else entry
+        unless = shared_unless + [_expand(u, macros) for u in entry.get("unless", [])]
+        rules.append(Rule(_pattern(_expand(entry["re"], macros)),
+                          tuple(re.compile(skeleton_pattern(u)) for u in unless), needs))
+    action = str(spec.get("action", defaults.get("action", "needs_override")))
+    if action not in ACTIONS:
+        raise ValueError(f"action {action!r} is not one of {', '.join(ACTIONS)}")
+    src = spec.get("source", defaults.get("source"))
+    if not isinstance(src, Mapping) or not src.get("document"):
+        raise ValueError("every rule names its source document (source: {document, article})")
+    source = Source(str(src["document"]), str(src.get("article") or ""), bool(src.get("verify", False)))
+    return Family(str(spec["id"]), str(spec["label"]), str(spec.get("rule", "")), tuple(rules),
+                  tuple(map(str, spec.get("must_catch", []))), tuple(map(str, spec.get("must_not_catch", []))),
+                  kind=kind, action=action, reason=str(spec.get("reason", defaults.get("reason", ""))),
+                  source=source, profile=profile)
+
+
+def _ticker(symbol: Any) -> str:
+    """A ticker of a topic's set: as a cashtag always, as a bare word only from four letters ("usdt", not "op")."""
+    sym = re.escape(str(symbol).strip().lower().lstrip("$"))
+    if not re.fullmatch(r"[a-z0-9]{2,10}", sym):
+        raise ValueError(f"ticker {symbol!r} is not 2-10 letters or digits")
+    return f"\\${sym}" if len(sym) < 4 else f"\\$?{sym}"
 
 
 def _expand(pattern: str, macros: Mapping[str, str]) -> str:
@@ -163,10 +232,23 @@ def _phrase_patterns(phrases: tuple[str, ...]) -> tuple[tuple[str, re.Pattern[st
 def _excused(text: str, start: int, end: int, unless: Sequence[re.Pattern[str]]) -> bool:
     if not unless:
         return False
+    sentence = _sentence(text, start, end)
+    return any(u.search(sentence) for u in unless)
+
+
+def _needed(text: str, start: int, end: int, needs: Sequence[re.Pattern[str]]) -> bool:
+    """A topic with ``with`` counts only in a sentence that also says one of those things."""
+    if not needs:
+        return True
+    sentence = _sentence(text, start, end)
+    return any(n.search(sentence) for n in needs)
+
+
+def _sentence(text: str, start: int, end: int) -> str:
+    """The sentence around a match, the match replaced by "§"."""
     left = max((m.end() for m in _SENTENCE_END.finditer(text, 0, start)), default=0)
     right = next((m.start() for m in _SENTENCE_END.finditer(text, end)), len(text))
-    sentence = " ".join(f"{text[left:start]}§{text[end:right]}".split())
-    return any(u.search(sentence) for u in unless)
+    return " ".join(f"{text[left:start]}§{text[end:right]}".split())
 
 
 def _snippet(vis: Visible, start: int, end: int) -> str:

@@ -15,7 +15,8 @@ the same report. Evidence has tiers (see the README's "Grounding"):
 - single source: a claim resting on one social/forum group is attributed or not publishable;
 - links: only the trusted link of a cited item (``crew.trust``); no link from any item's text;
 - format and platform: X's 280 weighted characters, post cap, @mentions, tag caps; Telegram's size and
-  tags; no hidden characters; compliance phrasing and the disclaimer (``crew.compliance``).
+  tags; no hidden characters; the disclaimer (``crew.compliance``) and, per channel the draft is meant for,
+  that channel's compliance profiles (``crew.profiles``); a ``block`` rule refuses its channel only.
 
 Claims are checked in every format (``crew.claimcheck``), so a hand edit cannot hide one.
 """
@@ -24,9 +25,10 @@ from __future__ import annotations
 
 import re
 from collections.abc import Callable, Iterable, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from html.parser import HTMLParser
+from pathlib import Path
 from typing import Any
 
 from crew.claimcheck import ClaimChecker
@@ -42,6 +44,7 @@ from crew.compliance import check_compliance
 from crew.entities import Entities
 from crew.evidence import read_source
 from crew.model import Problem, ValidationReport
+from crew.profiles import check_profiles, resolve
 from crew.render import MENTION, TELEGRAM_LIMIT, X_LIMIT, weighted_length
 from crew.trust import SourcePolicy
 from memory.drafts import Draft
@@ -84,6 +87,12 @@ class GroundingContext:
     max_cashtags: int = 4  # per X post
     max_hashtags: int = 2  # per X post
     archive_url: str | None = None  # the public archive: a draft may link to its own permalink there
+    # Compliance profiles per channel ([compliance.channels]); a draft's meta["profiles"] (its schedule entry)
+    # overrides a channel's list. Formats no channel of the draft reads (Markdown) get "global".
+    channel_profiles: Mapping[str, tuple[str, ...]] = field(
+        default_factory=lambda: {"x": ("global",), "telegram": ("global",)})
+    channels: tuple[str, ...] = ("x", "telegram")  # publish.channels: where a draft without meta["channels"] goes
+    profiles_dir: Path | None = None
 
 
 def validate_draft(draft: Draft, context: GroundingContext) -> ValidationReport:
@@ -98,6 +107,8 @@ def validate_draft(draft: Draft, context: GroundingContext) -> ValidationReport:
     links = {"x": links_in_text(texts["x"]), "telegram": telegram_links(draft.telegram_html),
              "markdown": markdown_links(draft.markdown)}
     problems: list[Problem] = []
+    profiles = draft_profiles(draft, context)
+    targets = list(profiles)
     problems += _sources(draft, rows, sources)
     problems += _format(draft, context)
     problems += _x_platform(draft, context)
@@ -111,18 +122,63 @@ def validate_draft(draft: Draft, context: GroundingContext) -> ValidationReport:
         # As rendered: a disclaimer hidden in a link label or split by markup does not count.
         problems += check_compliance(rendered[where], where, disclaimer=context.disclaimer,
                                      require_disclaimer=context.require_disclaimer,
-                                     banned_phrases=context.banned_phrases)
+                                     banned_phrases=context.banned_phrases, rules=())
+        problems += check_profiles(rendered[where], where, resolve(profiles.get(where, ("global",)),
+                                                                   context.profiles_dir))
+    problems += _all_blocked(problems, targets)
     return ValidationReport(problems=_merged(problems), checked_at=context.clock(), claims=checker.results())
 
 
+def refusal(draft: Draft, channel: str, context: GroundingContext) -> str:
+    """Why ``channel``'s profiles refuse the draft, by its stored report or checked now (delivery's gate), or ''."""
+    text = "\n".join(draft.x_thread) if channel == "x" else draft.telegram_html
+    names = draft_profiles(draft, replace(context, channels=(channel,))).get(channel) or tuple(
+        context.channel_profiles.get(channel, ("global",)))
+    found = [*ValidationReport.from_dict(draft.validation).blocked().get(channel, []),
+             *(p for p in check_profiles(text, channel, resolve(names, context.profiles_dir)) if p.blocks)]
+    seen = dict.fromkeys(f"{p.profile}/{p.rule}: {p.message} ({p.source})" for p in found)
+    return ("compliance: " + "; ".join(seen))[:500] if seen else ""
+
+
+def draft_targets(draft: Draft, channels: Iterable[str]) -> list[str]:
+    """The enabled channels a draft is meant for: those its ``meta["channels"]`` names, else all enabled."""
+    enabled = list(channels)
+    wanted = draft.meta.get("channels")
+    if not isinstance(wanted, list) or not wanted:
+        return enabled
+    return [c for c in enabled if c in wanted]
+
+
+def draft_profiles(draft: Draft, context: GroundingContext) -> dict[str, tuple[str, ...]]:
+    """Channel → the profiles its text is checked against: the draft's schedule entry's, else the settings'."""
+    own = draft.meta.get("profiles")
+    own = own if isinstance(own, dict) else {}
+    out: dict[str, tuple[str, ...]] = {}
+    for channel in draft_targets(draft, context.channels):
+        names = own.get(channel)
+        out[channel] = tuple(names) if isinstance(names, list) and names else tuple(
+            context.channel_profiles.get(channel, ("global",)))
+    return out
+
+
+def _all_blocked(problems: list[Problem], targets: list[str]) -> list[Problem]:
+    """A draft every channel of which is refused cannot go anywhere: that holds up the draft itself."""
+    blocked = {c for p in problems if p.blocks for c in p.channels}
+    if targets and all(t in blocked for t in targets):
+        return [Problem("blocked_everywhere", "a compliance profile blocks every channel this draft is meant for "
+                        f"({', '.join(targets)})", "")]
+    return []
+
+
 def _merged(problems: list[Problem]) -> tuple[Problem, ...]:
-    """One problem per (code, message), naming every format it was found in."""
-    places: dict[tuple[str, str], list[str]] = {}
+    """One problem per (code, message, rule), naming every format it was found in."""
+    places: dict[tuple[str, ...], list[str]] = {}
     for p in problems:
-        spots = places.setdefault((p.code, p.message), [])
+        spots = places.setdefault((p.code, p.message, p.profile, p.rule, p.source, p.action), [])
         if p.where and p.where not in spots:
             spots.append(p.where)
-    return tuple(Problem(code, message, ", ".join(where)) for (code, message), where in places.items())
+    return tuple(Problem(code, message, ", ".join(where), profile, rule, source, action)
+                 for (code, message, profile, rule, source, action), where in places.items())
 
 
 def _sources(draft: Draft, rows: Mapping[str, Any], sources: list[Any]) -> list[Problem]:

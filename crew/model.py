@@ -110,10 +110,34 @@ class Problem:
     code: str  # e.g. unknown_source, unknown_ticker, price_mismatch, foreign_link, too_long, banned_phrase
     message: str
     where: str = ""  # the format ("x", "telegram", "markdown") or part it was found in
+    # A compliance rule's problem: its profile, rule id, cited source, and action ("block": the channels in
+    # ``where`` are refused whatever a reviewer says; "needs_override": like any other problem).
+    profile: str = ""
+    rule: str = ""
+    source: str = ""
+    action: str = ""
+
+    @property
+    def blocks(self) -> bool:
+        """True when this problem refuses its channels rather than the whole draft."""
+        return self.action == "block"
+
+    @property
+    def channels(self) -> tuple[str, ...]:
+        """The channels or formats named in ``where``."""
+        return tuple(w.strip() for w in self.where.split(",") if w.strip())
 
     def to_dict(self) -> dict[str, str]:
         """JSON-ready form."""
-        return {"code": self.code, "message": self.message, "where": self.where}
+        out = {"code": self.code, "message": self.message, "where": self.where}
+        out.update({k: v for k in ("profile", "rule", "source", "action") if (v := getattr(self, k))})
+        return out
+
+    @classmethod
+    def from_dict(cls, data: dict[str, object]) -> Problem:
+        """Inverse of ``to_dict``."""
+        return cls(*(str(data.get(k) or "") for k in ("code", "message", "where", "profile", "rule", "source",
+                                                       "action")))
 
 
 @dataclass(frozen=True)
@@ -148,8 +172,22 @@ class ValidationReport:
 
     @property
     def ok(self) -> bool:
-        """True when nothing blocks publication."""
-        return not self.problems
+        """True when nothing blocks publication (a channel a compliance profile blocks is refused on its own)."""
+        return not self.blocking
+
+    @property
+    def blocking(self) -> tuple[Problem, ...]:
+        """The problems that hold up the whole draft until they are fixed or overridden."""
+        return tuple(p for p in self.problems if not p.blocks)
+
+    def blocked(self) -> dict[str, list[Problem]]:
+        """Channel → the compliance problems that refuse it."""
+        out: dict[str, list[Problem]] = {}
+        for p in self.problems:
+            if p.blocks:
+                for channel in p.channels:
+                    out.setdefault(channel, []).append(p)
+        return out
 
     @property
     def summary(self) -> str:
@@ -159,9 +197,13 @@ class ValidationReport:
             counts[claim.standing] = counts.get(claim.standing, 0) + 1
         parts = ", ".join(f"{n} {standing}" for standing, n in sorted(counts.items(), key=lambda kv: -kv[1]))
         head = f"{len(self.claims)} claim{'s' if len(self.claims) != 1 else ''}" + (f": {parts}" if parts else "")
+        tail = ""
         if self.problems:
-            return f"{head}; {len(self.problems)} problem{'s' if len(self.problems) != 1 else ''}"
-        return head
+            tail = f"; {len(self.problems)} problem{'s' if len(self.problems) != 1 else ''}"
+        blocked = self.blocked()
+        if blocked:
+            tail += "; blocked on " + ", ".join(sorted(blocked))
+        return head + tail
 
     def to_dict(self) -> dict[str, object]:
         """JSON-ready form (what ``Draft.validation`` holds)."""
@@ -178,8 +220,7 @@ class ValidationReport:
         """Inverse of ``to_dict``; an empty dict is a report that was never run (``ok`` but unchecked)."""
         raw = data.get("problems")
         items = raw if isinstance(raw, list) else []
-        problems = tuple(Problem(str(p["code"]), str(p["message"]), str(p.get("where", "")))
-                         for p in items if isinstance(p, dict))
+        problems = tuple(Problem.from_dict(p) for p in items if isinstance(p, dict))
         raw_claims = data.get("claims")
         claims = tuple(ClaimCheck.from_dict(c) for c in raw_claims if isinstance(c, dict)) if isinstance(
             raw_claims, list) else ()

@@ -40,6 +40,8 @@ MediaFor = Callable[[Draft, str], "Media | None"]  # the image a draft's first p
 OnSent = Callable[[str, str, int, str, datetime], None]
 # Raises PublishError when posting ``planned`` USD more on a channel would pass its budget.
 BudgetCheck = Callable[[str, float, datetime], None]
+# (draft, channel) → why a compliance profile refuses the draft there ('' if none): ``crew.grounding.refusal``.
+Gate = Callable[[Draft, str], str]
 log = logging.getLogger(__name__)
 MAX_DRAFT_ERRORS = 3  # publish runs that may fail on one draft already under way before it is failed
 
@@ -59,6 +61,7 @@ class RunReport:
     waiting: list[str] = field(default_factory=list)  # started, not finished: unknown / needs_check / retry later
     skipped: list[tuple[str, str]] = field(default_factory=list)  # (draft id, why it was not started)
     blocked: list[tuple[str, str, str, float]] = field(default_factory=list)  # (draft, channel, like draft, score)
+    refused: list[tuple[str, str, str]] = field(default_factory=list)  # (draft, channel, compliance reason)
     would_post: list[OutboxRow] = field(default_factory=list)  # dry run
     parts_sent: int = 0
     reconciled: int = 0  # unsettled parts found among our own posts and adopted
@@ -87,7 +90,8 @@ class Delivery:
                  *, limits: Limits = Limits(), lease: Lease | None = None, sleep: Sleep = asyncio.sleep,
                  clock: Callable[[], datetime] = lambda: datetime.now(UTC), media_for: MediaFor | None = None,
                  on_sent: OnSent | None = None, budget: BudgetCheck | None = None,
-                 cost_of: Callable[[str, str], float] | None = None, amender: Any = None) -> None:
+                 cost_of: Callable[[str, str], float] | None = None, amender: Any = None,
+                 gate: Gate | None = None) -> None:
         self.queue = queue
         self.outbox = outbox
         self.channels = channels
@@ -103,6 +107,7 @@ class Delivery:
         self.budget = budget  # X's budgets: checked before a run and before each draft's parts
         self.cost_of = cost_of or (lambda channel, text: 0.0)
         self.amender = amender  # publish.amend.Amender: open corrections and retractions go out with each run
+        self.gate = gate
 
     async def run(self, *, dry_run: bool = False) -> RunReport:
         """Expire stale drafts, reconcile leftovers, then publish (or, dry, record) every due draft."""
@@ -258,6 +263,15 @@ class Delivery:
                 outcomes[name] = "failed"  # nothing to post on this channel; the draft cannot be delivered whole
                 continue
             rows = self.outbox.rows(draft.id, name, dry_run=dry_run)
+            if not rows and self.gate is not None and (refusal := self.gate(draft, name)):
+                # A profile of this channel blocks the draft: refused and recorded here; the others still go.
+                rows = self.outbox.plan(draft.id, name, texts, dry_run=dry_run)
+                report.refused.append((draft.id, name, refusal))
+                if not dry_run:
+                    for row in rows:
+                        self.outbox.block(row, refusal, action="refused")
+                    outcomes[name] = "refused"
+                continue
             if not rows and not dry_run and self.budget is not None:
                 try:  # a draft not yet under way starts only if all its parts fit the budget
                     self.budget(name, sum(self.cost_of(name, t) for t in texts), self.clock())
@@ -304,7 +318,8 @@ class Delivery:
             self._record_calls(draft)
         else:
             self.queue.finish(draft.id, "failed", reason="not delivered on " + ", ".join(
-                c for c, o in outcomes.items() if o != "delivered"), detail=detail)
+                c + (" (refused by compliance)" if o == "refused" else "") for c, o in outcomes.items()
+                if o != "delivered"), detail=detail)
             report.failed.append(draft.id)
 
     def _record_calls(self, draft: Draft) -> None:

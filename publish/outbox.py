@@ -163,9 +163,9 @@ class Outbox:
         return self._move(row, (INTENT, UNKNOWN, NEEDS_CHECK), QUEUED, "requeued", actor=actor, reason=reason,
                           error=reason)
 
-    def block(self, row: OutboxRow, reason: str) -> bool:
-        """queued → blocked by the duplicate guard."""
-        return self._move(row, (QUEUED,), BLOCKED, "blocked", reason=reason, error=reason)
+    def block(self, row: OutboxRow, reason: str, *, action: str = "blocked") -> bool:
+        """queued → blocked by the duplicate guard (or ``action="refused"``: by a channel's compliance profile)."""
+        return self._move(row, (QUEUED,), BLOCKED, action, reason=reason, error=reason)
 
     def _move(self, row: OutboxRow, from_states: Sequence[str], to: str, action: str, *, guard: Any = None,
               actor: str | None = None, reason: str | None = None, **values: Any) -> bool:

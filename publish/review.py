@@ -111,7 +111,7 @@ class ReviewQueue:
         report = ValidationReport.from_dict(draft.validation)
         blockers: list[str] = []
         if draft.status == "flagged" or not report.ok:
-            blockers += [p.message for p in report.problems] or ["flagged by the grounding check"]
+            blockers += [p.message for p in report.blocking] or ["flagged by the grounding check"]
         if draft.parent_id is not None and report.checked_at is None:
             blockers.append("this edited version has not been re-validated")
         if blockers and not (override and override.strip()):
@@ -180,7 +180,7 @@ class ReviewQueue:
             record(conn, at=self.clock(), draft_id=draft.id, actor=actor, via=self.via, action="validated",
                    from_status=draft.status, to_status=draft.status, detail=report.to_dict())
         if not report.ok and draft.status == "pending":
-            self._move(draft.id, "flag", actor, reason="; ".join(p.message for p in report.problems)[:1000])
+            self._move(draft.id, "flag", actor, reason="; ".join(p.message for p in report.blocking)[:1000])
         return report
 
     def schedule(self, draft_id: str, reviewer: str, at: datetime) -> None:

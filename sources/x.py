@@ -275,6 +275,12 @@ class XReader:
                 user_id, pagination_token=token, exclude=self.exclude or None, **common))
         return self._call("search", lambda: self.client.search_recent_tweets(spec.target, next_token=token, **common))
 
+    def lookup(self, ids: Sequence[str]) -> dict[str, Any]:
+        """GET /2/tweets?ids=: which of up to 100 post ids X still returns (``sources.x_deletions`` reads it)."""
+        if not 0 < len(ids) <= 100:
+            raise ValueError(f"X looks up 1-100 post ids at a time, not {len(ids)}")
+        return self._call("lookup", lambda: self.client.get_tweets(list(ids), tweet_fields=["created_at"]))
+
     def _call(self, endpoint: str, request: Callable[[], Any]) -> dict[str, Any]:
         import requests
         import tweepy

@@ -155,6 +155,8 @@ class Automation:
         meta: dict[str, Any] = {"schedule": spec.name, "slot": ticket.slot.isoformat(), "attempt": ticket.attempt}
         if spec.channels:
             meta["channels"] = list(spec.channels)
+        if spec.profiles:
+            meta["profiles"] = {channel: list(names) for channel, names in spec.profiles.items()}
         drafts = SlotDrafts(memory.state, self.daemon.runs, ticket, meta)
         result = write_brief(self.runtime.settings, memory, now=self.runtime.clock(), window=spec.window,
                              ticker=spec.ticker, topic=spec.topic, scheduled=True, drafts=drafts,

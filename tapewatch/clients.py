@@ -373,6 +373,8 @@ def grounding_context(settings: Settings, state: StateDB, prices: PriceHistory |
         allowed_mentions=frozenset(h.lower().lstrip("@") for h in settings.publish.x_allowed_mentions),
         max_cashtags=settings.publish.x_max_cashtags, max_hashtags=settings.publish.x_max_hashtags,
         archive_url=settings.publish.archive_url,
+        channel_profiles={c: tuple(names) for c, names in settings.compliance.channels.items()},
+        channels=tuple(settings.publish.channels), profiles_dir=settings.compliance.profiles_dir,
     )
 
 
@@ -503,7 +505,7 @@ def delivery(settings: Settings, state: StateDB, channels: dict[str, Channel], v
     queue = review_queue(settings, state, via)
     return Delivery(queue, Outbox(state.engine, via=via), channels, policy, limits=limits,
                     lease=Lease(state.engine, pub.lease), amender=amender(settings, queue),
-                    **delivery_hooks(settings, state, channels))
+                    gate=compliance_gate(settings, state), **delivery_hooks(settings, state, channels))
 
 
 def amender(settings: Settings, queue: ReviewQueue) -> Amender:
@@ -511,6 +513,14 @@ def amender(settings: Settings, queue: ReviewQueue) -> Amender:
     from publish.amend import Amender
 
     return Amender(queue, disclaimer=settings.compliance.disclaimer, settle=settings.publish.reconcile_settle)
+
+
+def compliance_gate(settings: Settings, state: StateDB) -> Callable[[Draft, str], str]:
+    """What delivery asks before a channel's first part: why, if at all, do this channel's profiles refuse it?"""
+    from crew.grounding import refusal
+
+    context = grounding_context(settings, state)
+    return lambda draft, channel: refusal(draft, channel, context)
 
 
 # --- X and market sources (issue 3) ---------------------------------------------------------------------

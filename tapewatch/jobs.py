@@ -10,7 +10,7 @@ import logging
 import threading
 from collections.abc import Callable
 from datetime import UTC, datetime
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from memory.embeddings import Embedder
 from memory.prices import PriceStore, snapshot_of
@@ -24,6 +24,9 @@ from sources.x import XSourceSpec, account_source, query_source
 from tapewatch.ingest import Ingestor, SourceOutcome
 from tapewatch.ingest_x import XIngestor, XRunReport
 from tapewatch.settings import Settings
+
+if TYPE_CHECKING:
+    from tapewatch.x_deletions import DeletionReport
 
 log = logging.getLogger(__name__)
 
@@ -117,6 +120,16 @@ class Runtime:
 
         ledger, price = CostLedger(self.state), self.settings.publish.x_price_read_usd
         return lambda at, posts: ledger.record_x(at, "read", posts, posts * price)
+    def x_deletions(self) -> DeletionReport:
+        """Forget stored X posts that X no longer returns (x.compliance_every), within the read budget."""
+        from tapewatch.clients import x_reader
+        from tapewatch.x_deletions import DeletionReport, XDeletions
+
+        client = self.client("x")
+        if client is None:
+            return DeletionReport(stopped="no X bearer token (set TAPEWATCH_X_BEARER_TOKEN)")
+        return XDeletions(self.memory(), x_reader(self.settings, client), self.quotas, self.settings.x,
+                          clock=self.clock, stopping=self.stopping).run()
 
     def ingest_prices(self) -> SourceOutcome:
         """Fetch the watchlist's prices from CoinGecko once and store them as snapshots."""

@@ -1,6 +1,6 @@
 """Compliance phrasing by pattern families, and a disclaimer that counts only when it is really there.
 
-Every family's own must-catch / must-not-catch examples (prompts/compliance/phrasing.yaml) plus the
+Every family's own must-catch / must-not-catch examples (prompts/compliance/global.yaml) plus the
 adversarial cases below: obfuscated promotion that must be caught, legitimate market news that must
 pass, and disclaimers that are negated, altered, hidden or moved. Rates are asserted per family
 (catch ≥ 95%) and over everything legitimate (false flags ≤ 2%); bench/compliance.py prints them.
@@ -288,7 +288,7 @@ def test_the_profile_has_the_five_families_with_examples_and_ships_as_package_da
     assert set(FAMILIES) == {"guarantee", "price_target", "call_to_action", "certainty", "dated_hype"}
     for family in FAMILIES.values():
         assert len(family.must_catch) >= 10 and len(family.must_not_catch) >= 8 and family.rule
-    assert files("prompts").joinpath("compliance", "phrasing.yaml").is_file()
+    assert files("prompts").joinpath("compliance", "global.yaml").is_file()
     setuptools = tomllib.loads((ROOT / "pyproject.toml").read_text())["tool"]["setuptools"]
     assert "compliance/*.yaml" in setuptools["package-data"]["prompts"]
 
@@ -308,7 +308,9 @@ def test_false_flags_stay_at_or_under_2_percent_of_everything_legitimate() -> No
 
 
 def test_a_flag_names_the_family_and_the_words_as_the_reader_sees_them() -> None:
-    assert flags("Great setup, buy now!") == [Problem("banned_phrase", "call to action: 'buy now'", "x")]
+    assert flags("Great setup, buy now!") == [Problem(
+        "banned_phrase", "call to action: 'buy now'", "x", profile="global", rule="call_to_action",
+        source="tapewatch house rules, prompts/compliance/global.yaml", action="needs_override")]
     assert [p.message for p in flags("ｂｕｙ ｎｏｗ and it's risk\u2011free")] == [
         "call to action: 'ｂｕｙ ｎｏｗ'", "certainty: 'risk\u2011free'"]
     assert [p.message for p in flags("gu\u200daranteed, to the moon by Friday")] == [
@@ -404,5 +406,5 @@ def test_the_sample_day_data_briefs_pass_in_every_format_as_rendered(memory: Any
 
 
 def test_a_profile_that_is_not_shipped_is_one_clear_config_error() -> None:
-    with pytest.raises(ConfigError, match=r"^compliance profile eu\.yaml: "):
-        families("eu.yaml")
+    with pytest.raises(ConfigError, match=r"^compliance profile nowhere\.yaml: "):
+        families("nowhere.yaml")

@@ -103,7 +103,7 @@ def test_jobs_fire_store_data_persist_and_stop(feed_server: FeedServer, x: FakeX
         x.post(alice, f"$SOL note {n}")
     runtime = make_runtime(settings_for(feed_server, x, cg), tmp_path, hash_embedder)
     daemon = Daemon(runtime)
-    assert [j.kind for j in job_specs(runtime)] == ["feeds", "x", "prices", "retention"]
+    assert [j.kind for j in job_specs(runtime)] == ["feeds", "x", "x_deletions", "prices", "retention"]
 
     serve_until(daemon, lambda: min(daemon.fired[k] for k in ("feeds", "x", "prices", "retention")) >= 2)
 

@@ -39,10 +39,14 @@ def card_html(draft: Draft) -> str:
                     + (f" ({html.escape(report.summary)})" if report.claims else ""))
     else:
         head.append(f"⚠️ Grounding: {html.escape(report.summary)}" if report.claims
-                    else f"⚠️ Grounding: {len(report.problems)} problem(s)")
-        head += [f"• {html.escape(p.message[:300])}" for p in report.problems[:5]]  # clip, then escape
+                    else f"⚠️ Grounding: {len(report.blocking)} problem(s)")
+        head += [f"• {html.escape(p.message[:300])}" for p in report.blocking[:5]]  # clip, then escape
         if draft.status == "flagged":
             head.append(f"Approve anyway only with <code>/override {draft.id[:12]} your reason</code>")
+    for channel, problems in sorted(report.blocked().items()):
+        # A compliance profile refuses this channel whatever the reviewer does; the other channels still go.
+        head.append(f"⛔ <b>Blocked on {html.escape(channel)}</b> (no override): " + "; ".join(
+            html.escape(f"{p.profile}/{p.rule}: {p.message[:160]} — {p.source[:120]}") for p in problems[:3]))
     cost = draft.meta.get("cost_usd")
     if isinstance(cost, int | float):
         head.append(f"Cost ${cost:.4f} · {html.escape(', '.join(map(str, draft.meta.get('models', []))))}")

@@ -75,11 +75,12 @@ def print_schedule(s: Settings, state: StateDB) -> None:
     for col in ("job", "every", "next run"):
         table.add_column(col)
     intervals = {"feeds": s.fetch.interval, "x": s.x.interval, "prices": s.market.interval,
-                 "retention": s.daemon.retention_interval}
+                 "retention": s.daemon.retention_interval, "x_deletions": s.x.compliance_every}
     for kind, job_id in JOB_IDS.items():
         when = stored.get(job_id)
         if job_id not in stored:
-            nxt = "not scheduled yet" if kind != "x" or s.x_bearer_token else "off (no X bearer token)"
+            nxt = ("not scheduled yet" if not kind.startswith("x") or s.x_bearer_token
+                   else "off (no X bearer token)")
         elif when is None:
             nxt = "paused"
         elif when < now:

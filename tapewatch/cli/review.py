@@ -121,7 +121,11 @@ def drafts_show(
         verdict = "[green]ok[/green]" if report.ok else "[red]problems[/red]"
         out.print(f"grounding: {verdict} ({report.summary})", highlight=False)
         for p in report.problems:
-            out.print(f"  - {p.code}{f' ({p.where})' if p.where else ''}: {p.message}", markup=False)
+            rule = f" [{p.profile}/{p.rule}: {p.source}]" if p.rule else ""
+            out.print(f"  - {p.code}{f' ({p.where})' if p.where else ''}: {p.message}{rule}", markup=False)
+        for channel, problems in sorted(report.blocked().items()):
+            out.print(f"blocked on {channel} (a compliance profile refuses it; the other channels still go): "
+                      + "; ".join(f"{p.profile}/{p.rule}" for p in problems), markup=False, highlight=False)
         if report.claims:
             table = Table(title="claims", header_style="bold")
             for col in ("claim", "standing", "grounded by"):

@@ -237,6 +237,12 @@ def sources() -> None:
         table.add_row(name, kind, _ago(h.last_fetch_at), f"[{colour}]{h.status}[/{colour}]", str(h.items),
                       str(h.skipped or ""), str(h.consecutive_errors or ""), (h.last_error or h.degraded or "")[:200])
     out.print(table)
+    from tapewatch.x_deletions import last_run
+
+    run = last_run(state)
+    out.print("X deletion check (x.compliance_every " + format_duration(s.x.compliance_every.total_seconds()) + "): "
+              + (f"last ran {_ago(run[0])}: {run[1]}" + (f"; error: {run[2]}" if run[2] else "") if run
+                 else "never run"), markup=False, highlight=False, soft_wrap=True)
     from tapewatch.cli.memory import vector_health_line
 
     if warning := vector_health_line(state):

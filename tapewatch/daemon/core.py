@@ -110,6 +110,7 @@ class Daemon:
             "x": self._x,
             "prices": lambda: summarise([runtime.ingest_prices()]),
             "retention": self._retention,
+            "x_deletions": lambda: runtime.x_deletions().summary,
         }
 
     # -- lifecycle -------------------------------------------------------------------------------

@@ -3,9 +3,10 @@
 from __future__ import annotations
 
 from datetime import timedelta
+from pathlib import Path
 from typing import Literal
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from tapewatch.settings.durations import Duration
 
@@ -118,15 +119,41 @@ class LLMSettings(BaseModel):
         return LOCAL_TIMEOUT if local else REMOTE_TIMEOUT
 
 
+Channel = Literal["x", "telegram"]
+
+
+def _default_channels() -> dict[Channel, list[str]]:
+    return {"x": ["global"], "telegram": ["global"]}
+
+
 class ComplianceSettings(BaseModel):
-    """Rules every brief must follow before it can be published."""
+    """Rules every brief must follow before it can be published, and the compliance profiles per channel."""
 
     model_config = ConfigDict(extra="forbid")
 
     disclaimer: str = Field(default="Not financial advice.", max_length=300)
     require_disclaimer: bool = True
-    # Literal phrases of your own, on top of the phrasing families in prompts/compliance/phrasing.yaml.
+    # Literal phrases of your own, on top of the profiles' phrasing families (prompts/compliance/*.yaml).
     banned_phrases: list[str] = Field(default_factory=list)
+    # [compliance.channels] x = ["global", "us"], telegram = ["global", "cn"]: the profiles each channel's
+    # text must pass (shipped: global, eu, uk, us, cn; more, or replacements, from profiles_dir).
+    channels: dict[Channel, list[str]] = Field(default_factory=_default_channels)
+    profiles_dir: Path | None = None  # a directory of your own profile YAML files
+
+    @field_validator("channels")
+    @classmethod
+    def _every_channel(cls, value: dict[Channel, list[str]]) -> dict[Channel, list[str]]:
+        return {**_default_channels(), **value}
+
+    @model_validator(mode="after")
+    def _profiles_compile(self) -> ComplianceSettings:
+        # At start-up: a profile with a bad pattern or an unknown profile name stops here, in one line
+        # (a ConfigError, which the CLI and the daemon print as it is).
+        from crew.profiles import resolve
+
+        for names in self.channels.values():
+            resolve(names, self.profiles_dir)
+        return self
 
 
 class GroundingSettings(BaseModel):

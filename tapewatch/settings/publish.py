@@ -43,7 +43,8 @@ class PublishSettings(BaseModel):
     max_posts_per_day: int = Field(default=12, ge=0, le=1000)  # briefs (a thread counts once) per 24h
     duplicate_window: Duration = timedelta(hours=72)
     duplicate_threshold: float = Field(default=0.9, gt=0.0, le=1.0)  # normalised text similarity, 0..1
-    # X's automation rules: no unsolicited @mentions (only these handles may be mentioned), few tags per post.
+    # X's automation rules: no unsolicited @mentions (only these handles may be mentioned), few tags per post
+    # (issue 14's "x.max_tags" is these two caps, one per kind of tag: the names predate it).
     x_allowed_mentions: list[Annotated[str, Field(pattern=r"^@?[A-Za-z0-9_]{1,15}$")]] = []
     x_max_cashtags: int = Field(default=4, ge=0, le=10)
     x_max_hashtags: int = Field(default=2, ge=0, le=10)
@@ -109,6 +110,8 @@ class ScheduledBrief(BaseModel):
     window: Duration = timedelta(hours=24)
     channels: list[Literal["x", "telegram"]] = []  # empty: every channel in publish.channels
     shape: Literal["take", "thread"] = "take"  # on X: one post, or a short thread (publish.x_max_posts)
+    # Compliance profiles of this entry's drafts per channel, instead of [compliance.channels]'s list.
+    profiles: dict[Literal["x", "telegram"], list[str]] = {}
 
     @field_validator("cron")
     @classmethod

@@ -114,6 +114,15 @@ class Settings(BaseSettings):
             raise ValueError(f"bot.reviewers name(s) {', '.join(unknown)} are not in review.reviewers")
         return self
 
+    @model_validator(mode="after")
+    def _schedule_profiles_exist(self) -> Settings:
+        from crew.profiles import resolve
+
+        for brief in self.schedule.briefs:
+            for names in brief.profiles.values():
+                resolve(names, self.compliance.profiles_dir)
+        return self
+
     @property
     def state_url(self) -> str:
         """SQLAlchemy URL of the state database."""

@@ -121,8 +121,12 @@ class XSettings(BaseModel):
     connect_timeout: Duration = timedelta(seconds=5)
     attempts: int = Field(default=3, ge=1, le=10)  # per request, on 5xx and timeouts
     backoff: Duration = timedelta(seconds=2)  # first retry delay, doubling
+    # X's rules: content deleted on X is deleted here too. Every compliance_every, stored posts younger than
+    # compliance_window are looked up (100 a request, counted against the read budget); gone ones are removed.
+    compliance_every: Duration = timedelta(hours=12)
+    compliance_window: Duration = timedelta(days=30)
 
-    _check_interval = field_validator("interval")(_positive)
+    _check_interval = field_validator("interval", "compliance_every", "compliance_window")(_positive)
 
     @field_validator("accounts")
     @classmethod

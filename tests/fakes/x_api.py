@@ -110,6 +110,7 @@ class FakeXAPI(LoopbackServer):
         self.omit_includes = False
         self.rate_limit_remaining = 900
         self.media: dict[str, dict[str, Any]] = {}  # uploaded through /1.1/media/upload: id → bytes, alt text
+        self.suspended: set[str] = set()  # user ids whose posts the lookup refuses (X: not authorised)
         # Ids are snowflakes like X's (milliseconds since X's epoch << 22), so they encode a recent time.
         self._next_id = (int(time.time() * 1000) - 1_288_834_974_657) << 22
         self._lock = threading.Lock()
@@ -239,6 +240,8 @@ class FakeXAPI(LoopbackServer):
                 return 400, {"errors": [{"code": 324, "message": "Invalid media id"}]}
             self.media[media_id]["alt"] = ((body or {}).get("alt_text") or {}).get("text", "")
             return 200, {}
+        if method == "GET" and path == "/2/tweets":
+            return self._lookup(",".join(query.get("ids", [""])).split(","))
         if method == "POST" and path == "/2/tweets":
             if not isinstance(body, dict) or not isinstance(body.get("text"), str):
                 return 400, {"title": "Invalid Request", "detail": "text is required", "status": 400}
@@ -273,6 +276,29 @@ class FakeXAPI(LoopbackServer):
             self.media[media_id] = {"bytes": data, "alt": ""}
         return 200, {"media_id": int(media_id), "media_id_string": media_id, "size": len(data),
                      "expires_after_secs": 86400, "image": {"image_type": "image/png", "w": 1200, "h": 675}}
+    def _lookup(self, ids: list[str]) -> tuple[int, Any]:
+        """GET /2/tweets?ids=: present posts in data, one error per deleted or suspended one, like X."""
+        ids = [i for i in ids if i]
+        if not 0 < len(ids) <= 100:
+            return 400, {"title": "Invalid Request", "detail": "ids must hold 1 to 100 ids", "status": 400}
+        data, errors = [], []
+        for ident in ids:
+            tweet = self.tweets.get(ident)
+            if tweet is None:
+                errors.append({"value": ident, "detail": f"Could not find tweet with ids: [{ident}].",
+                               "title": "Not Found Error", "resource_type": "tweet", "parameter": "ids",
+                               "resource_id": ident, "type": "https://api.twitter.com/2/problems/resource-not-found"})
+            elif tweet.author_id in self.suspended:
+                errors.append({"value": ident, "detail": f"User has been suspended: [{tweet.author_id}].",
+                               "title": "Forbidden", "resource_type": "tweet", "parameter": "ids",
+                               "resource_id": ident,
+                               "type": "https://api.twitter.com/2/problems/not-authorized-for-resource"})
+            else:
+                data.append(tweet.as_json())
+        answer: dict[str, Any] = {"data": data} if data else {}
+        if errors:
+            answer["errors"] = errors
+        return 200, answer
 
     def _by_username(self, name: str) -> FakeUser | None:
         return next((u for u in self.users.values() if u.username.lower() == name.lower()), None)
