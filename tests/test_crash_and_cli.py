@@ -145,12 +145,13 @@ def test_main_job_offline_uses_samples_then_search_and_sources(tmp_path: Path) -
     code, output = run(config, "brief", "--format", "all")
     assert code == 0, output
     assert "data brief built from signals alone" in output
-    assert "Halcyon" in output and "$SOL" in output and "X thread" in output and "<b>" in output
+    # The sample day's lead development, as the take (one X post) and the full brief.
+    assert "Solana validators" in output and "$SOL" in output and "X take" in output and "<b>" in output
     draft_id = output.rsplit("tapewatch drafts show ", 1)[1].split()[0].strip("`")
     code, output = run(config, "drafts", "list")
     assert code == 0 and draft_id in output and "pending" in output
     code, output = run(config, "drafts", "show", draft_id, "--format", "x")
-    assert code == 0 and "1/" in output
+    assert code == 0 and "take of 1 post" in output and "Solana validators" in output
     code, output = run(config, "drafts", "show", "nope")
     assert code == 2 and "no draft" in output and "Traceback" not in output
     # Re-running stores nothing new.
