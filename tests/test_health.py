@@ -70,7 +70,7 @@ def test_health_follows_the_daemon(tmp_path: Path) -> None:
         conn.execute("UPDATE apscheduler_jobs SET next_run_time = ? WHERE id = 'ingest-prices'",
                      ((now - timedelta(hours=1)).timestamp(),))
     code, output = health(config)
-    assert code == 1 and output.startswith("unhealthy: job ingest-prices is overdue by 60m"), output
+    assert code == 1 and output.startswith("unhealthy: job ingest-prices is overdue by 1h"), output
 
 
 def test_a_broken_config_is_unhealthy_with_exit_1(tmp_path: Path) -> None:
