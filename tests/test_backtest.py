@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import csv
 import math
-import sys
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -19,8 +18,8 @@ from crew.track import Benchmark
 from memory.prices import PriceSnapshot, PriceStore
 from memory.state import StateDB
 from sources.item import Item
-from tapewatch.cli import main
 from tests.synthetic_history import GROUPS, SyntheticHistory, generate, store
+from tests.test_publish_cli import cli
 
 DAY = timedelta(days=1)
 HORIZONS = (DAY, 5 * DAY, 10 * DAY, 30 * DAY)
@@ -163,13 +162,3 @@ def test_backtest_cli_writes_one_csv_row_per_window_and_ticker(tmp_path: Path, m
     assert code == 2 and "breadth, mentions or both" in output
 
 
-def cli(args: list[str], monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]) -> tuple[int, str]:
-    monkeypatch.setattr(sys, "argv", ["tapewatch", *args])
-    monkeypatch.setenv("COLUMNS", "250")
-    code = 0
-    try:
-        main()
-    except SystemExit as exc:
-        code = int(exc.code or 0)
-    captured = capsys.readouterr()
-    return code, captured.out + captured.err

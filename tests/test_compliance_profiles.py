@@ -10,7 +10,6 @@ markup and zero-width characters), plus legitimate market commentary in awkward 
 from __future__ import annotations
 
 import asyncio
-import sys
 from dataclasses import replace
 from datetime import UTC, datetime
 from pathlib import Path
@@ -29,12 +28,12 @@ from publish.outbox import Outbox
 from publish.review import ReviewQueue
 from sources.errors import ConfigError
 from tapewatch.bot.desk import card_html
-from tapewatch.cli import main
 from tapewatch.clients import delivery, draft_validator, grounding_context, open_state, publish_channels
 from tapewatch.settings import ComplianceSettings, Settings
 from tests.fakes.publishing import Sleeps, add_draft, make_settings
 from tests.fakes.telegram_api import FakeTelegramAPI, serving_telegram
 from tests.fakes.x_api import ME_ID, FakeXAPI, serving_x
+from tests.test_publish_cli import cli
 
 ROOT = Path(__file__).resolve().parents[1]
 SHIPPED = profiles()
@@ -220,7 +219,7 @@ def test_a_profile_with_a_bad_pattern_is_rejected_at_start_up_naming_file_and_ru
     config.write_text(f'data_dir = "{tmp_path / "data"}"\n[compliance]\nprofiles_dir = "{folder}"\n'
                       '[compliance.channels]\ntelegram = ["global", "house"]\n')
     for command in (["config", "check"], ["doctor"], ["compliance", "profiles"]):
-        code, output = _cli(["--config", str(config), *command], monkeypatch, capsys)
+        code, output = cli(["--config", str(config), *command], monkeypatch, capsys)
         lines = [line for line in output.splitlines() if line.strip()]
         assert code == 2 and len(lines) == 1, output
         assert str(folder / "house.yaml") in lines[0] and "rule shill_links" in lines[0]
@@ -357,7 +356,7 @@ def test_the_review_surfaces_show_which_channel_is_blocked_and_why(
     config = tmp_path / "tapewatch.toml"
     config.write_text(f'data_dir = "{tmp_path / "data"}"\n[review]\nreviewers = ["alice"]\n'
                       '[compliance.channels]\ntelegram = ["global", "cn"]\n')
-    code, _ = _cli(["--config", str(config), "config", "check"], monkeypatch, capsys)
+    code, _ = cli(["--config", str(config), "config", "check"], monkeypatch, capsys)
     assert code == 0
     from tapewatch.settings import load_settings
 
@@ -365,7 +364,7 @@ def test_the_review_surfaces_show_which_channel_is_blocked_and_why(
     state = open_state(s)
     draft = _cn_draft(state, "a")
     ReviewQueue(state, reviewers=["alice"], validator=draft_validator(s, state)).validate(draft.id)
-    code, output = _cli(["--config", str(config), "drafts", "show", draft.id[:12], "--format", "none"],
+    code, output = cli(["--config", str(config), "drafts", "show", draft.id[:12], "--format", "none"],
                         monkeypatch, capsys)
     assert code == 0
     assert "blocked on telegram" in output and "cn/exchange_promotion" in output and "Yinfa [2026] No. 42" in output
@@ -394,33 +393,23 @@ def test_the_web_desk_draft_page_shows_the_blocked_channel(tmp_path: Path, memor
 
 # --- the commands -------------------------------------------------------------------------------------------
 
-def _cli(args: list[str], monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]) -> tuple[int, str]:
-    monkeypatch.setattr(sys, "argv", ["tapewatch", *args])
-    monkeypatch.setenv("COLUMNS", "250")
-    code = 0
-    try:
-        main()
-    except SystemExit as exc:
-        code = int(exc.code or 0)
-    captured = capsys.readouterr()
-    return code, captured.out + captured.err
 
 
 def test_compliance_check_prints_each_problem_with_rule_and_source_and_exits_1(
         tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]) -> None:
     monkeypatch.chdir(tmp_path)
-    code, output = _cli(["compliance", "check", "--profile", "global", "--profile", "cn", "--text",
+    code, output = cli(["compliance", "check", "--profile", "global", "--profile", "cn", "--text",
                          "在币安注册，返佣20%。Guaranteed 10x."], monkeypatch, capsys)
     assert code == 1
     assert "block cn/exchange_promotion" in output and "needs_override global/guarantee" in output
     assert "source: Yinfa [2026] No. 42" in output and "2 problem(s) under global, cn" in output
     text = tmp_path / "brief.html"
     text.write_text("<b>BTC</b> rose 2% on Monday.\nNot financial advice.", encoding="utf-8")
-    code, output = _cli(["compliance", "check", "-p", "cn", "-p", "us", "--file", str(text)], monkeypatch, capsys)
+    code, output = cli(["compliance", "check", "-p", "cn", "-p", "us", "--file", str(text)], monkeypatch, capsys)
     assert code == 0 and "ok: nothing under cn, us" in output
-    code, output = _cli(["compliance", "check", "-p", "jp", "--text", "x"], monkeypatch, capsys)
+    code, output = cli(["compliance", "check", "-p", "jp", "--text", "x"], monkeypatch, capsys)
     assert code == 2 and "unknown compliance profile(s) jp" in output
-    code, output = _cli(["compliance", "check", "-p", "cn", "--file", str(tmp_path / "missing.txt")],
+    code, output = cli(["compliance", "check", "-p", "cn", "--file", str(tmp_path / "missing.txt")],
                         monkeypatch, capsys)
     assert code == 2 and "cannot read" in output and len(output.strip().splitlines()) == 1
 
@@ -430,7 +419,7 @@ def test_compliance_profiles_lists_every_profile_its_channels_and_its_rules(
     config = tmp_path / "tapewatch.toml"
     config.write_text(f'data_dir = "{tmp_path / "data"}"\n[compliance.channels]\nx = ["global", "us"]\n'
                       'telegram = ["global", "cn"]\n')
-    code, output = _cli(["--config", str(config), "compliance", "profiles"], monkeypatch, capsys)
+    code, output = cli(["--config", str(config), "compliance", "profiles"], monkeypatch, capsys)
     assert code == 0
     for name in ("global", "eu", "uk", "us", "cn"):
         assert f"{name} · " in output
@@ -443,13 +432,13 @@ def test_doctor_reminds_of_the_automated_account_label_and_the_reply_rules(
     config = tmp_path / "tapewatch.toml"
     config.write_text(f'data_dir = "{tmp_path / "data"}"\n[publish]\ntelegram_chat_id = "@desk"\n'
                       'x_allowed_mentions = ["tapewatch_news"]\n')
-    code, output = _cli(["--config", str(config), "doctor"], monkeypatch, capsys)
+    code, output = cli(["--config", str(config), "doctor"], monkeypatch, capsys)
     assert code == 1 and "TAPEWATCH_X_CONSUMER_KEY" in output  # nothing to post with yet
     assert "Label the account as automated" in output and "prior approval" in output
     assert "@tapewatch_news" in output and "at most 4 cashtags and 2 hashtags" in output
     for key in ("X_CONSUMER_KEY", "X_CONSUMER_SECRET", "X_ACCESS_TOKEN", "X_ACCESS_TOKEN_SECRET", "TELEGRAM_BOT_TOKEN"):
         monkeypatch.setenv(f"TAPEWATCH_{key}", "s3cret")
-    code, output = _cli(["--config", str(config), "doctor"], monkeypatch, capsys)
+    code, output = cli(["--config", str(config), "doctor"], monkeypatch, capsys)
     assert code == 0 and "fix" not in output and "s3cret" not in output
 
 

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import sys
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -19,11 +18,10 @@ from memory.drafts import DraftStore
 from memory.prices import PriceSnapshot, PriceStore
 from memory.state import StateDB
 from publish.review import ReviewQueue
-from tapewatch.cli import main
 from tests.fakes.publishing import add_draft
 from tests.fakes.telegram_api import serving_telegram
 from tests.fakes.x_api import serving_x
-from tests.test_publish_cli import SECRETS, write_config
+from tests.test_publish_cli import SECRETS, cli, write_config
 
 NOW = datetime.now(UTC).replace(minute=0, second=0, microsecond=0)
 DAY = timedelta(days=1)
@@ -178,13 +176,3 @@ def _outbox(state: StateDB, draft_id: str) -> list[Any]:
     return [r for r in Outbox(state.engine).rows(draft_id) if r.sent_at is not None]
 
 
-def cli(args: list[str], monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]) -> tuple[int, str]:
-    monkeypatch.setattr(sys, "argv", ["tapewatch", *args])
-    monkeypatch.setenv("COLUMNS", "250")
-    code = 0
-    try:
-        main()
-    except SystemExit as exc:
-        code = int(exc.code or 0)
-    captured = capsys.readouterr()
-    return code, captured.out + captured.err
