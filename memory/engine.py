@@ -4,6 +4,8 @@ How the guarantees hold on each backend:
 
 - SQLite: every transaction starts with ``BEGIN IMMEDIATE``, so writers queue on the database's write lock
   (for up to ``busy_timeout``, 30 s) and a transaction that reads and then writes always sees the latest commit.
+  Pure readers can opt out through ``reading_engine`` (a plain deferred ``BEGIN``): under WAL they read a
+  snapshot beside a writer instead of queueing for its lock, which only writers need.
 - PostgreSQL: transactions run at READ COMMITTED (the server's default) and every read-then-write takes a
   row lock first: the draft compare-and-set (``ReviewQueue._try_move``) and each outbox move
   (``Outbox._move``) lock their row with an ``UPDATE … SET x = x`` before reading it (what ``SELECT … FOR
@@ -42,6 +44,8 @@ LOCK_TIMEOUT = "30s"
 IDLE_IN_TRANSACTION_TIMEOUT = "10min"
 # pg_advisory_xact_lock key of schema migrations ("tapewatch" as a number; any constant shared by all versions).
 MIGRATION_LOCK = 0x7461706577617463
+# Execution option marking a SQLite engine's transactions as deferred (``reading_engine``).
+DEFERRED = "tapewatch_deferred"
 
 
 def _create_private(url: str) -> None:
@@ -87,9 +91,20 @@ def _sqlite_engine(url: str) -> Engine:
         # IMMEDIATE takes the write lock up front (waiting up to busy_timeout). A plain deferred BEGIN
         # that reads and then writes fails at once with "database is locked" when another writer
         # (a daemon job, the job store, the CLI) committed in between, which the busy timeout can't fix.
-        conn.exec_driver_sql("BEGIN IMMEDIATE")
+        conn.exec_driver_sql("BEGIN" if conn.get_execution_options().get(DEFERRED) else "BEGIN IMMEDIATE")
 
     return engine
+
+
+def reading_engine(engine: Engine) -> Engine:
+    """``engine`` for reads that need not queue behind writers: on SQLite its transactions begin deferred, so
+    they take WAL snapshots beside a writer rather than waiting for the write lock (the pool is shared).
+
+    A deferred transaction that reads and then writes can fail at once with "database is locked" when another
+    writer commits in between, so read-then-write code keeps the plain engine; a lone write is safe on either.
+    On other backends this is ``engine`` itself (PostgreSQL's readers never wait for writers).
+    """
+    return engine.execution_options(**{DEFERRED: True}) if engine.dialect.name == "sqlite" else engine
 
 
 def _postgres_engine(url: str) -> Engine:

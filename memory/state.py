@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import copy
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -11,7 +12,7 @@ from sqlalchemy import Connection, Engine, delete, func, insert, select, update
 from sqlalchemy.exc import SQLAlchemyError
 
 from memory import schema
-from memory.engine import make_engine, redact_url
+from memory.engine import make_engine, reading_engine, redact_url
 from memory.migrations import migrate
 from sources.errors import StoreError
 from sources.injection import looks_like_instructions
@@ -109,6 +110,13 @@ class StateDB:
     def close(self) -> None:
         """Release pooled connections."""
         self.engine.dispose()
+
+    def reading(self) -> StateDB:
+        """This database for pages and reports that only read: their transactions do not queue behind writers
+        (``memory.engine.reading_engine``); the pool and the schema are the same."""
+        view = copy.copy(self)
+        view.engine = reading_engine(self.engine)
+        return view
 
     def validators(self, source: str) -> Validators:
         """The ETag / Last-Modified remembered for a source."""

@@ -148,3 +148,36 @@ def test_the_postgresql_pool_and_session_settings_are_the_documented_ones(state_
             assert conn.execute(text("SHOW search_path")).scalar().startswith("t_")  # the URL's options are kept
     finally:
         engine.dispose()
+
+
+def test_readers_do_not_queue_behind_a_writer_and_see_only_what_was_committed(state_url: str) -> None:
+    db = StateDB(state_url)
+    reads = db.reading()
+    table = schema.source_cursors
+    with db.engine.begin() as conn:
+        conn.execute(table.insert().values(source="feed-a", cursor="1", updated_at=datetime.now(UTC)))
+    holding, release, done = threading.Event(), threading.Event(), threading.Event()
+
+    def writer() -> None:  # a long write transaction, as an ingest batch or a publish run holds one
+        with db.engine.begin() as conn:
+            conn.execute(table.update().where(table.c.source == "feed-a").values(cursor="2"))
+            holding.set()
+            release.wait(30)
+        done.set()
+
+    thread = threading.Thread(target=writer)
+    thread.start()
+    assert holding.wait(10)
+    seen: list[str | None] = []
+    reader = threading.Thread(target=lambda: seen.append(reads.cursor("feed-a")))
+    reader.start()
+    reader.join(5)  # a reader behind SQLite's write lock would wait out the 30 s busy timeout here
+    finished = not reader.is_alive()
+    release.set()
+    thread.join(30)
+    reader.join(30)
+    assert finished and seen == ["1"] and done.is_set()
+    assert reads.cursor("feed-a") == "2" == db.cursor("feed-a")
+    with reads.engine.begin() as conn:  # a lone write through the reading view still lands
+        conn.execute(table.insert().values(source="feed-b", cursor="7", updated_at=datetime.now(UTC)))
+    assert db.cursor("feed-b") == "7"

@@ -135,7 +135,7 @@ def test_login_review_edit_approve_publish_and_permalink(live: dict[str, Any], p
     page.fill("#x_thread", "\n---\n".join(original.x_thread))
     page.wait_for_selector("#check-ok")
     page.click("#save")
-    page.wait_for_url(re.compile(r"/desk/drafts/[0-9a-f]{32}\?note="))
+    page.wait_for_url(re.compile(r"/desk/drafts/[0-9a-f]{32}\?n="))
     assert page.inner_text("#status") == "pending" and "passes grounding" in page.inner_text("#note")
     edited_id = page.url.split("/desk/drafts/")[1].split("?")[0]
     assert edited_id != flagged.id

@@ -215,3 +215,31 @@ def test_queue_filters_by_status_and_ticker(deps: Any) -> None:
     only = client.get("/desk?status=flagged", headers={"HX-Request": "true"})
     assert flagged.id[:8] in only.text and pending.id[:8] not in only.text and "<html" not in only.text
     assert pending.id[:8] not in client.get("/desk?ticker=BTC").text
+
+
+def test_the_note_after_an_action_is_signed_and_shown_only_to_the_session_that_acted(deps: Any) -> None:
+    draft = add_draft(deps.state)
+    ReviewQueue(deps.state, reviewers=REVIEWERS, validator=deps.validator).validate(draft.id)
+    page = f"/desk/drafts/{draft.id}"
+    bait = "Your session expired. Sign in again at https://evil.example/login"
+    rita = client_for(deps)
+    sign_in(rita, "rita")
+    # A crafted link, in the old form or with our parameter carrying unsigned or forged text, shows nothing.
+    for query in (f"?note={bait}", f"?n={bait}", "?n=WyJhYmMiLCAiaGkiXQ.ZZZZZZ.forged", "?n="):
+        shown = rita.get(page + query)
+        assert shown.status_code == 200 and "evil.example" not in shown.text and 'id="note"' not in shown.text
+    acted = rita.post(f"{page}/approve", data={"csrf_token": desk_csrf(rita, page)})
+    assert acted.status_code == 303 and "?n=" in acted.headers["location"]
+    assert 'id="note">Approved.' in rita.get(acted.headers["location"]).text
+    # Another signed-in user following rita's link sees the page, not her note; so does rita after signing out.
+    adam = client_for(deps)
+    sign_in(adam, "adam")
+    other = adam.get(acted.headers["location"])
+    assert other.status_code == 200 and 'id="note"' not in other.text
+    rita.post("/logout", data={"csrf_token": desk_csrf(rita)})
+    sign_in(rita, "rita")
+    assert 'id="note"' not in rita.get(acted.headers["location"]).text
+    # The status and users pages carry their notes the same way.
+    paused = adam.post("/desk/status/pause", data={"csrf_token": desk_csrf(adam), "paused": "1"})
+    assert "Scheduled posting is paused" in adam.get(paused.headers["location"]).text
+    assert "hacked" not in adam.get("/desk/status?note=Scheduled+posting+is+hacked").text

@@ -60,7 +60,7 @@ def test_a_reviewer_settles_a_part_that_needs_a_person(deps: Any) -> None:
     assert f'action="/desk/outbox/{row.id}"' in page and "timed out; did it go out?" in page
     token = desk_csrf(client, "/desk/status")
     bad = client.post(f"/desk/outbox/{row.id}", data={"csrf_token": token, "outcome": "sent", "sent": "abc"})
-    assert "a message id is a number" in bad.headers["location"].replace("%20", " ")
+    assert "a message id is a number" in client.get(bad.headers["location"]).text
     done = client.post(f"/desk/outbox/{row.id}", data={"csrf_token": token, "outcome": "sent", "sent": "4711"})
     assert done.status_code == 303
     settled = Outbox(deps.state.engine).get(row.id)
@@ -68,7 +68,7 @@ def test_a_reviewer_settles_a_part_that_needs_a_person(deps: Any) -> None:
     entries = [e for e in AuditLog(deps.state.engine).for_draft(draft.id) if e.action == "resolved"]
     assert [(e.actor, e.via) for e in entries] == [("rita", "web")]
     again = client.post(f"/desk/outbox/{row.id}", data={"csrf_token": token, "outcome": "not_sent"})
-    assert "only needs_check or unknown rows" in again.headers["location"].replace("%20", " ")
+    assert "only needs_check or unknown rows" in client.get(again.headers["location"]).text
 
 
 def test_a_viewer_cannot_settle_an_outbox_part(deps: Any) -> None:
@@ -115,7 +115,7 @@ def test_an_admin_manages_users_and_a_reviewer_cannot(deps: Any) -> None:
     assert added.status_code == 303 and Accounts(deps.state).get("nina").role == "reviewer"
     short = admin.post("/desk/users/add", data={"csrf_token": token, "name": "otto", "role": "viewer",
                                                 "password": "short"})
-    assert "at least 10 characters" in short.headers["location"].replace("%20", " ")
+    assert "at least 10 characters" in admin.get(short.headers["location"]).text
     nina = client_for(deps)
     sign_in(nina, "nina", "another long one")
     assert nina.get("/desk").status_code == 200

@@ -19,7 +19,7 @@ from jinja2 import Environment, FileSystemLoader, select_autoescape
 from starlette.applications import Starlette
 from starlette.exceptions import HTTPException
 from starlette.requests import Request
-from starlette.responses import HTMLResponse, PlainTextResponse, Response
+from starlette.responses import HTMLResponse, PlainTextResponse, RedirectResponse, Response
 from starlette.routing import Mount
 from starlette.staticfiles import StaticFiles
 
@@ -30,7 +30,7 @@ from memory.drafts import Draft
 from memory.state import StateDB
 from publish.archive import Archive
 from tapewatch.settings import Settings
-from tapewatch.web.security import CSRF_FIELD, Guard, SecurityHeaders
+from tapewatch.web.security import CSRF_FIELD, FLASH_PARAM, Guard, SecurityHeaders
 from tapewatch.web.views import excerpt, markdown_html, safe_url, telegram_html, title_of
 
 log = logging.getLogger(__name__)
@@ -59,15 +59,20 @@ class Web:
         self.deps = deps
         self.settings = deps.settings
         self.state = deps.state
+        # Pages read through this view so that they never queue behind the daemon's writers (SQLite's write
+        # lock); every action writes through ``state``.
+        self.reads = deps.state.reading()
         self.accounts = Accounts(deps.state, clock=deps.clock)
         w = deps.settings.web
         self.throttle = LoginThrottle(deps.state, limit=w.login_limit, window=w.login_window, lock=w.login_lock,
                                       clock=deps.clock)
-        self.guard = Guard(self.accounts, ttl_s=w.session_ttl.total_seconds(), secure=w.secure_cookies)
-        self.archive = Archive(deps.state)
+        self.guard = Guard(Accounts(self.reads, clock=deps.clock), ttl_s=w.session_ttl.total_seconds(),
+                           secure=w.secure_cookies)
+        self.archive = Archive(self.reads)
         self.templates = Environment(loader=FileSystemLoader(HERE / "templates"),
                                      autoescape=select_autoescape(("html", "xml"), default=True),
-                                     trim_blocks=True, lstrip_blocks=True)
+                                     trim_blocks=True, lstrip_blocks=True,
+                                     auto_reload=False)  # package data: no stat() of every template per page
         self.templates.filters.update(safe_url=safe_url, markdown=markdown_html, telegram=telegram_html,
                                       title_of=title_of, excerpt=excerpt, weighted=weighted_length, when=_when,
                                       as_text=lambda value: str.__str__(value))
@@ -78,8 +83,13 @@ class Web:
         session = self.guard.session(request)
         body = self.templates.get_template(name).render(
             request=request, session=session, user=session.user if session else None,
-            csrf=session.csrf_token if session else "", archive_url=self.settings.publish.archive_url, **context)
+            csrf=session.csrf_token if session else "", archive_url=self.settings.publish.archive_url,
+            flash=self.guard.read_flash(request), **context)
         return HTMLResponse(body, status_code=status)
+
+    def done(self, session: Session, path: str, note: str) -> RedirectResponse:
+        """After an action: back to ``path`` (ours), showing ``note`` to this session only (signed)."""
+        return RedirectResponse(f"{path}?{FLASH_PARAM}={self.guard.flash(session, note)}", status_code=303)
 
     def user(self, request: Request, role: str = "viewer") -> Session:
         """The signed-in session with at least ``role``; 401 (to the login page) or 403 otherwise."""

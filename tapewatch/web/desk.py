@@ -9,7 +9,6 @@ from __future__ import annotations
 from dataclasses import replace
 from datetime import UTC, datetime
 from typing import Any
-from urllib.parse import quote
 
 from sqlalchemy import select
 from starlette.exceptions import HTTPException
@@ -128,12 +127,12 @@ def _next(value: str | None) -> str:
 def _get(web: Web, request: Request) -> Draft:
     wanted = str(request.path_params["draft_id"])
     d = schema.drafts
-    with web.state.engine.connect() as conn:  # the full id from our own links: the primary key, no prefix scan
+    with web.reads.engine.connect() as conn:  # the full id from our own links: the primary key, no prefix scan
         row = conn.execute(select(d).where(d.c.id == wanted)).first()
     if row is not None:
         return _draft(row)
     try:
-        return ReviewQueue(web.state).drafts.get(wanted)
+        return ReviewQueue(web.reads).drafts.get(wanted)
     except StoreError as exc:
         raise HTTPException(404, str(exc)) from exc
 
@@ -185,7 +184,7 @@ def _act(web: Web, request: Request, session: Session, action: str, form: Any) -
         except StoreError as missing:
             raise HTTPException(404, str(missing)) from missing
         return web.page(request, "draft.html", status=409, error=str(exc), **draft_context(web, draft))
-    return RedirectResponse(f"/desk/drafts/{target}?note={quote(note)}", status_code=303)
+    return web.done(session, f"/desk/drafts/{target}", note)
 
 
 def _publish(web: Web, queue: ReviewQueue, draft_id: str, name: str) -> str:
@@ -212,7 +211,7 @@ def _queue_rows(web: Web, show: str, ticker: str) -> tuple[list[Draft], dict[str
     d, s = schema.drafts, schema.draft_schedule
     most = web.settings.web.page_size
     picks: list[tuple[datetime, str]] = []
-    with web.state.engine.connect() as conn:
+    with web.reads.engine.connect() as conn:
         # The newest ids of each status first (the status/created index, no sort over every draft), then rows.
         for status in (OPEN if show in ("open", "scheduled") else (show,)):
             q = select(d.c.created_at, d.c.id).where(d.c.status == status).order_by(d.c.created_at.desc()).limit(most)
@@ -224,12 +223,12 @@ def _queue_rows(web: Web, show: str, ticker: str) -> tuple[list[Draft], dict[str
         ids = [i for _, i in sorted(picks, reverse=True)[:most]]
         rows = {r.id: _draft(r) for r in conn.execute(select(d).where(d.c.id.in_(ids)))} if ids else {}
     found = [rows[i] for i in ids if i in rows]
-    return found, ReviewQueue(web.state).scheduled(ids)
+    return found, ReviewQueue(web.reads).scheduled(ids)
 
 
 def lineage(web: Web, draft: Draft, most: int = 20) -> list[Draft]:
     """This draft and the versions it was edited from, newest first."""
-    store = ReviewQueue(web.state).drafts
+    store = ReviewQueue(web.reads).drafts
     chain = [draft]
     while chain[-1].parent_id and len(chain) < most:
         try:
@@ -255,9 +254,9 @@ def draft_context(web: Web, draft: Draft) -> dict[str, Any]:
         chart = price_chart(web.archive.price_series(draft.tickers[0], draft.window_start, draft.window_end),
                             label=f"${draft.tickers[0]}")
     versions = lineage(web, draft)
-    audit = AuditLog(web.state.engine)
+    audit = AuditLog(web.reads.engine)
     trail = sorted((e for v in versions for e in audit.for_draft(v.id)), key=lambda e: e.id, reverse=True)
-    when = ReviewQueue(web.state).scheduled([draft.id]).get(draft.id)
+    when = ReviewQueue(web.reads).scheduled([draft.id]).get(draft.id)
     return {"draft": draft, "report": report, "claims": claims, "cited": cited, "chart": chart, "trail": trail,
-            "versions": versions, "scheduled_at": when, "outbox": Outbox(web.state.engine).rows(draft.id),
+            "versions": versions, "scheduled_at": when, "outbox": Outbox(web.reads.engine).rows(draft.id),
             "post_break": POST_BREAK, "open": draft.status in OPEN}

@@ -62,7 +62,7 @@ def routes(web: Web) -> list[Route]:
     def healthz(request: Request) -> Response:
         checks: dict[str, str] = {}
         try:
-            with web.state.engine.connect() as conn:
+            with web.reads.engine.connect() as conn:
                 conn.execute(text("SELECT 1"))
             checks["state"] = "ok"
         except Exception as exc:
@@ -86,7 +86,7 @@ def brief_context(web: Web, entry: Entry) -> dict[str, Any]:
     draft = entry.draft
     cited = web.archive.sources(draft)
     sources = [r for r in cited if not r.suspect]  # suspect items are counted, never linked or quoted
-    prices = PriceStore(web.state)
+    prices = PriceStore(web.reads)
     snapshots = [s for s in (prices.latest(t, at=draft.window_end) for t in draft.tickers) if s is not None]
     chart = None
     if draft.tickers:
@@ -97,13 +97,13 @@ def brief_context(web: Web, entry: Entry) -> dict[str, Any]:
     return {"entry": entry, "draft": draft, "sources": sources, "set_aside": len(cited) - len(sources),
             "snapshots": snapshots, "chart": chart, "report": report, "standings": sorted(standings.items()),
             "models": draft.meta.get("models") or {}, "prompt_version": draft.meta.get("prompt_version"),
-            "corrections": public_notes(web.state.engine, draft.id)}
+            "corrections": public_notes(web.reads.engine, draft.id)}
 
 
 def ticker_stories(web: Web, ticker: str, limit: int = 10) -> list[Any]:
     """The ticker's latest stories (near-duplicates and suspect items left out)."""
     it, items = schema.item_tickers, schema.items
-    with web.state.engine.connect() as conn:
+    with web.reads.engine.connect() as conn:
         return list(conn.execute(
             select(items).join(it, it.c.item_id == items.c.id).where(
                 it.c.ticker == ticker, items.c.suspect == 0, items.c.story_id == items.c.id)
@@ -119,8 +119,8 @@ def narrative_context(web: Web) -> dict[str, Any]:
     memory = web.deps.memory()
     window = timedelta(hours=24)
     result = compute_signals(memory.state, memory.vectors, now=web.deps.clock(), window=window,
-                             prices=PriceStore(web.state), narratives=True)
-    leads = web.state.items_by_ids([n.id for n in result.narratives[:20]])
+                             prices=PriceStore(web.reads), narratives=True)
+    leads = web.reads.items_by_ids([n.id for n in result.narratives[:20]])
     rows = [(n, leads.get(n.id)) for n in result.narratives[:20]]
     return {"narratives": [(n, lead if lead is not None and not lead.suspect else None) for n, lead in rows],
             "note": None if rows else "No narrative (two or more related stories) in the last 24 hours."}

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import hashlib
 import hmac
 import secrets
 from collections.abc import Awaitable, Callable
@@ -20,6 +21,8 @@ SESSION_COOKIE = "tw_session"
 LOGIN_COOKIE = "tw_login"  # the pre-session CSRF nonce of the login form
 CSRF_FIELD = "csrf_token"
 CSRF_HEADER = "x-csrf-token"
+FLASH_PARAM = "n"  # the signed note after an action (Guard.flash)
+FLASH_TTL_S = 600
 # Only our own scripts and styles; no inline script, no eval, no framing, forms post only to us.
 CSP = ("default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data:; object-src 'none'; "
        "base-uri 'none'; frame-ancestors 'none'; form-action 'self'; connect-src 'self'")
@@ -69,6 +72,7 @@ class Guard:
         self.secure = secure
         self._signer = URLSafeTimedSerializer(accounts.signing_key(), salt="tapewatch-session")
         self._login_signer = URLSafeTimedSerializer(accounts.signing_key(), salt="tapewatch-login")
+        self._flash_signer = URLSafeTimedSerializer(accounts.signing_key(), salt="tapewatch-flash")
 
     def _secure(self, request: Request) -> bool:
         return self.secure == "always" or (self.secure == "auto" and request.url.scheme == "https")
@@ -102,6 +106,24 @@ class Guard:
             with contextlib.suppress(BadSignature):
                 self.accounts.revoke(self._signer.loads(raw))
         response.delete_cookie(SESSION_COOKIE, path="/")
+
+    # -- Flash notes ------------------------------------------------------------------------------
+    # The note shown after an action ("Approved.") travels in the redirect's URL, so it is signed and bound
+    # to the session that acted: a crafted link cannot make the desk show words of someone else's choosing.
+    def flash(self, session: Session, note: str) -> str:
+        """The ``?n=`` value that shows ``note`` once to this session (for ``FLASH_TTL_S``)."""
+        return str(self._flash_signer.dumps([_bind(session), note[:500]]))
+
+    def read_flash(self, request: Request) -> str | None:
+        """The note this request's ``?n=`` carries, if it is ours, fresh and for the signed-in session."""
+        raw, session = request.query_params.get(FLASH_PARAM), self.session(request)
+        if not raw or session is None:
+            return None
+        try:
+            bound, note = self._flash_signer.loads(raw, max_age=FLASH_TTL_S)
+        except (BadSignature, ValueError, TypeError):
+            return None
+        return str(note) if isinstance(bound, str) and hmac.compare_digest(bound, _bind(session)) else None
 
     # -- CSRF ------------------------------------------------------------------------------------
     def login_nonce(self, request: Request) -> tuple[str, str | None]:
@@ -137,6 +159,11 @@ class Guard:
         form = await request.form()
         _compare(session.csrf_token, form.get(CSRF_FIELD) or request.headers.get(CSRF_HEADER))
         return form
+
+
+def _bind(session: Session) -> str:
+    """A tag of the session (from its CSRF token, which never leaves it) that a flash note is bound to."""
+    return hashlib.sha256(f"flash:{session.csrf_token}".encode()).hexdigest()[:32]
 
 
 def _compare(expected: object, given: object) -> None:

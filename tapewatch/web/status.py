@@ -4,12 +4,11 @@ from __future__ import annotations
 
 from datetime import UTC
 from typing import Any
-from urllib.parse import quote
 
 from starlette.concurrency import run_in_threadpool
 from starlette.exceptions import HTTPException
 from starlette.requests import Request
-from starlette.responses import RedirectResponse, Response
+from starlette.responses import Response
 from starlette.routing import Route
 
 from memory.costs import CostLedger
@@ -28,7 +27,7 @@ def routes(web: Web) -> list[Route]:
 
     def page(request: Request) -> Response:
         web.user(request)
-        return web.page(request, "status.html", **status_context(web), note=request.query_params.get("note"))
+        return web.page(request, "status.html", **status_context(web))
 
     async def pause(request: Request) -> Response:
         session = web.user(request)
@@ -43,7 +42,7 @@ def routes(web: Web) -> list[Route]:
         else:
             changed = await run_in_threadpool(Switches(web.state).set, POSTING_PAUSED, paused, by)
             note = f"Scheduled posting is {'paused' if paused else 'running'}{'' if changed else ' (it already was)'}."
-        return RedirectResponse(f"/desk/status?note={quote(note)}", status_code=303)
+        return web.done(session, "/desk/status", note)
 
     async def settle(request: Request) -> Response:
         session = web.user(request)
@@ -56,7 +55,7 @@ def routes(web: Web) -> list[Route]:
                                            str(form.get("sent") or "").strip(), str(form.get("outcome") or ""))
         except TapewatchError as exc:
             note = f"Not settled: {exc}"
-        return RedirectResponse(f"/desk/status?note={quote(note)}", status_code=303)
+        return web.done(session, "/desk/status", note)
 
     return [Route("/desk/status", page), Route("/desk/status/pause", pause, methods=["POST"]),
             Route("/desk/outbox/{row:int}", settle, methods=["POST"])]
@@ -96,20 +95,20 @@ def status_context(web: Web) -> dict[str, Any]:
 
     s = web.settings
     now = web.deps.clock()
-    switch = Switches(web.state).get(POSTING_PAUSED)
-    stored = next_runs(web.state.engine)
+    switch = Switches(web.reads).get(POSTING_PAUSED)
+    stored = next_runs(web.reads.engine)
     jobs = [(kind, stored.get(job_id), job_id in stored) for kind, job_id in JOB_IDS.items()]
     jobs += [(job_id, when, True) for job_id, when in stored.items() if job_id not in JOB_IDS.values()]
-    ledger = CostLedger(web.state)
+    ledger = CostLedger(web.reads)
     day = now.astimezone(UTC).replace(hour=0, minute=0, second=0, microsecond=0)
     month = day.replace(day=1)
-    usage = Quotas(web.state).usage(month_of(now))
+    usage = Quotas(web.reads).usage(month_of(now))
     return {
-        "switch": switch, "jobs": jobs, "now": now, "sources": web.state.source_health(),
-        "outbox": Outbox(web.state.engine).in_states(*UNSETTLED), "settle": (NEEDS_CHECK, UNKNOWN),
+        "switch": switch, "jobs": jobs, "now": now, "sources": web.reads.source_health(),
+        "outbox": Outbox(web.reads.engine).in_states(*UNSETTLED), "settle": (NEEDS_CHECK, UNKNOWN),
         "spend": [("today", ledger.spent(day), s.llm.daily_budget_usd),
                   ("this month", ledger.spent(month), s.llm.monthly_budget_usd)],
         "x_usage": usage, "x_budget": s.x.monthly_read_budget, "x_resets": next_month(now),
-        "pauses": Quotas(web.state).pauses(now),
+        "pauses": Quotas(web.reads).pauses(now),
     }
 

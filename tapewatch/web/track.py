@@ -21,7 +21,7 @@ def routes(web: Web) -> list[Route]:
         t = web.settings.track
         bench = Benchmark("basket" if t.benchmark == "basket" else "BTC", basket=web.settings.watchlist)
         options = TrackOptions(tuple(t.horizons), bench, t.tolerance, t.min_calls, t.bootstrap, t.seed)
-        record = track_record(web.state, options, web.deps.clock())
+        record = track_record(web.reads, options, web.deps.clock())
         return web.page(request, "track.html", record=record, stats=record.stats, label=label,
                         briefs=len({c.draft_id for c in record.calls}), chart=excess_chart(record.stats))
 

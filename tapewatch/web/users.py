@@ -2,12 +2,10 @@
 
 from __future__ import annotations
 
-from urllib.parse import quote
-
 from starlette.concurrency import run_in_threadpool
 from starlette.exceptions import HTTPException
 from starlette.requests import Request
-from starlette.responses import RedirectResponse, Response
+from starlette.responses import Response
 from starlette.routing import Route
 
 from memory.accounts import AccountError, Session
@@ -20,7 +18,7 @@ def routes(web: Web) -> list[Route]:
 
     def page(request: Request) -> Response:
         web.user(request, "admin")
-        return web.page(request, "users.html", users=web.accounts.list(), note=request.query_params.get("note"))
+        return web.page(request, "users.html", users=web.accounts.list())
 
     async def change(request: Request) -> Response:
         session = web.user(request)
@@ -34,7 +32,7 @@ def routes(web: Web) -> list[Route]:
             note = await run_in_threadpool(_change, web, session, action, name, form)
         except AccountError as exc:
             note = f"Not done: {exc}"
-        return RedirectResponse(f"/desk/users?note={quote(note)}", status_code=303)
+        return web.done(session, "/desk/users", note)
 
     return [Route("/desk/users", page), Route("/desk/users/{action}", change, methods=["POST"])]
 
