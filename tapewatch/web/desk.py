@@ -20,6 +20,7 @@ from crew.model import ValidationReport
 from memory import schema
 from memory.accounts import Session
 from memory.drafts import Draft, _draft
+from publish.amend import Amender
 from publish.audit import AuditLog
 from publish.outbox import Outbox
 from publish.review import OPEN, ReviewError, ReviewQueue
@@ -28,6 +29,10 @@ from tapewatch.web.app import Web
 from tapewatch.web.views import price_chart
 
 FILTERS = ("open", "pending", "flagged", "approved", "scheduled")
+ACTIONS = ("approve", "override", "reject", "edit", "schedule", "publish", "correct", "retract")
+# What a reviewer may amend, as on the Telegram card: a published brief is corrected or retracted; what went out
+# of a thread that failed part-way can be retracted.
+AMENDS = {"published": ("correct", "retract"), "failed": ("retract",)}
 POST_BREAK = "---"  # X posts are edited as blocks separated by a line holding only this (as in the CLI)
 
 
@@ -147,7 +152,7 @@ def _act(web: Web, request: Request, session: Session, action: str, form: Any) -
     queue = queue_for(web, session)
     draft_id = str(request.path_params["draft_id"])
     reason = str(form.get("reason") or "").strip()[:1000]
-    if action not in ("approve", "override", "reject", "edit", "schedule", "publish"):
+    if action not in ACTIONS:
         raise HTTPException(404, "No such action.")
     if not session.user.can("reviewer"):
         queue.refused(draft_id, action, session.user.name, f"the {session.user.role} role cannot act on drafts")
@@ -175,6 +180,8 @@ def _act(web: Web, request: Request, session: Session, action: str, form: Any) -
             at = _parse_when(str(form.get("publish_at") or ""))
             queue.schedule(draft_id, name, at)
             note = f"Scheduled for {at:%Y-%m-%d %H:%M} UTC."
+        elif action in ("correct", "retract"):
+            note = _amend(web, queue, draft_id, name, action, str(form.get("text") or "").strip()[:1000], reason)
         else:
             note = _publish(web, queue, draft_id, name)
     except TapewatchError as exc:
@@ -197,6 +204,29 @@ def _publish(web: Web, queue: ReviewQueue, draft_id: str, name: str) -> str:
         raise ReviewError("publishing is not running in this process")
     queue.schedule(draft.id, name, web.deps.clock())
     return web.deps.publish_now(draft.id)
+
+
+def _amend(web: Web, queue: ReviewQueue, draft_id: str, name: str, action: str, text: str, reason: str) -> str:
+    """Queue a correction or a retraction (publish/amend.py, as the CLI and the bot do) and start carrying it
+    out: the publish run carries out open amendments, exactly once."""
+    from tapewatch.clients import amender
+
+    amend = amender(web.settings, queue)
+    if action == "correct":
+        if not text:
+            raise ReviewError("a correction needs its text")
+        amendment = amend.correct(draft_id, text, name)
+    else:
+        if not reason:
+            raise ReviewError("a retraction needs a reason")
+        amendment = amend.retract(draft_id, reason, name)
+    what = "Correction" if action == "correct" else "Retraction"
+    if amendment.done:
+        return f"{what} already done."
+    if web.deps.publish_now is None:
+        return f"{what} queued; the next publish run carries it out."
+    web.deps.publish_now(amendment.draft_id)
+    return f"{what} queued; it goes out now."
 
 
 def _parse_when(value: str) -> datetime:
@@ -257,6 +287,8 @@ def draft_context(web: Web, draft: Draft) -> dict[str, Any]:
     audit = AuditLog(web.reads.engine)
     trail = sorted((e for v in versions for e in audit.for_draft(v.id)), key=lambda e: e.id, reverse=True)
     when = ReviewQueue(web.reads).scheduled([draft.id]).get(draft.id)
-    return {"draft": draft, "report": report, "claims": claims, "cited": cited, "chart": chart, "trail": trail,
+    amendments = Amender(ReviewQueue(web.reads)).of_draft(draft.id)
+    return {"amends": AMENDS.get(draft.status, ()), "amendments": amendments,
+            "draft": draft, "report": report, "claims": claims, "cited": cited, "chart": chart, "trail": trail,
             "versions": versions, "scheduled_at": when, "outbox": Outbox(web.reads.engine).rows(draft.id),
             "post_break": POST_BREAK, "open": draft.status in OPEN}
