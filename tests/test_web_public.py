@@ -138,3 +138,22 @@ def test_hostile_ingested_text_stays_inert_on_every_page(deps: Any) -> None:
     assert "&lt;script&gt;alert(&#34;text&#34;)&lt;/script&gt;" in detail or "&lt;script&gt;" in detail
     feed = client.get("/feed.atom").text
     assert "<script>" not in feed
+
+
+def test_narratives_are_computed_once_per_ttl_however_many_readers(tmp_path: Path, memory: Memory) -> None:
+    from dataclasses import replace
+
+    from memory.store import NearDuplicatePolicy
+    from tests.test_narratives import HALCYON, make_item
+
+    memory.policy = NearDuplicatePolicy(threshold=0.6, kinds=())  # paraphrases stay separate stories
+    now = [datetime.now(UTC)]
+    deps = replace(web_deps(tmp_path, memory), clock=lambda: now[0])
+    client = client_for(deps)
+    assert "No narrative" in client.get("/narratives").text
+    memory.add([make_item(t, x, at=now[0] - timedelta(hours=3 - k), tickers=("SOL",), source=f"h{k}")
+                for k, (t, x) in enumerate(HALCYON)])
+    assert "No narrative" in client.get("/narratives").text  # served from the computation a moment ago
+    now[0] += deps.settings.web.narratives_ttl
+    page = client.get("/narratives").text
+    assert "No narrative" not in page and "Halcyon" in page

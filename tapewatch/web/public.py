@@ -6,8 +6,10 @@ Only published drafts are ever shown, and only by their public id; anything else
 from __future__ import annotations
 
 import re
+import threading
 from collections import Counter
-from datetime import timedelta
+from collections.abc import Callable
+from datetime import datetime, timedelta
 from typing import Any
 
 from sqlalchemy import select, text
@@ -56,8 +58,10 @@ def routes(web: Web) -> list[Route]:
         return web.page(request, "ticker.html", ticker=name, charts=charts, stories=ticker_stories(web, name),
                         entries=web.archive.latest(10, ticker=name))
 
+    cache = _Cached(lambda: narrative_context(web), web.settings.web.narratives_ttl, web.deps.clock)
+
     def narratives(request: Request) -> Response:
-        return web.page(request, "narratives.html", **narrative_context(web))
+        return web.page(request, "narratives.html", **cache.get())
 
     def healthz(request: Request) -> Response:
         checks: dict[str, str] = {}
@@ -98,6 +102,23 @@ def brief_context(web: Web, entry: Entry) -> dict[str, Any]:
             "snapshots": snapshots, "chart": chart, "report": report, "standings": sorted(standings.items()),
             "models": draft.meta.get("models") or {}, "prompt_version": draft.meta.get("prompt_version"),
             "corrections": public_notes(web.reads.engine, draft.id)}
+
+
+class _Cached:
+    """One value computed at most once per ``ttl`` (by the app's clock), however many requests ask at once."""
+
+    def __init__(self, compute: Callable[[], dict[str, Any]], ttl: timedelta, clock: Callable[[], datetime]) -> None:
+        self.compute, self.ttl, self.clock = compute, ttl, clock
+        self._lock = threading.Lock()
+        self._value: dict[str, Any] | None = None
+        self._at: datetime | None = None
+
+    def get(self) -> dict[str, Any]:
+        with self._lock:  # the others wait for the one computing, then share its result
+            now = self.clock()
+            if self._value is None or self._at is None or now - self._at >= self.ttl or now < self._at:
+                self._value, self._at = self.compute(), now
+            return self._value
 
 
 def ticker_stories(web: Web, ticker: str, limit: int = 10) -> list[Any]:
