@@ -1,6 +1,7 @@
 """Benchmark: the web desk under 20 concurrent clients, over 10,000 drafts and 100,000 audit rows.
 
-The app (Starlette under uvicorn, one process of its own, as `tapewatch web` runs it) serves a SQLite state
+The app (Starlette under uvicorn, as `tapewatch web [--workers N]` runs it, one pass per `--workers` count,
+1 and 2 by default) serves a SQLite state
 DB seeded with 10,000 drafts in every status (a third published, so in the public archive) and 100,000
 audit-log rows. 20 httpx clients on loopback, each signed in, request in turns: the desk's queue page
 (``/desk``), a draft's page, a permalink (``/b/{public id}``) and, as the baseline measured in the same run,
@@ -24,6 +25,7 @@ import time
 import uuid
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from typing import Any
 
 ROOT = Path(__file__).resolve().parents[1]
 if str(ROOT) not in sys.path:
@@ -96,13 +98,27 @@ def seed(state: StateDB, drafts: int, audit: int, rng: random.Random) -> list[st
         return [r.public_id for r in conn.execute(schema.archive.select())]
 
 
-def serve(url: str, port: int) -> None:
-    """The server process: the desk app under uvicorn, as `tapewatch web` builds it (no vector store)."""
-    from tapewatch.web.app import build_app
-    from tapewatch.web.service import server, standalone_deps
+def _settings(url: str, port: int) -> Settings:
+    return Settings(data_dir=Path(tempfile.gettempdir()), database_url=url, web={"port": port})
 
-    settings = Settings(data_dir=Path(tempfile.gettempdir()), database_url=url, web={"port": port})
-    server(build_app(standalone_deps(settings, StateDB(url), None)), settings).run()
+
+def bench_app(settings: Settings) -> Any:
+    """The desk app over the bench's state DB, as `tapewatch web` builds it (no vector store)."""
+    from tapewatch.web.app import build_app
+    from tapewatch.web.service import standalone_deps
+
+    return build_app(standalone_deps(settings, StateDB(str(settings.database_url)), None))
+
+
+def serve(url: str, port: int, workers: int) -> None:
+    """The server: the desk app under uvicorn as `tapewatch web [--workers N]` runs it (no vector store)."""
+    from tapewatch.web.workers import bind, serve_workers, worker
+
+    settings = _settings(url, port)
+    if workers == 1:
+        worker(settings, bind(settings, "127.0.0.1", port), bench_app)
+    else:
+        serve_workers(settings, bind(settings, "127.0.0.1", port), workers, bench_app)
 
 
 async def sign_in(http: httpx.AsyncClient) -> float:
@@ -153,6 +169,8 @@ def main() -> None:
     parser.add_argument("--clients", type=int, default=20)
     parser.add_argument("--requests", type=int, default=60, help="requests per client")
     parser.add_argument("--seed", type=int, default=20261201)
+    parser.add_argument("--workers", type=int, nargs="+", default=[1, 2],
+                        help="server processes per pass (`tapewatch web --workers N`); one pass each")
     args = parser.parse_args()
     rng = random.Random(args.seed)
     with tempfile.TemporaryDirectory(prefix="tapewatch-bench-web-") as tmp:
@@ -166,29 +184,40 @@ def main() -> None:
         Accounts(state).add("bench", "reviewer", PASSWORD)
         print(f"seeded {args.drafts:,} drafts ({len(pids):,} published), {args.audit:,} audit rows in "
               f"{time.perf_counter() - began:.1f} s; load average {os.getloadavg()[0]:.2f} on {os.cpu_count()} CPUs")
-        with socket.socket() as s:
-            s.bind(("127.0.0.1", 0))
-            port = int(s.getsockname()[1])
-        proc = multiprocessing.get_context("spawn").Process(target=serve, args=(url, port), daemon=True)
-        proc.start()
-        base = f"http://127.0.0.1:{port}"
-        for _ in range(300):
-            try:
-                if httpx.get(f"{base}/static/desk.css", timeout=1).status_code == 200:
-                    break
-            except httpx.TransportError:
-                time.sleep(0.1)
+        failed: list[str] = []
+        for workers in args.workers:
+            failed += [f"{kind} ({workers} worker{'s' * (workers > 1)})"
+                       for kind in run(url, workers, args, pids, open_ids, rng)]
+    if failed:
+        print(f"targets missed: {', '.join(failed)}")
+
+
+def run(url: str, workers: int, args: argparse.Namespace, pids: list[str], open_ids: list[str],
+        rng: random.Random) -> list[str]:
+    """One pass against a server of ``workers`` processes; prints its table, returns the targets it missed."""
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = int(s.getsockname()[1])
+    proc = multiprocessing.get_context("spawn").Process(target=serve, args=(url, port, workers), daemon=False)
+    proc.start()
+    base = f"http://127.0.0.1:{port}"
+    for _ in range(600):
         try:
-            asyncio.run(drive(base, 4, 8, pids, open_ids, rng))  # warm-up: templates compiled, pools filled
-            times, elapsed = asyncio.run(drive(base, args.clients, args.requests, pids, open_ids, rng))
-        finally:
-            proc.terminate()
-            proc.join(10)
+            if httpx.get(f"{base}/static/desk.css", timeout=1).status_code == 200:
+                break
+        except httpx.TransportError:
+            time.sleep(0.1)
+    try:
+        asyncio.run(drive(base, 8, 8, pids, open_ids, rng))  # warm-up: templates compiled, pools filled
+        times, elapsed = asyncio.run(drive(base, args.clients, args.requests, pids, open_ids, rng))
+    finally:
+        proc.terminate()
+        proc.join(30)
     logins = times.pop("sign-in")
     total = sum(len(v) for v in times.values())
     base_p95 = percentile(times["baseline"], 0.95)
-    print(f"{args.clients} concurrent clients, {total:,} requests in {elapsed:.1f} s: "
-          f"{total / elapsed:,.0f} requests/s")
+    print(f"\n{workers} server process{'es' * (workers > 1)}: {args.clients} concurrent clients, {total:,} requests "
+          f"in {elapsed:.1f} s: {total / elapsed:,.0f} requests/s")
     print(f"{'page':<12} {'n':>6} {'p50 ms':>8} {'p95 ms':>8} {'p99 ms':>8} {'p95/baseline':>13}  target")
     targets = {"desk queue": 0.100, "permalink": 0.050}
     failed = []
@@ -203,8 +232,7 @@ def main() -> None:
     print(f"sign-in (argon2id, {len(logins)} at once, before the timed part): "
           f"p50 {percentile(logins, 0.5) * 1000:.0f} ms, max {max(logins) * 1000:.0f} ms")
     print(f"load average after: {os.getloadavg()[0]:.2f}")
-    if failed:
-        print(f"targets missed: {', '.join(failed)}")
+    return failed
 
 
 if __name__ == "__main__":

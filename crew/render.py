@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import html
 import re
 import unicodedata
@@ -29,8 +30,10 @@ _CASHTAG = re.compile(r"(?<![\w$])\$([A-Za-z][A-Za-z0-9]{1,9})(?![\w])")
 X_MAX_CASHTAGS = 4  # per post; X's automation rules frown on tag-stuffed posts
 
 
+@functools.lru_cache(maxsize=4096)
 def weighted_length(text: str) -> int:
     """X's weighted length of `text` (URLs 23, emoji and CJK 2)."""
+    # Cached: twitter-text's emoji scan is slow, and the same posts are measured again on every page and pass.
     return int(parse_tweet(text).weightedLength)
 
 

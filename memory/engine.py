@@ -91,7 +91,9 @@ def _sqlite_engine(url: str) -> Engine:
         # IMMEDIATE takes the write lock up front (waiting up to busy_timeout). A plain deferred BEGIN
         # that reads and then writes fails at once with "database is locked" when another writer
         # (a daemon job, the job store, the CLI) committed in between, which the busy timeout can't fix.
-        conn.exec_driver_sql("BEGIN" if conn.get_execution_options().get(DEFERRED) else "BEGIN IMMEDIATE")
+        # Straight to the driver: through exec_driver_sql this one statement cost as much as a page's query.
+        driver = conn.connection.driver_connection
+        driver.execute("BEGIN" if conn.get_execution_options().get(DEFERRED) else "BEGIN IMMEDIATE")
 
     return engine
 

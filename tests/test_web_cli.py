@@ -99,3 +99,63 @@ def test_tapewatch_web_serves_until_sigterm(tmp_path: Path, state: StateDB) -> N
         out, _ = proc.communicate(timeout=30)
     assert proc.returncode == 0, out  # a graceful stop
     assert "create the first admin" in out and f"Serving on http://127.0.0.1:{port}/" in out
+
+
+def _children(pid: int) -> set[int]:
+    found: set[int] = set()
+    for task in Path(f"/proc/{pid}/task").iterdir():
+        found |= {int(c) for c in (task / "children").read_text().split()}
+    return found
+
+
+def _workers(pid: int) -> set[int]:
+    """The parent's worker processes (spawn also starts a resource tracker, which serves no pages)."""
+    return {c for c in _children(pid) if "resource_tracker" not in Path(f"/proc/{c}/cmdline").read_bytes().decode()}
+
+
+def _until(check: object, timeout: float = 60) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if check():  # type: ignore[operator]
+            return
+        time.sleep(0.2)
+    pytest.fail("timed out")
+
+
+def test_tapewatch_web_workers_share_the_port_survive_a_kill_and_stop_together(tmp_path: Path,
+                                                                              state: StateDB) -> None:
+    port = free_port()
+    env = {**os.environ, "TAPEWATCH_DATA_DIR": str(tmp_path / "data"), "PYTHONPATH": str(Path(__file__).parents[1])}
+    proc = subprocess.Popen([sys.executable, "-m", "tapewatch", "web", "--port", str(port), "--workers", "2"],
+                            env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    base = f"http://127.0.0.1:{port}"
+
+    def answers() -> bool:
+        try:
+            return httpx.get(f"{base}/", timeout=2).status_code == 200
+        except httpx.TransportError:
+            return False
+
+    try:
+        _until(lambda: answers() and len(_workers(proc.pid)) == 2)
+        first = _workers(proc.pid)
+        # Each request on a new connection: the kernel hands connections to whichever worker accepts.
+        assert all(httpx.get(f"{base}/", timeout=5).status_code == 200 for _ in range(10))
+        victim = min(first)
+        os.kill(victim, signal.SIGKILL)
+        _until(lambda: len(_workers(proc.pid)) == 2 and victim not in _workers(proc.pid))
+        _until(answers)
+        assert all(httpx.get(f"{base}/", timeout=5).status_code == 200 for _ in range(10))
+        # A second server on the same port is refused in one line.
+        taken = subprocess.run([sys.executable, "-m", "tapewatch", "web", "--port", str(port), "--workers", "2"],
+                               env=env, capture_output=True, text=True, timeout=60)
+        assert taken.returncode == 2 and f"cannot listen on 127.0.0.1:{port}" in taken.stdout + taken.stderr
+        assert "Traceback" not in taken.stdout + taken.stderr
+        workers = _workers(proc.pid)
+    finally:
+        proc.send_signal(signal.SIGTERM)
+        out, _ = proc.communicate(timeout=60)
+    assert proc.returncode == 0, out
+    assert "with 2 worker processes" in out and "Stopped." in out and "exited with -9" in out
+    assert not any(Path(f"/proc/{w}").exists() and "zombie" not in Path(f"/proc/{w}/status").read_text()
+                   for w in workers)

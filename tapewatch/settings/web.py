@@ -26,6 +26,9 @@ class WebSettings(BaseModel):
     login_window: Duration = timedelta(minutes=15)
     login_lock: Duration = timedelta(minutes=15)  # how long a user or IP is refused after too many failures
     page_size: int = Field(default=50, ge=5, le=500)  # drafts per desk queue page
+    # Processes serving `tapewatch web` (pages are CPU-bound Python: one process uses one core). Inside
+    # `tapewatch run` the desk always runs on the daemon's own event loop.
+    workers: int = Field(default=1, ge=1, le=64)
     # /narratives computes the signals over the last 24 h (seconds on a busy store): it is served from one
     # computation for this long, so a crowd of readers costs one computation, not one each.
     narratives_ttl: Duration = timedelta(minutes=2)

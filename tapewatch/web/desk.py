@@ -6,7 +6,8 @@ Every action goes through ``ReviewQueue`` (the CLI's and the bot's state machine
 
 from __future__ import annotations
 
-from dataclasses import replace
+import json
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from typing import Any
 
@@ -237,7 +238,21 @@ def _parse_when(value: str) -> datetime:
     return at.replace(tzinfo=UTC) if at.tzinfo is None else at.astimezone(UTC)
 
 
-def _queue_rows(web: Web, show: str, ticker: str) -> tuple[list[Draft], dict[str, datetime]]:
+@dataclass(frozen=True)
+class QueueRow:
+    """What a queue row shows of a draft; its bodies, claims and signals are left in the database."""
+
+    id: str
+    created_at: datetime
+    status: str
+    version: int
+    mode: str
+    topic: str
+    tickers: tuple[str, ...]
+    problems: int | None  # grounding problems, None when not checked yet
+
+
+def _queue_rows(web: Web, show: str, ticker: str) -> tuple[list[QueueRow], dict[str, datetime]]:
     d, s = schema.drafts, schema.draft_schedule
     most = web.settings.web.page_size
     picks: list[tuple[datetime, str]] = []
@@ -251,9 +266,17 @@ def _queue_rows(web: Web, show: str, ticker: str) -> tuple[list[Draft], dict[str
                 q = q.where((" " + d.c.tickers + " ").contains(f" {ticker} ", autoescape=True))
             picks += [(r.created_at, r.id) for r in conn.execute(q)]
         ids = [i for _, i in sorted(picks, reverse=True)[:most]]
-        rows = {r.id: _draft(r) for r in conn.execute(select(d).where(d.c.id.in_(ids)))} if ids else {}
+        columns = (d.c.id, d.c.created_at, d.c.status, d.c.version, d.c.mode, d.c.topic, d.c.tickers, d.c.validation)
+        rows = {r.id: _queue_row(r) for r in conn.execute(select(*columns).where(d.c.id.in_(ids)))} if ids else {}
     found = [rows[i] for i in ids if i in rows]
     return found, ReviewQueue(web.reads).scheduled(ids)
+
+
+def _queue_row(r: Any) -> QueueRow:
+    validation = json.loads(r.validation or "{}")
+    problems = len(validation.get("problems") or []) if validation else None
+    return QueueRow(r.id, r.created_at, r.status, r.version, r.mode, r.topic or "", tuple((r.tickers or "").split()),
+                    problems)
 
 
 def lineage(web: Web, draft: Draft, most: int = 20) -> list[Draft]:
