@@ -8,6 +8,7 @@ from dataclasses import replace
 from datetime import datetime, timedelta
 from typing import Any
 
+from crew.framing import derive as derive_framing
 from crew.model import (
     BriefLine,
     BriefSection,
@@ -281,6 +282,9 @@ def to_draft(brief: DataBrief, signals: Signals, *, topic: str = "", shape: str 
     meta = brief_meta(brief, shape)
     if public_id:
         meta["public_id"] = public_id  # the archive's id for this brief, which its permalink names
+    framing = derive_framing(brief, signals)
+    if framing:
+        meta["framing"] = framing  # derived from the moves and sentiment the brief reports (crew.framing.derive)
     return Draft(
         created_at=brief.generated_at, mode="data", window_start=signals.window_start,
         window_end=signals.window_end, x_thread=tuple(render_x(brief, shape, max_posts)),

@@ -12,6 +12,8 @@ the same report. Evidence has tiers (see the README's "Grounding"):
 - tickers: a watchlist ticker backed by the window's signals, or one named by
   ``min_independent_sources`` independent groups (outlets, account clusters);
 - time words: "today", "yesterday", "this week" agree with when the cited items say it happened;
+- framing: a ticker framed positive (negative) is not one the brief reports only falling (rising) on
+  bearish (bullish) sentiment (``crew.framing``);
 - single source: a claim resting on one social/forum group is attributed or not publishable;
 - links: only the trusted link of a cited item (``crew.trust``); no link from any item's text;
 - format and platform: X's 280 weighted characters, post cap, @mentions, tag caps; Telegram's size and
@@ -43,6 +45,7 @@ from crew.claims import (
 from crew.compliance import check_compliance
 from crew.entities import Entities
 from crew.evidence import read_source
+from crew.framing import problems as framing_problems
 from crew.model import Problem, ValidationReport
 from crew.profiles import check_profiles, resolve
 from crew.render import MENTION, TELEGRAM_LIMIT, X_LIMIT, weighted_length
@@ -125,6 +128,7 @@ def validate_draft(draft: Draft, context: GroundingContext) -> ValidationReport:
                                      banned_phrases=context.banned_phrases, rules=())
         problems += check_profiles(rendered[where], where, resolve(profiles.get(where, ("global",)),
                                                                    context.profiles_dir))
+    problems += framing_problems(draft, texts, entities)
     problems += _all_blocked(problems, targets)
     return ValidationReport(problems=_merged(problems), checked_at=context.clock(), claims=checker.results())
 

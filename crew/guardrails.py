@@ -23,6 +23,7 @@ from typing import Any
 
 from crew.datablocks import WITHHELD, Citations, neutralise, output_block
 from crew.databrief import brief_meta, signals_summary
+from crew.framing import clean as clean_framing
 from crew.grounding import GroundingContext, validate_draft
 from crew.model import BriefLine, BriefSection, DataBrief, Problem, Signals, SourceRef, ValidationReport
 from crew.outputs import Analysis, Claim, FactSheet, MalformedOutput, WrittenBrief, parse_reply
@@ -114,6 +115,9 @@ def assemble(brief: WrittenBrief, cites: Citations, frame: BriefFrame, max_posts
     meta = brief_meta(data, frame.shape)
     if frame.public_id:
         meta["public_id"] = frame.public_id
+    framing = clean_framing(((f.ticker, f.framing) for f in brief.framing), tickers)
+    if framing:
+        meta["framing"] = framing
     draft = Draft(
         created_at=frame.generated_at, mode="crew", window_start=frame.signals.window_start,
         window_end=frame.signals.window_end,
@@ -147,6 +151,8 @@ def safe_message(message: str, trusted_tickers: Collection[str] = (), trusted_ph
 
 def claims_hit(problem: Problem, brief: WrittenBrief) -> list[str]:
     """The numbers ("2.1": section 2, claim 1; "title") of the claims a problem is about, found by its evidence."""
+    if problem.where == "framing":
+        return []  # about the framing list, not a claim: no claim is withheld for it
     message = problem.message
     direct = re.findall(r"\bclaim (\d+\.\d+|take|thread \d+)\b", message)
     if direct:

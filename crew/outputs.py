@@ -4,14 +4,15 @@ from __future__ import annotations
 
 import json
 import re
-from typing import TypeVar
+from typing import Any, TypeVar
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
 
 class _Strict(BaseModel):
-    # Unknown keys are an error: a reply that invents fields is not the shape we asked for. No field has a
-    # default: strict structured-output servers require every property to be required.
+    # Unknown keys are an error: a reply that invents fields is not the shape we asked for. Only
+    # ``WrittenBrief.framing`` has a default (a model that leaves it out still wrote a usable brief); the schema
+    # sent to strict structured-output servers lists every property as required all the same.
     model_config = ConfigDict(extra="forbid")
 
 
@@ -61,14 +62,38 @@ class BriefPart(_Strict):
     claims: list[Claim] = Field(min_length=1, max_length=8)
 
 
+class TickerFraming(_Strict):
+    """How the brief reads for one ticker it features: positive, negative or neutral."""
+
+    ticker: str = Field(max_length=12)
+    # Any short word parses (an unknown one is dropped later, by ``crew.framing.clean``, not the whole brief);
+    # the enum tells a constraining server the three words.
+    framing: str = Field(max_length=40, json_schema_extra={"enum": ["positive", "negative", "neutral"]})
+
+
 class WrittenBrief(_Strict):
-    """The writer's answer: the take (one X post), the thread's later posts, the full brief's sections; rendered
-    by ``crew.render`` like the data brief."""
+    """The writer's answer: the take (one X post), the thread's later posts, the full brief's sections, and its
+    framing of the tickers it takes a side on; rendered by ``crew.render`` like the data brief."""
 
     title: str = Field(min_length=1, max_length=120)
     take: Claim
     thread: list[Claim] = Field(max_length=11)  # one development per post after the take; may be empty
     sections: list[BriefPart] = Field(min_length=1, max_length=6)
+    framing: list[TickerFraming] = Field(default_factory=list, max_length=12)
+
+    @field_validator("framing", mode="before")
+    @classmethod
+    def _framing_as_list(cls, value: Any) -> Any:
+        # The framing never makes a brief unusable: a mapping ({"SOL": "positive"}, as a model in prompt mode
+        # may write it) becomes the list, entries of another shape are dropped and long strings clipped here;
+        # unknown words and tickers no claim is about are dropped when the draft is assembled.
+        if isinstance(value, dict):
+            value = [{"ticker": k, "framing": v} for k, v in value.items()]
+        if not isinstance(value, list):
+            return []
+        entries = [e for e in value if isinstance(e, dict) and set(e) == {"ticker", "framing"}
+                   and all(isinstance(v, str) for v in e.values())]
+        return [{"ticker": e["ticker"][:12], "framing": e["framing"][:40]} for e in entries][:12]
 
 
 M = TypeVar("M", bound=BaseModel)
