@@ -11,12 +11,13 @@ from __future__ import annotations
 import bisect
 import math
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
 from typing import Any
 
 from crew.model import TickerSignal
-from crew.signals import compute_signals
+from crew.sentiment import score_many
+from crew.signals import compute_signals, item_text, mean_tones
 from crew.track import Benchmark, HorizonStats, PriceIndex, Scored, label, score, summarise
 
 RANKINGS = ("breadth", "mentions")
@@ -77,25 +78,34 @@ def replay(history: HistoryReader, prices: PriceIndex, *, start: datetime, end: 
            top: int, rankings: Sequence[str], horizons: Sequence[timedelta], benchmark: Benchmark,
            tolerance: timedelta, now: datetime, min_calls: int = 10, resamples: int = 2000, seed: int = 15,
            baseline_windows: int = 7, sentiment: bool = False,
-           progress: Callable[[int, int], None] | None = None) -> BacktestResult:
+           progress: Callable[[int, int], None] | None = None, workers: int | None = None) -> BacktestResult:
     """Replay the signals at each window end in (start, end] and score each ranking's top ``top``."""
     for r in rankings:
         rank((), r)  # an unknown ranking fails before any work
     result = BacktestResult(windows=window_ends(start, end, every))
     # A single-ticker benchmark scores 0 against itself: leave it out of the picks.
     exclude = frozenset(benchmark.tickers) if benchmark.name != "basket" else frozenset()
+    toned: dict[datetime, tuple[list[Any], set[str]]] = {}  # window end → its rows naming a pick, the picks
     for i, at in enumerate(result.windows):
+        # No ranking uses sentiment: it is scored afterwards, for the picked tickers' items only.
         signals = compute_signals(history, None, now=at, window=every, baseline_windows=baseline_windows,
-                                  prices=_AsOf(prices, at), narratives=False, sentiment=sentiment)
+                                  prices=_AsOf(prices, at), narratives=False, sentiment=False)
         if not signals.tickers:
             result.empty_windows += 1
+        tops = {ranking: rank(signals.tickers, ranking, exclude)[:top] for ranking in rankings}
+        if sentiment:
+            picked = {s.ticker for p in tops.values() for s in p}
+            toned[at] = ([r for r in history.window_items(at - every, at) if picked.intersection(r.tickers.split())],
+                         picked)
         for ranking in rankings:
-            for position, signal in enumerate(rank(signals.tickers, ranking, exclude)[:top], start=1):
+            for position, signal in enumerate(tops[ranking], start=1):
                 scores = tuple(score(signal.ticker, at, h, f"{at.isoformat()}", prices=prices, benchmark=benchmark,
                                      tolerance=tolerance, now=now) for h in horizons)
                 result.picks.append(Pick(at, ranking, position, signal, scores))
         if progress is not None:
             progress(i + 1, len(result.windows))
+    if sentiment:
+        result.picks = _with_tones(result.picks, toned, workers)
     for ranking in rankings:
         rows = [s for p in result.picks if p.ranking == ranking for s in p.scores]
         # Picks of windows closer together than the horizon share part of their span: resample them together.
@@ -105,6 +115,16 @@ def replay(history: HistoryReader, prices: PriceIndex, *, start: datetime, end: 
             for h in horizons
         ]
     return result
+
+
+def _with_tones(picks: list[Pick], toned: dict[datetime, tuple[list[Any], set[str]]],
+                workers: int | None = None) -> list[Pick]:
+    """The picks with the sentiment compute_signals would give them, scored for all windows at once."""
+    rows = [r for window_rows, _ in toned.values() for r in window_rows]
+    tones = iter(score_many([item_text(r) for r in rows], workers))
+    means = {at: mean_tones(window_rows, [next(tones) for _ in window_rows], picked)
+             for at, (window_rows, picked) in toned.items()}
+    return [replace(p, signal=replace(p.signal, sentiment=means[p.window_end][p.signal.ticker])) for p in picks]
 
 
 class _AsOf:

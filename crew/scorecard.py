@@ -77,8 +77,9 @@ def track_record(state: StateDB, options: TrackOptions, now: datetime) -> TrackR
 
 def backtest(state: StateDB, options: TrackOptions, *, start: datetime, end: datetime, every: timedelta, top: int,
              rankings: Sequence[str], now: datetime, baseline_windows: int = 7, sentiment: bool = False,
-             progress: Callable[[int, int], None] | None = None) -> BacktestResult:
-    """Replay the signals over [start, end] from stored items and snapshots and score each ranking's top N."""
+             progress: Callable[[int, int], None] | None = None, workers: int | None = None) -> BacktestResult:
+    """Replay the signals over [start, end] from stored items and snapshots and score each ranking's top N
+    (``workers``: processes scoring sentiment, default the CPUs available)."""
     history = HistoryReader(_history(state, start - every * baseline_windows, end, with_text=sentiment))
     store = PriceStore(state)
     tickers = set(store.tickers())
@@ -88,7 +89,7 @@ def backtest(state: StateDB, options: TrackOptions, *, start: datetime, end: dat
     return replay(history, prices, start=start, end=end, every=every, top=top, rankings=rankings,
                   horizons=options.horizons, benchmark=options.benchmark, tolerance=options.tolerance, now=now,
                   min_calls=options.min_calls, resamples=options.resamples, seed=options.seed,
-                  baseline_windows=baseline_windows, sentiment=sentiment, progress=progress)
+                  baseline_windows=baseline_windows, sentiment=sentiment, progress=progress, workers=workers)
 
 
 def _history(state: StateDB, start: datetime, end: datetime, *, with_text: bool) -> list[Any]:

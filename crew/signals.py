@@ -16,7 +16,7 @@ from crew.sentiment import Sentiment
 from memory.drafts import Draft
 
 __all__ = ["DEFAULT_CLUSTERS", "PriceSource", "WindowReader", "author_of", "cluster_of", "compute_signals",
-           "ticker_score"]
+           "item_text", "item_tone", "mean_tones", "ticker_score"]
 
 
 class PriceSource(Protocol):
@@ -153,10 +153,7 @@ def _tally_window(rows: Sequence[Any], score_tone: bool = True) -> dict[str, _Ta
         tickers = r.tickers.split()
         if not tickers:
             continue
-        tone = 0.0
-        if sentiment is not None:
-            # Feeds without a summary repeat the title as text; scoring it twice would double its tone.
-            tone = sentiment.score(r.title if r.text in ("", r.title) else f"{r.title} {r.text}")
+        tone = item_tone(r, sentiment) if sentiment is not None else 0.0
         for ticker in tickers:
             t = tallies[ticker]
             t.stories.add(r.story_id)
@@ -165,6 +162,30 @@ def _tally_window(rows: Sequence[Any], score_tone: bool = True) -> dict[str, _Ta
             t.clusters.add(cluster_of(r))
             t.sentiment += tone
     return dict(tallies)
+
+
+def item_text(row: Any) -> str:
+    """The text of a stored item whose tone is scored: its title and text."""
+    # Feeds without a summary repeat the title as text; scoring it twice would double its tone.
+    return row.title if row.text in ("", row.title) else f"{row.title} {row.text}"
+
+
+def item_tone(row: Any, sentiment: Sentiment) -> float:
+    """The compound tone of one stored item."""
+    return sentiment.score(item_text(row))
+
+
+def mean_tones(rows: Sequence[Any], tones: Sequence[float], tickers: Iterable[str]) -> dict[str, float]:
+    """Per ticker of ``tickers``: the mean tone of the rows naming it (what ``compute_signals`` reports as its
+    sentiment), ``tones`` being each row's."""
+    wanted = set(tickers)
+    sums: dict[str, float] = dict.fromkeys(wanted, 0.0)
+    reports: dict[str, int] = dict.fromkeys(wanted, 0)
+    for r, tone in zip(rows, tones, strict=True):
+        for ticker in wanted.intersection(r.tickers.split()):
+            sums[ticker] += tone
+            reports[ticker] += 1
+    return {t: sums[t] / reports[t] if reports[t] else 0.0 for t in wanted}
 
 
 def _baseline_counts(rows: Sequence[Any], baseline_start: datetime, window: timedelta,

@@ -162,3 +162,26 @@ def test_backtest_cli_writes_one_csv_row_per_window_and_ticker(tmp_path: Path, m
     assert code == 2 and "breadth, mentions or both" in output
 
 
+
+
+@pytest.mark.parametrize("pool", [False, True], ids=["in-process", "worker-processes"])
+def test_sentiment_of_the_picks_is_what_live_signals_report(planted: tuple[StateDB, SyntheticHistory], pool: bool,
+                                                            monkeypatch: pytest.MonkeyPatch) -> None:
+    """--sentiment scores only the picked tickers' items (in worker processes when there are many), and gives each
+    pick the tone compute_signals gives it."""
+    from crew import sentiment
+
+    if pool:
+        monkeypatch.setattr(sentiment, "POOL_MIN_TEXTS", 1)
+        monkeypatch.setattr(sentiment.os, "sched_getaffinity", lambda _pid: {0, 1})
+    state, history = planted
+    end = history.start + 12 * DAY
+    toned = run(state, history, end=end, sentiment=True)
+    plain = run(state, history, end=end)
+    assert [(p.window_end, p.ranking, p.signal.ticker) for p in toned.picks] == [
+        (p.window_end, p.ranking, p.signal.ticker) for p in plain.picks]  # no ranking uses it
+    live = {at: {s.ticker: s.sentiment for s in compute_signals(state, None, now=at, window=DAY, narratives=False)
+                 .tickers} for at in toned.windows}
+    assert any(p.signal.sentiment != 0 for p in toned.picks) and all(p.signal.sentiment == 0 for p in plain.picks)
+    for p in toned.picks:
+        assert p.signal.sentiment == pytest.approx(live[p.window_end][p.signal.ticker], abs=1e-12), p
