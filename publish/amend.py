@@ -381,6 +381,8 @@ def public_notes(engine: Engine, draft_id: str) -> list[dict[str, Any]]:
     a, s = schema.amendments, schema.amendment_steps
     with engine.connect() as conn:
         rows = conn.execute(select(a).where(a.c.draft_id == draft_id).order_by(a.c.id)).all()
+        if not rows:  # most briefs: no second query on every permalink view
+            return []
         sent = dict(conn.execute(select(s.c.amendment_id, func.min(s.c.sent_at)).where(
             s.c.draft_id == draft_id, s.c.op == REPLY, s.c.state == SENT).group_by(s.c.amendment_id)).all())
     notes = [{"kind": r.kind, "at": sent[r.id] if r.kind == CORRECTION else r.requested_at, "text": r.text}

@@ -82,21 +82,18 @@ class Archive:
         """The published brief with this public id, or None."""
         if not PUBLIC_ID.fullmatch(pid):
             return None
-        a = schema.archive
+        a, d = schema.archive, schema.drafts
+        # One query for the index row and its draft (by the exact id: the store's prefix lookup can't use the key).
+        q = select(a.c.public_id, a.c.published_at, d).join(d, d.c.id == a.c.draft_id).where(a.c.public_id == pid)
         with self.state.engine.connect() as conn:
-            row = conn.execute(select(a).where(a.c.public_id == pid)).first()
-        if row is None and self.sync():
+            found = conn.execute(q).first()
+        if found is None and self.sync():
             with self.state.engine.connect() as conn:
-                row = conn.execute(select(a).where(a.c.public_id == pid)).first()
-        if row is None:
-            return None
-        d = schema.drafts
-        with self.state.engine.connect() as conn:  # by the exact id (the store's prefix lookup cannot use the key)
-            found = conn.execute(select(d).where(d.c.id == row.draft_id)).first()
+                found = conn.execute(q).first()
         # A retracted brief keeps its page, marked as retracted with the reason (publish/amend.py).
         if found is None or found.status not in ("published", "retracted"):
             return None
-        return Entry(row.public_id, row.published_at, _draft(found))
+        return Entry(found.public_id, found.published_at, _draft(found))
 
     def latest(self, limit: int = 20, ticker: str | None = None) -> list[Entry]:
         """The newest published briefs (about ``ticker`` when given)."""
