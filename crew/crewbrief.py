@@ -10,7 +10,7 @@ import hashlib
 import logging
 import time
 import uuid
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
@@ -98,8 +98,10 @@ class CrewOutcome:
 def run_crew_brief(memory: Any, drafts: Any, ledger: CostLedger, setup: CrewSetup, grounding: GroundingContext, *,
                    now: datetime, window: timedelta = timedelta(hours=24), ticker: str | None = None,
                    topic: str | None = None, prices: PriceHistory | None = None, shape: str = "take",
-                   max_posts: int = 4, permalink: str = "", public_id: str = "") -> CrewOutcome:
-    """Write one brief with the crew and store it: pending when grounded, flagged with the reasons when not."""
+                   max_posts: int = 4, permalink: str = "", public_id: str = "",
+                   finish: Callable[[Draft, Signals], Draft] | None = None) -> CrewOutcome:
+    """Write one brief with the crew and store it: pending when grounded, flagged with the reasons when not
+    (``finish`` completes it, e.g. with its chart, before it is saved and so reviewable)."""
     from crew.signals import compute_signals
 
     if len({id(llm) for llm in setup.llms.values()}) != len(AGENTS):
@@ -170,6 +172,8 @@ def run_crew_brief(memory: Any, drafts: Any, ledger: CostLedger, setup: CrewSetu
     if error is not None:
         raise error
     assert draft is not None
+    if finish is not None:
+        draft = finish(draft, signals)
     drafts.save(draft)
     ledger.attach(run_id, draft.id)
     return CrewOutcome(signals, draft, run_id, usage, cost, dict(checks.attempts))

@@ -327,11 +327,13 @@ def build(memory: Any, drafts: Any, *, now: datetime, window: timedelta = timede
           ticker: str | None = None, topic: str | None = None, prices: Any = None,
           validate: Callable[[Draft], ValidationReport] | None = None, link_of: LinkOf | None = None,
           shape: str = "take", max_posts: int = 4, permalink: str = "", public_id: str = "",
-          disclaimer: str = DISCLAIMER) -> tuple[Signals, Draft | None]:
+          disclaimer: str = DISCLAIMER,
+          finish: Callable[[Draft, Signals], Draft] | None = None) -> tuple[Signals, Draft | None]:
     """Compute signals for the window and, if there is anything to report, save a data-brief draft.
 
     With ``validate`` (the grounding validator) the draft carries its report and is flagged if it fails;
-    ``permalink`` is where the archive will serve the brief (public id ``public_id``), "" without one.
+    ``permalink`` is where the archive will serve the brief (public id ``public_id``), "" without one;
+    ``finish`` completes the draft (its chart) before it is saved, since a saved draft is at once reviewable.
     """
     from crew.signals import compute_signals
 
@@ -354,4 +356,6 @@ def build(memory: Any, drafts: Any, *, now: datetime, window: timedelta = timede
     if validate is not None:
         report = validate(draft)
         draft = replace(draft, validation=report.to_dict(), status="pending" if report.ok else "flagged")
+    if finish is not None:
+        draft = finish(draft, signals)
     return signals, drafts.save(draft)

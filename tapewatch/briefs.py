@@ -62,6 +62,11 @@ def write_brief(settings: Settings, memory: Memory, *, now: datetime, window: ti
     link = permalink(settings.publish.archive_url, pid) or ""
     prices = price_history(settings, state)
     note = f"This is a data brief built from signals alone, because {NO_MODEL}."
+
+    def with_chart(draft: Draft, signals: Signals) -> Draft:
+        return attach_chart(settings, state, draft, signals, now=now, window=window)
+
+    finish = with_chart if chart else None
     if crew_enabled(settings):
         from crew.crewbrief import run_crew_brief
         from memory.costs import CostLedger
@@ -72,11 +77,9 @@ def write_brief(settings: Settings, memory: Memory, *, now: datetime, window: ti
                                      grounding_context(settings, state, prices), now=now, window=window,
                                      ticker=ticker, topic=topic, prices=prices,
                                      shape=shape or settings.publish.x_shape,
-                                     max_posts=settings.publish.x_max_posts, permalink=link, public_id=pid)
-            draft = outcome.draft
-            if draft is not None and chart:
-                draft = attach_chart(settings, state, drafts, draft, outcome.signals, now=now, window=window)
-            return BriefResult(outcome.signals, draft, "crew", crew=outcome)
+                                     max_posts=settings.publish.x_max_posts, permalink=link, public_id=pid,
+                                     finish=finish)
+            return BriefResult(outcome.signals, outcome.draft, "crew", crew=outcome)
         except LLMError as exc:  # BudgetExceeded included
             if not scheduled:
                 raise
@@ -87,7 +90,5 @@ def write_brief(settings: Settings, memory: Memory, *, now: datetime, window: ti
     signals, draft = build(memory, drafts, now=now, window=window, ticker=ticker, topic=topic, prices=prices,
                            validate=lambda d: validate_draft(d, context), link_of=context.policy.link,
                            shape=shape or settings.publish.x_shape, max_posts=settings.publish.x_max_posts,
-                           permalink=link, public_id=pid, disclaimer=settings.compliance.disclaimer)
-    if draft is not None and chart:
-        draft = attach_chart(settings, state, drafts, draft, signals, now=now, window=window)
+                           permalink=link, public_id=pid, disclaimer=settings.compliance.disclaimer, finish=finish)
     return BriefResult(signals, draft, "data", note=note)

@@ -28,9 +28,10 @@ def lead_ticker(draft: Draft) -> str | None:
     return str(lead) if lead else (draft.tickers[0] if draft.tickers else None)
 
 
-def attach_chart(settings: Settings, state: Any, drafts: Any, draft: Draft, signals: Signals, *,
-                 now: datetime, window: timedelta) -> Draft:
-    """Draw the chart of the draft's lead ticker, store it beside the state DB and note it in the draft's meta.
+def attach_chart(settings: Settings, state: Any, draft: Draft, signals: Signals, *, now: datetime,
+                 window: timedelta) -> Draft:
+    """Draw the chart of the draft's lead ticker, store it beside the state DB, and return the draft with the
+    chart noted in its meta; called before the draft is saved, so no reviewer can publish it without its chart.
 
     A chart that cannot be drawn is logged and left out: the brief stands without it.
     """
@@ -54,7 +55,6 @@ def attach_chart(settings: Settings, state: Any, drafts: Any, draft: Draft, sign
         log.warning("chart for draft %s not drawn: %s: %s", draft.id[:12], type(exc).__name__, exc)
         return draft
     chart = {"ticker": ticker, "file": path.name, "alt": alt, "bytes": len(png)}
-    drafts.update_meta(draft.id, chart=chart)
     return replace(draft, meta={**draft.meta, "chart": chart})
 
 

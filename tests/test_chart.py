@@ -8,10 +8,12 @@ from pathlib import Path
 from types import SimpleNamespace
 from typing import Any
 
+import pytest
 from typer.testing import CliRunner
 
 from crew.chart import ALT_LIMIT, alt_text, bucket_for, chart_data, render_png
 from tapewatch.cli import app
+from tests.crew_support import llm_server_fixture, sample_memory_fixture  # noqa: F401  (fixtures)
 
 NOW = datetime(2026, 11, 26, 12, 0, tzinfo=UTC)
 
@@ -92,3 +94,45 @@ def test_cli_chart_writes_the_png_and_refuses_bad_input(tmp_path: Path) -> None:
         assert refused.exit_code == 2, (bad, refused.output)
     nowhere = runner.invoke(app, ["chart", "SOL", "--out", str(tmp_path / "missing" / "dir" / "x.png")])
     assert nowhere.exit_code == 2 and "cannot write" in nowhere.output
+
+
+class _SavedAs:
+    """A draft store remembering what each draft looked like, and whether its chart file existed, when saved."""
+
+    def __init__(self, state: Any, settings: Any) -> None:
+        from memory.drafts import DraftStore
+
+        self.store, self.settings, self.saved = DraftStore(state), settings, []
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self.store, name)
+
+    def save(self, draft: Any, conn: Any = None) -> Any:
+        from tapewatch.charts import chart_file
+
+        self.saved.append((draft.meta.get("chart"), chart_file(self.settings, draft.id).is_file()))
+        return self.store.save(draft, conn)
+
+
+@pytest.mark.parametrize("mode", ["data", "crew"])
+def test_a_brief_is_saved_with_its_chart_so_a_quick_reviewer_cannot_publish_it_without(
+        mode: str, sample_memory: Any, llm_server: Any, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    # A saved draft is reviewable at once (the review job polls for them); a chart drawn after the save could
+    # be missing when a reviewer taps Publish.
+    from tapewatch.briefs import write_brief
+    from tapewatch.settings import load_settings
+    from tests.crew_support import crew_settings
+    from tests.fakes import crew_replies
+
+    monkeypatch.setenv("TAPEWATCH_DATA_DIR", str(tmp_path))
+    if mode == "crew":
+        settings = crew_settings(monkeypatch, llm_server)
+        llm_server.responder = crew_replies.well_behaved
+    else:
+        settings = load_settings(None)
+    drafts = _SavedAs(sample_memory.state, settings)
+    result = write_brief(settings, sample_memory, now=datetime.now(UTC), drafts=drafts)  # type: ignore[arg-type]
+    assert result.mode == mode and result.draft is not None
+    [(chart, file_there)] = drafts.saved
+    assert chart is not None and chart["ticker"] == result.draft.meta["chart"]["ticker"] and file_there
+    assert drafts.store.get(result.draft.id).meta["chart"] == chart
