@@ -243,3 +243,17 @@ def test_the_note_after_an_action_is_signed_and_shown_only_to_the_session_that_a
     paused = adam.post("/desk/status/pause", data={"csrf_token": desk_csrf(adam), "paused": "1"})
     assert "Scheduled posting is paused" in adam.get(paused.headers["location"]).text
     assert "hacked" not in adam.get("/desk/status?note=Scheduled+posting+is+hacked").text
+
+
+def test_pages_for_a_session_are_never_cached_and_public_ones_briefly(deps: Any) -> None:
+    anonymous = client_for(deps)
+    for path in ("/", "/narratives", "/track", "/feed.atom"):
+        assert anonymous.get(path).headers["cache-control"] == "public, max-age=60", path
+    assert anonymous.get("/login").headers["cache-control"] == "private, no-store"
+    assert anonymous.get("/b/0123456789abcdef").headers["cache-control"] == "private, no-store"  # a 404
+    rita = client_for(deps)
+    sign_in(rita, "rita")
+    draft = add_draft(deps.state)
+    for path in ("/", "/desk", f"/desk/drafts/{draft.id}", "/desk/status"):
+        response = rita.get(path)  # these carry the session's CSRF token and the desk's contents
+        assert response.headers["cache-control"] == "private, no-store" and "Cookie" in response.headers["vary"]

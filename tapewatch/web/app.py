@@ -33,6 +33,7 @@ from tapewatch.settings import Settings
 from tapewatch.web.security import CSRF_FIELD, FLASH_PARAM, Guard, SecurityHeaders
 from tapewatch.web.views import excerpt, markdown_html, safe_url, telegram_html, title_of
 
+PUBLIC_MAX_AGE_S = 60  # how stale a cached public page may be: a correction shows within a minute
 log = logging.getLogger(__name__)
 HERE = Path(str(files("tapewatch.web")))
 Validator = Callable[[Draft], ValidationReport]
@@ -85,7 +86,11 @@ class Web:
             request=request, session=session, user=session.user if session else None,
             csrf=session.csrf_token if session else "", archive_url=self.settings.publish.archive_url,
             flash=self.guard.read_flash(request), **context)
-        return HTMLResponse(body, status_code=status)
+        # A page rendered for a session carries its CSRF token and the desk's contents: no cache may keep it.
+        # A public page seen signed out is the same for everyone, so a proxy in front may serve it a minute.
+        public = session is None and status == 200 and not request.url.path.startswith(("/desk", "/login"))
+        cache = f"public, max-age={PUBLIC_MAX_AGE_S}" if public else "private, no-store"
+        return HTMLResponse(body, status_code=status, headers={"cache-control": cache, "vary": "Cookie"})
 
     def done(self, session: Session, path: str, note: str) -> RedirectResponse:
         """After an action: back to ``path`` (ours), showing ``note`` to this session only (signed)."""

@@ -22,7 +22,7 @@ from memory import schema
 from memory.prices import PriceStore
 from publish.amend import public_notes
 from publish.archive import Entry
-from tapewatch.web.app import Web, not_found
+from tapewatch.web.app import PUBLIC_MAX_AGE_S, Web, not_found
 from tapewatch.web.views import price_chart
 
 TICKER = re.compile(r"[A-Za-z][A-Za-z0-9]{0,9}")
@@ -45,7 +45,8 @@ def routes(web: Web) -> list[Route]:
         base = web.settings.publish.archive_url or str(request.base_url).rstrip("/")
         body = web.templates.get_template("feed.xml").render(entries=entries, base=base,
                                                              updated=entries[0].published_at if entries else None)
-        return Response(body, media_type="application/atom+xml; charset=utf-8")
+        return Response(body, media_type="application/atom+xml; charset=utf-8",
+                        headers={"cache-control": f"public, max-age={PUBLIC_MAX_AGE_S}"})
 
     def ticker(request: Request) -> Response:
         name = str(request.path_params["ticker"])
