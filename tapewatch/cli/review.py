@@ -111,6 +111,9 @@ def drafts_show(
         out.print(f"crew: models {meta['models']}, prompt version {meta.get('prompt_version')}, "
                   f"{meta.get('llm_calls')} LLM calls, ${float(meta.get('cost_usd') or 0):.4f}, "
                   f"attempts {meta.get('attempts')}", highlight=False)
+    framing = draft.meta.get("framing")
+    if isinstance(framing, dict) and framing:  # what the track record will score as its direction
+        out.print("framing: " + ", ".join(f"${t} {f}" for t, f in framing.items()), highlight=False)
     when = queue.scheduled([draft.id]).get(draft.id)
     if when:
         out.print(f"scheduled for {when:%Y-%m-%d %H:%M} UTC", highlight=False)
