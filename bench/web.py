@@ -56,6 +56,10 @@ def percentile(values: list[float], q: float) -> float:
     return ordered[lo] + (ordered[hi] - ordered[lo]) * (k - lo)
 
 
+def _link(k: int) -> str:
+    return f" ([source](https://news{k % 12}.example/{k}))"
+
+
 def seed(state: StateDB, drafts: int, audit: int, rng: random.Random) -> list[str]:
     """Drafts, their audit rows and cited items, written in bulk; returns the published drafts' public ids."""
     now = datetime.now(UTC)
@@ -81,7 +85,8 @@ def seed(state: StateDB, drafts: int, audit: int, rng: random.Random) -> list[st
                      "topic": "", "window_start": created - timedelta(hours=24), "window_end": created,
                      "x_thread": json.dumps([f"{k}/4 Post {k} of brief {n} on $SOL" for k in range(1, 5)]),
                      "telegram_html": f"<b>Brief {n}</b>\n" + "A line with a <a href=\"https://news1.example/1\">"
-                     "source</a>.\n" * 8, "markdown": f"# Brief {n}\n\n" + "A sentence of the brief. " * 40,
+                     "source</a>.\n" * 8, "markdown": f"# Brief {n}\n\n" + "".join(
+                         f"A sentence of the brief{_link(k) if k % 4 == 0 else ''}. " for k in range(40)),
                      "item_ids": json.dumps(cited), "tickers": "SOL ETH", "signals": "{}", "version": 1,
                      "parent_id": None, "meta": json.dumps(meta), "validation": json.dumps(validation)})
     actions = ["created", "validated", "approve", "scheduled", "sent", "publish"]

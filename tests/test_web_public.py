@@ -157,3 +157,21 @@ def test_narratives_are_computed_once_per_ttl_however_many_readers(tmp_path: Pat
     now[0] += deps.settings.web.narratives_ttl
     page = client.get("/narratives").text
     assert "No narrative" not in page and "Halcyon" in page
+
+
+def test_a_brief_with_links_renders_them_safe_on_its_permalink_and_the_desk(deps: Any) -> None:
+    draft = _publish(deps, "a")
+    from dataclasses import replace
+
+    from memory.drafts import DraftStore as Store
+    hostile = replace(draft, id="f" * 32, markdown=f"{draft.markdown}\n\n[click](javascript:alert(1)) "
+                      "[ok](https://news.example/a) <img src=x onerror=alert(1)>")
+    Store(deps.state).save(hostile)
+    client = client_for(deps)
+    page = client.get(f"/b/{public_id(draft)}")
+    assert page.status_code == 200
+    assert '<a href="https://news.example/a" rel="noopener nofollow">source</a>' in page.text
+    sign_in(client, "rita")
+    desk = client.get(f"/desk/drafts/{hostile.id}")
+    assert desk.status_code == 200 and 'href="javascript:' not in desk.text and "<img src=x" not in desk.text
+    assert '<a href="https://news.example/a" rel="noopener nofollow">ok</a>' in desk.text

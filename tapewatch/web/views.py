@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import html
 from collections.abc import Sequence
 from datetime import datetime
@@ -31,12 +32,13 @@ def _markdown() -> MarkdownIt:
     md = MarkdownIt("commonmark", {"html": False, "linkify": False})
     md.disable("image")  # a brief never embeds remote images (they would be fetched by every reader)
 
-    def link_open(tokens, idx, options, env):  # type: ignore[no-untyped-def]
+    def link_open(self, tokens, idx, options, env):  # type: ignore[no-untyped-def]
+        # markdown-it-py binds a render rule to the renderer, so it is called with the renderer first.
         token = tokens[idx]
         href = str(token.attrGet("href") or "")
         token.attrSet("href", safe_url(href))
         token.attrSet("rel", OUTBOUND_REL)
-        return md.renderer.renderToken(tokens, idx, options, env)
+        return self.renderToken(tokens, idx, options, env)
 
     md.add_render_rule("link_open", link_open)
     return md
@@ -47,7 +49,13 @@ _MD = _markdown()
 
 def markdown_html(text: str) -> Markup:
     """A brief's Markdown as HTML: raw HTML is escaped, links are http(s) only and carry rel=noopener nofollow."""
-    return Markup(_MD.render(text))
+    return Markup(_rendered(text))
+
+
+@functools.lru_cache(maxsize=1024)
+def _rendered(text: str) -> str:
+    # A published brief's text never changes and its page is read again and again: parse it once per process.
+    return str(_MD.render(text))
 
 
 def telegram_html(text: str) -> Markup:

@@ -61,7 +61,8 @@ def add_draft(state: StateDB, tag: str = "a", *, posts: int = 4, status: str = "
     draft = Draft(
         created_at=now, mode="data", window_start=now - timedelta(hours=24), window_end=now, x_thread=thread,
         telegram_html=f"<b>{tag.upper()} brief</b>\n{words} — <a href=\"{url}\">source</a>\n{DISCLAIMER}",
-        markdown=f"# {tag}\n{words}\n\n{DISCLAIMER}", item_ids=item_ids, tickers=("SOL",), status=status,
+        markdown=f"# {tag}\n{words} ([source]({url}))\n\n{DISCLAIMER}", item_ids=item_ids, tickers=("SOL",),
+        status=status,
         # $SOL is a watchlist ticker backed by the window's signals.
         signals={"items": 1, "stories": 1, "tickers": [{"ticker": t, "mentions": 1, "clusters": 1}
                                                        for t in {"SOL", *Watchlist(DEFAULT_WATCHLIST).extract(words)}]},
