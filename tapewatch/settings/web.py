@@ -29,6 +29,10 @@ class WebSettings(BaseModel):
     # Processes serving `tapewatch web` (pages are CPU-bound Python: one process uses one core). Inside
     # `tapewatch run` the desk always runs on the daemon's own event loop.
     workers: int = Field(default=1, ge=1, le=64)
+    # Threads rendering pages per process, for the public pages and for the desk apart (tapewatch/web/lanes.py):
+    # CPU-bound pages on more threads only fight over the GIL; a lane waiting on the database is the exception.
+    public_threads: int = Field(default=2, ge=1, le=64)
+    desk_threads: int = Field(default=2, ge=1, le=64)
     # /narratives computes the signals over the last 24 h (seconds on a busy store): it is served from one
     # computation for this long, so a crowd of readers costs one computation, not one each.
     narratives_ttl: Duration = timedelta(minutes=2)

@@ -30,6 +30,7 @@ from memory.drafts import Draft
 from memory.state import StateDB
 from publish.archive import Archive
 from tapewatch.settings import Settings
+from tapewatch.web.lanes import Lane, laned
 from tapewatch.web.security import CSRF_FIELD, FLASH_PARAM, Guard, SecurityHeaders
 from tapewatch.web.views import excerpt, markdown_html, safe_url, telegram_html, title_of
 
@@ -115,7 +116,9 @@ def build_app(deps: WebDeps) -> Starlette:
     from tapewatch.web import desk, public, status, track, users
 
     web = Web(deps)
-    routes = [*public.routes(web), *track.routes(web), *desk.routes(web), *status.routes(web), *users.routes(web),
+    w = deps.settings.web
+    pages = [*public.routes(web), *track.routes(web), *desk.routes(web), *status.routes(web), *users.routes(web)]
+    routes = [*laned(pages, Lane("public", w.public_threads), Lane("desk", w.desk_threads)),
               Mount("/static", app=StaticFiles(directory=HERE / "static"), name="static")]
 
     async def on_http_error(request: Request, exc: Exception) -> Response:
