@@ -51,6 +51,7 @@ from rich.table import Table  # noqa: E402
 from rich.text import Text  # noqa: E402
 
 from bench.pgcluster import throwaway_postgres  # noqa: E402
+from bench.rss import run_with_peak_rss  # noqa: E402
 from memory.chroma import ChromaVectors  # noqa: E402
 from memory.deadline import Deadline  # noqa: E402
 from memory.embeddings import Embedder  # noqa: E402
@@ -778,8 +779,6 @@ def at_target(total: int, p50: float, target: float) -> Text | str:
 
 def ingest_peak_rss(feeds: list[SynthFeed], workdir: Path, choice: str, model_dir: Path | None) -> float:
     """Peak RSS (MB) of a real `tapewatch ingest` process fetching ``feeds`` from a loopback HTTP server."""
-    import resource
-    import subprocess
     import threading
     from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
@@ -810,13 +809,14 @@ def ingest_peak_rss(feeds: list[SynthFeed], workdir: Path, choice: str, model_di
     config.write_text("\n".join(lines) + "\n")
     env = {k: v for k, v in os.environ.items() if not k.startswith("TAPEWATCH_")}
     try:
-        done = subprocess.run([sys.executable, "-m", "tapewatch", "--config", str(config), "ingest"], env=env,
-                              capture_output=True, text=True, timeout=1800, check=False)
+        # Not this process's RUSAGE_CHILDREN: it would report this (large) process's size (bench/rss.py).
+        done, peak = run_with_peak_rss([sys.executable, "-m", "tapewatch", "--config", str(config), "ingest"],
+                                       env=env, timeout=1800)
     finally:
         server.shutdown()
     if done.returncode != 0:
         raise SystemExit(f"tapewatch ingest failed:\n{done.stdout[-2000:]}{done.stderr[-2000:]}")
-    return resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024
+    return peak
 
 
 # --------------------------------------------------------------------------------------

@@ -118,9 +118,10 @@ class BoundedVectors:
                            lambda: self.inner.upsert(ids, embeddings, documents, metadatas))
 
     def query(self, embeddings: np.ndarray, n: int, where: dict[str, Any] | None = None,
-              ids: Sequence[str] | None = None) -> list[list[VectorHit]]:
+              ids: Sequence[str] | None = None, metadata: bool = True) -> list[list[VectorHit]]:
         """Nearest neighbours, within the deadline."""
-        return self.deadline.call("query", lambda: self.inner.query(embeddings, n, where=where, ids=ids))
+        return self.deadline.call("query", lambda: self.inner.query(embeddings, n, where=where, ids=ids,
+                                                                    metadata=metadata))
 
     def embeddings(self, ids: Sequence[str]) -> dict[str, np.ndarray]:
         """Stored vectors by id, within the deadline."""

@@ -164,6 +164,10 @@ class OnnxMiniLMEmbedder:
             options.enable_mem_pattern = False  # shapes change every batch; a planned pattern only adds peak memory
             # Prepacked copies of the MatMul weights cost ~30 MB resident and, measured here, no CPU time per batch.
             options.add_session_config_entry("session.disable_prepacking", "1")
+            # Idle intra-op threads sleep instead of spinning. Measured on 2 cores shared with other work (load 5):
+            # spinning threads fight the busy ones, and one query took 40 ms instead of 10, a batch ran at 52 texts/s
+            # instead of 91; the daemon shares its machine with Chroma, the web desk and the state DB.
+            options.add_session_config_entry("session.intra_op.allow_spinning", "0")
             options.log_severity_level = 3
             tokenizer = Tokenizer.from_file(str((self._weights_dir or minilm_model_dir()) / "tokenizer.json"))
             tokenizer.no_padding()  # padding is per batch, to the batch's longest text
@@ -199,6 +203,8 @@ class OnnxMiniLMEmbedder:
         """Embed with the loaded session (the probe check itself runs through here)."""
         import numpy as np
 
+        if len(texts) == 1:
+            return self._embed_one(texts[0])
         encodings = self._tokenizer.encode_batch(texts)
         out = np.zeros((len(texts), self.dimension), dtype=np.float32)
         # Similar lengths batched together: padding costs compute, and a short text beside a long one pays it all.
@@ -224,3 +230,15 @@ class OnnxMiniLMEmbedder:
             pooled /= np.clip(np.linalg.norm(pooled, axis=1, keepdims=True), 1e-12, None)
             out[rows] = pooled
         return out
+
+    def _embed_one(self, text: str) -> np.ndarray:
+        """One text (a search query): no batch planning, no padding, every token attended, so pooling is a mean."""
+        import numpy as np
+
+        encoding = self._tokenizer.encode(text)
+        ids = np.asarray([encoding.ids], dtype=np.int64)
+        feeds = {"input_ids": ids, "attention_mask": np.ones_like(ids),
+                 "token_type_ids": np.asarray([encoding.type_ids], dtype=np.int64)}
+        pooled = self._session.run(None, feeds)[0][0].mean(axis=0, dtype=np.float32)
+        pooled /= max(float(np.linalg.norm(pooled)), 1e-12)
+        return pooled[None, :].astype(np.float32, copy=False)

@@ -300,7 +300,7 @@ class StateDB:
             if kinds:
                 q = q.where(it.c.kind.in_(list(kinds)))
         with self.engine.connect() as conn:
-            ids = list(conn.execute(q.limit(cap + 1)).scalars())
+            ids = list(conn.execute(q.limit(cap + 1)).scalars().all())  # one fetchall, not a fetch per row
         return None if len(ids) > cap else ids
 
     def story_sizes(self, story_ids: Iterable[str]) -> dict[str, int]:

@@ -44,8 +44,8 @@ class HangingVectors:
         self.inner.upsert(ids, embeddings, documents, metadatas)
 
     def query(self, embeddings: np.ndarray, n: int, where: dict[str, Any] | None = None,
-              ids: Sequence[str] | None = None) -> list[list[VectorHit]]:
-        return self.inner.query(embeddings, n, where=where, ids=ids)
+              ids: Sequence[str] | None = None, metadata: bool = True) -> list[list[VectorHit]]:
+        return self.inner.query(embeddings, n, where=where, ids=ids, metadata=metadata)
 
     def embeddings(self, ids: Sequence[str]) -> dict[str, np.ndarray]:
         return self.inner.embeddings(ids)
