@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime, timedelta
 from typing import Any, Literal
@@ -122,8 +122,21 @@ class Memory:
         # Before the embedder's and the store's threads allocate: few malloc arenas, so a trim reaches them all.
         heap.cap_arenas()
 
-    def add(self, items: Sequence[Item], fetch: FetchRecord | None = None) -> AddResult:
-        """Store new items (skipping known ids, linking near-duplicates) with their fetch record."""
+    def embed_new(self, items: Sequence[Item]) -> dict[str, np.ndarray]:
+        """Vectors for the items not stored yet, by id: embedding ahead of ``add``, e.g. while another batch stores."""
+        unique = list({item.id: item for item in items}.values())
+        known = self.state.existing_ids(i.id for i in unique)
+        fresh = [i for i in unique if i.id not in known]
+        if not fresh:
+            return {}
+        return dict(zip([i.id for i in fresh], self.embedder.embed([i.embedding_text() for i in fresh]), strict=True))
+
+    def add(self, items: Sequence[Item], fetch: FetchRecord | None = None,
+            embedded: Mapping[str, np.ndarray] | None = None) -> AddResult:
+        """Store new items (skipping known ids, linking near-duplicates) with their fetch record.
+
+        ``embedded``: vectors from ``embed_new`` for these items; items it lacks are embedded here.
+        """
         unique = list({item.id: item for item in items}.values())
         known = self.state.existing_ids(i.id for i in unique)
         fresh = sorted((i for i in unique if i.id not in known), key=lambda i: (i.published_at, i.id))
@@ -132,7 +145,7 @@ class Memory:
         stories: list[Item] = []
         links: list[Link] = []
         if fresh:
-            vectors = self.embedder.embed([i.embedding_text() for i in fresh])
+            vectors = self._vectors(fresh, embedded or {})
             story_of = self._assign_stories(fresh, vectors, stories, links)
             # Near-duplicates keep their vectors too (tagged with their story) so a later
             # report can match any wording of the story, not only the first one.
@@ -149,6 +162,15 @@ class Memory:
         if fresh:
             heap.release()  # what embedding and storing the batch freed goes back, not into the resident size
         return result
+
+    def _vectors(self, fresh: list[Item], embedded: Mapping[str, np.ndarray]) -> np.ndarray:
+        """The fresh items' vectors in order: the ones embedded ahead, the rest embedded now."""
+        missing = [i for i in fresh if i.id not in embedded]
+        if len(missing) == len(fresh):
+            return self.embedder.embed([i.embedding_text() for i in fresh])
+        now = dict(zip([i.id for i in missing], self.embedder.embed([i.embedding_text() for i in missing]),
+                       strict=True)) if missing else {}
+        return np.stack([embedded[i.id] if i.id in embedded else now[i.id] for i in fresh]).astype(np.float32)
 
     def _assign_stories(self, fresh: list[Item], vectors: np.ndarray,
                         stories: list[Item], links: list[Link]) -> dict[str, str]:

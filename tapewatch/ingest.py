@@ -3,19 +3,21 @@
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable, Sequence
-from concurrent.futures import Future, ThreadPoolExecutor, as_completed
+import queue
+from collections.abc import Callable, Mapping, Sequence
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 
 import httpx
+import numpy as np
 
 from memory.prices import PriceStore, snapshot_of
 from memory.state import FetchRecord
 from memory.store import Memory
 from sources.errors import FetchError, IngestError, StoreError
 from sources.item import Item
-from sources.rss import FeedSpec, FetchResult, Validators, fetch_feed, parse_feed
+from sources.rss import FeedSpec, FetchResult, ParsedFeed, Validators, fetch_feed, parse_feed
 from sources.samples import (
     SAMPLE_FEEDS,
     SAMPLE_POSTS_SOURCE,
@@ -66,6 +68,18 @@ class IngestReport:
         return bool(self.outcomes) and all(o.status == "error" for o in self.outcomes)
 
 
+@dataclass(frozen=True)
+class _Ready:
+    """A fetched feed, parsed and its new items embedded, waiting to be stored; or what went wrong on the way."""
+
+    feed: FeedSpec
+    started: datetime
+    fetched: FetchResult | None = None
+    parsed: ParsedFeed | None = None
+    embedded: Mapping[str, np.ndarray] = field(default_factory=dict)
+    error: Exception | None = None
+
+
 Clock = Callable[[], datetime]
 # Loads one bundled sample source as of a fetch time: its items and any parse warnings.
 SampleLoader = Callable[[datetime], tuple[Sequence[Item], Sequence[str]]]
@@ -92,15 +106,25 @@ class Ingestor:
 
     def run(self, feeds: Sequence[FeedSpec],
             on_done: Callable[[SourceOutcome], None] | None = None) -> list[SourceOutcome]:
-        """Fetch all feeds (in parallel) and store each one's items (in this thread) as it arrives."""
+        """Fetch all feeds (in parallel) and store each one's items (in this thread) as it arrives.
+
+        Between the two, one worker parses and embeds each fetched feed while this thread stores the one before:
+        embedding (most of ingest, and off the GIL) overlaps the near-duplicate matching and the writes.
+        """
         outcomes: list[SourceOutcome] = []
-        with ThreadPoolExecutor(max_workers=self.concurrency, thread_name_prefix="fetch") as pool:
-            futures: dict[Future[FetchResult], tuple[FeedSpec, datetime]] = {
-                pool.submit(self._fetch, feed): (feed, self.clock()) for feed in feeds
-            }
-            for future in as_completed(futures):
-                feed, started = futures[future]
-                outcome = self._store(feed, started, future)
+        ready: queue.SimpleQueue[_Ready] = queue.SimpleQueue()
+        with ThreadPoolExecutor(max_workers=self.concurrency, thread_name_prefix="fetch") as pool, \
+                ThreadPoolExecutor(max_workers=1, thread_name_prefix="embed") as embedding:
+
+            def fetched(feed: FeedSpec, started: datetime, future: Future[FetchResult]) -> None:
+                embedding.submit(lambda: ready.put(self._prepare(feed, started, future)))
+
+            for feed in feeds:
+                started = self.clock()
+                pool.submit(self._fetch, feed).add_done_callback(
+                    lambda future, feed=feed, started=started: fetched(feed, started, future))  # type: ignore[misc]
+            for _ in feeds:
+                outcome = self._store(ready.get())
                 outcomes.append(outcome)
                 if on_done:
                     on_done(outcome)
@@ -156,14 +180,41 @@ class Ingestor:
         validators = self.memory.state.validators(feed.name)
         return fetch_feed(self.client, feed.url, validators, max_bytes=self.max_body_bytes, deadline_s=self.deadline_s)
 
-    def _store(self, feed: FeedSpec, started: datetime, future: Future[FetchResult]) -> SourceOutcome:
+    def _prepare(self, feed: FeedSpec, started: datetime, future: Future[FetchResult]) -> _Ready:
+        """Parse a fetched feed and embed its new items (in the embedding worker); never raises."""
         try:
             fetched = future.result()
         except IngestError as exc:
-            return self._failed(feed, started, exc, http_status=None)
+            return _Ready(feed, started, error=exc)
         except Exception as exc:  # one source's surprise must not sink the batch
             log.exception("%s: unexpected error while fetching", feed.name)
-            return self._failed(feed, started, IngestError(f"unexpected error: {exc!r}"), http_status=None)
+            return _Ready(feed, started, error=IngestError(f"unexpected error: {exc!r}"))
+        if fetched.not_modified:
+            return _Ready(feed, started, fetched)
+        try:
+            parsed = parse_feed(fetched.body, feed, self.watchlist, fetched_at=started,
+                                content_type=fetched.content_type)
+            embedded = self._embed_ahead(within_retention(parsed.items, started, self.retention))
+            return _Ready(feed, started, fetched, parsed, embedded)
+        except IngestError as exc:
+            return _Ready(feed, started, fetched, error=exc)
+        except Exception as exc:  # one source's surprise must not sink the batch
+            log.exception("%s: unexpected error while parsing", feed.name)
+            return _Ready(feed, started, fetched, error=IngestError(f"unexpected error: {exc!r}"))
+
+    def _embed_ahead(self, items: Sequence[Item]) -> dict[str, np.ndarray]:
+        try:
+            return self.memory.embed_new(items)
+        except Exception as exc:  # storing embeds what is missing, and reports a failure against the feed then
+            log.warning("embedding ahead failed (%s); the items are embedded when stored", exc)
+            return {}
+
+    def _store(self, ready: _Ready) -> SourceOutcome:
+        feed, started, fetched = ready.feed, ready.started, ready.fetched
+        status = fetched.status_code if fetched is not None else None
+        if ready.error is not None:
+            return self._failed(feed, started, ready.error, http_status=status)
+        assert fetched is not None
         if fetched.not_modified:
             record = FetchRecord(
                 source=feed.name, kind=feed.kind, url=feed.url, started_at=started, finished_at=self.clock(),
@@ -171,29 +222,30 @@ class Ingestor:
             )
             self.memory.record(record)
             return SourceOutcome(name=feed.name, kind=feed.kind, status="not_modified")
+        parsed = ready.parsed
+        assert parsed is not None
         try:
-            parsed = parse_feed(fetched.body, feed, self.watchlist, fetched_at=started,
-                                content_type=fetched.content_type)
             return self._commit(feed, started, parsed.items, parsed.warnings,
                                 http_status=fetched.status_code, validators=fetched.validators,
-                                skipped=parsed.skipped, degraded="; ".join(parsed.degraded) or None)
+                                skipped=parsed.skipped, degraded="; ".join(parsed.degraded) or None,
+                                embedded=ready.embedded)
         except (IngestError, StoreError) as exc:
             return self._failed(feed, started, exc, http_status=fetched.status_code)
         except Exception as exc:  # one source's surprise must not sink the batch
-            log.exception("%s: unexpected error while parsing or storing", feed.name)
+            log.exception("%s: unexpected error while storing", feed.name)
             return self._failed(feed, started, IngestError(f"unexpected error: {exc!r}"),
                                 http_status=fetched.status_code)
 
     def _commit(self, feed: FeedSpec, started: datetime, items: Sequence[Item], warnings: Sequence[str], *,
                 http_status: int | None, validators: Validators | None, skipped: int = 0,
-                degraded: str | None = None) -> SourceOutcome:
+                degraded: str | None = None, embedded: Mapping[str, np.ndarray] | None = None) -> SourceOutcome:
         fresh = within_retention(items, started, self.retention)
         record = FetchRecord(
             source=feed.name, kind=feed.kind, url=feed.url, started_at=started, finished_at=self.clock(),
             status="ok", http_status=http_status, warnings=tuple(warnings), validators=validators,
             skipped=skipped, degraded=degraded,
         )
-        result = self.memory.add(fresh, record)
+        result = self.memory.add(fresh, record, embedded)
         for warning in warnings:
             log.warning("%s: %s", feed.name, warning)
         if len(fresh) < len(items):
