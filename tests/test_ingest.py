@@ -314,3 +314,70 @@ def test_samples_not_used_when_any_feed_is_reachable(
     assert report.used_samples is False
     assert not (SAMPLE_NAMES | {SAMPLE_PRICES_SOURCE}) & {o.name for o in report.outcomes}
     assert not SAMPLE_NAMES & set(memory.state.stats().by_source)
+
+
+# --- embedding ahead: each fetched feed is embedded in a worker while the one before is stored ------------------
+
+
+class ThreadNoting:
+    """The fast embedder, noting which thread each call runs on (and failing there if told to)."""
+
+    def __init__(self, inner: Any, fail_in: str | None = None) -> None:
+        self.inner, self.fail_in = inner, fail_in
+        self.name, self.dimension = inner.name, inner.dimension
+        self.threads: list[str] = []
+
+    def embed(self, texts: list[str]) -> Any:
+        import threading
+
+        from sources.errors import StoreError
+
+        where = threading.current_thread().name
+        self.threads.append(where)
+        if self.fail_in and where.startswith(self.fail_in):
+            raise StoreError("the embedder is out of memory")
+        return self.inner.embed(texts)
+
+
+def test_fetched_feeds_are_embedded_in_the_worker_and_stored_in_the_callers_thread(
+    feed_server: FeedServer, ingestor: Ingestor, memory: Any
+) -> None:
+    import threading
+
+    noting = ThreadNoting(memory.embedder)
+    memory.embedder = noting
+    stored_in: list[str] = []
+    add = memory.add
+    memory.add = lambda *a, **k: (stored_in.append(threading.current_thread().name), add(*a, **k))[1]
+    feeds = serve(feed_server, {"rss2": fixture_route("rss2.xml"), "atom": fixture_route(
+        "atom.xml", content_type="application/atom+xml"), "rdf": fixture_route("rdf.xml")})
+    outcomes = by_name(ingestor.run(feeds))
+
+    assert all(o.status == "ok" and o.new + o.near_duplicate > 0 for o in outcomes.values()), outcomes
+    assert noting.threads and all(t.startswith("embed") for t in noting.threads), noting.threads
+    assert stored_in == [threading.current_thread().name] * 3
+    assert memory.vector_health().ok and memory.state.stats().items == sum(
+        o.new + o.near_duplicate for o in outcomes.values())
+
+
+def test_one_story_in_two_feeds_of_a_pass_is_stored_once_though_both_were_embedded_ahead(
+    feed_server: FeedServer, ingestor: Ingestor, memory: Any
+) -> None:
+    feeds = serve(feed_server, {"first": fixture_route("rss2.xml"), "mirror": fixture_route("rss2.xml")})
+    outcomes = ingestor.run(feeds)
+
+    assert sorted((o.new + o.near_duplicate, o.duplicate) for o in outcomes) == [(0, 3), (3, 0)]
+    ids = memory.state.item_ids()
+    assert len(ids) == len(set(ids)) == 3 and memory.vectors.count() == 3
+
+
+def test_embedding_ahead_failing_leaves_the_embedding_to_the_store(
+    feed_server: FeedServer, ingestor: Ingestor, memory: Any
+) -> None:
+    noting = ThreadNoting(memory.embedder, fail_in="embed")
+    memory.embedder = noting
+    outcomes = ingestor.run(serve(feed_server, {"rss2": fixture_route("rss2.xml")}))
+
+    assert [(o.status, o.new + o.near_duplicate) for o in outcomes] == [("ok", 3)]
+    assert [t.startswith("embed") for t in noting.threads] == [True, False]
+    assert memory.vector_health().ok

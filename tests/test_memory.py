@@ -174,3 +174,25 @@ def test_candidate_ids_combine_ticker_time_and_kind(memory) -> None:
     assert set(memory.state.candidate_ids(week, None, {"SOL"}, [], cap=10)) == {a.id, b.id}
     assert set(memory.state.candidate_ids(week, None, {"SOL"}, ["news"], cap=10)) == {a.id}
     assert set(memory.state.candidate_ids(None, week, set(), [], cap=10)) == {c.id}
+
+
+def test_vectors_embedded_ahead_are_stored_as_given_and_only_the_rest_embedded(memory) -> None:
+    known = make("k", "Kraken lists a new stablecoin")
+    memory.add([known])
+    fresh = [make("a", "Bitcoin ETF inflows hit record"), make("b", "Dogecoin meme rally fades"),
+             make("c", "Arbitrum DAO passes its grant vote")]
+    ahead = memory.embed_new([known, *fresh[:2]])
+    assert set(ahead) == {fresh[0].id, fresh[1].id}  # the stored item is not embedded again
+    # Distinct marker vectors, so what was stored shows which side embedded it.
+    marker = np.zeros(memory.embedder.dimension, dtype=np.float32)
+    marker[7] = 1.0
+    ahead[fresh[0].id] = marker
+    calls = memory.embedder.calls
+    result = memory.add([known, *fresh], embedded=ahead)
+
+    assert (result.new + result.near_duplicate, result.duplicate) == (3, 1)
+    assert memory.embedder.calls == calls + 1  # one call, for the item that was not embedded ahead
+    stored = memory.vectors.embeddings([i.id for i in fresh])
+    assert np.allclose(stored[fresh[0].id], marker, atol=1e-6)
+    assert np.allclose(stored[fresh[1].id], ahead[fresh[1].id], atol=1e-6)
+    assert np.allclose(stored[fresh[2].id], memory.embedder.embed([fresh[2].embedding_text()])[0], atol=1e-6)

@@ -89,6 +89,18 @@ def test_embed_threads_become_onnxruntime_intra_op_threads(models: Path) -> None
     assert OnnxMiniLMEmbedder(models, "fp32", threads=2).intra_op_threads() == 2
 
 
+def test_a_single_query_takes_the_fast_path_and_matches_the_batched_vector(models: Path) -> None:
+    # A search embeds one text: no batch planning or padding, but the same vector as inside a batch, where the
+    # same text sits beside a longer one and is padded to it.
+    embedder = OnnxMiniLMEmbedder(models, "fp32", threads=1)
+    query = "bitcoin ETF inflows"
+    batched = embedder.embed([query, "Ether staking withdrawals climbed after the upgrade, on-chain data show"])
+    alone = embedder.embed([query])
+    assert alone.shape == (1, 384) and alone.dtype == np.float32
+    assert abs(float(np.linalg.norm(alone[0])) - 1.0) < 1e-5
+    assert float(alone[0] @ batched[0]) > 0.99999
+
+
 def test_each_variant_has_its_own_name_and_a_memory_built_with_another_is_refused(tmp_path: Path) -> None:
     import chromadb
     from chromadb.config import Settings as ChromaSettings
