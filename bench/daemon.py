@@ -120,6 +120,7 @@ def main() -> None:
     parser.add_argument("--seed", type=int, default=20261126)
     args = parser.parse_args()
     rng = random.Random(args.seed)
+    load_start = loadavg()
     with tempfile.TemporaryDirectory(prefix="tapewatch-bench-daemon-") as tmp, serving_x() as x, \
             serving_coingecko() as cg:
         cg.set("bitcoin", 97950.0, change=0.8, volume=2.8e10, cap=1.9e12)
@@ -150,7 +151,7 @@ def main() -> None:
         finally:
             if proc.poll() is None:
                 proc.kill()
-        report(figures, args)
+        report(figures, args, load_start)
 
 
 def measure(proc: subprocess.Popen[str], x: FakeXAPI, users: list[FakeUser], db: Path, args: argparse.Namespace,
@@ -198,9 +199,15 @@ def measure(proc: subprocess.Popen[str], x: FakeXAPI, users: list[FakeUser], db:
     }
 
 
-def report(f: dict[str, float], args: argparse.Namespace) -> None:
+def loadavg() -> str:
+    """The 1/5/15-minute load averages, printed beside the figures (other work on the machine skews them)."""
+    return " / ".join(f"{x:.2f}" for x in os.getloadavg())
+
+
+def report(f: dict[str, float], args: argparse.Namespace, load_start: str) -> None:
     print(f"tapewatch run: {f['accounts']:.0f} accounts, {f['posts']:.0f} new posts in one X cycle "
           f"(largest account {f['max_share']:.0f}), real MiniLM, embedded Chroma, SQLite; {os.cpu_count()} CPUs")
+    print(f"  load average (1/5/15 min):      {load_start} at start, {loadavg()} at the end")
     print(f"  start → warm-up cycle stored:   {f['warm']:.1f} s (includes loading the model)")
     idle_ok = f["idle"] <= IDLE_TARGET_MB
     print(f"  idle RSS (model loaded, between cycles, max over {args.idle:.0f} s): {f['idle']:.0f} MB; "

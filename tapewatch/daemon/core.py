@@ -24,6 +24,7 @@ from typing import Any
 from apscheduler.jobstores.sqlalchemy import SQLAlchemyJobStore
 from apscheduler.triggers.interval import IntervalTrigger
 
+from memory import heap
 from publish.lease import Lease, describe_owner
 from sources.errors import TapewatchError
 from tapewatch.daemon.keeper import LeaseKeeper
@@ -60,14 +61,9 @@ async def run_job(kind: str) -> None:
 def _release_memory() -> None:
     """Hand freed heap back to the OS after a batch (glibc only), so an idle daemon stays small."""
     # A 1,000-post batch leaves ~120 MB of freed but still mapped heap in glibc's arenas, which would
-    # otherwise stay resident until the next batch. Other C libraries lack malloc_trim: nothing to do.
+    # otherwise stay resident until the next batch (memory.heap; a no-op on other C libraries).
     gc.collect()  # a batch's cyclic garbage would otherwise wait for a full collection
-    try:
-        import ctypes
-
-        ctypes.CDLL("libc.so.6").malloc_trim(0)
-    except (OSError, AttributeError):
-        pass
+    heap.release()
 
 
 class Daemon:
