@@ -284,14 +284,21 @@ class Memory:
             return ((since is None or row.published_at >= since) and (until is None or row.published_at < until)
                     and (not kinds or row.kind in kinds) and (not wanted or bool(wanted & set(row.tickers.split()))))
 
-        # A broad filter (too many candidates to name): most near neighbours pass it, so over-fetch and keep those
-        # that do; Chroma's own (scanning) metadata filter only when they are too few.
+        # A broad filter (too many candidates to name, or kinds alone): most near neighbours pass it, so over-fetch
+        # and keep those that do. When too few do, the filter is rarer than it looked: its candidates, when the
+        # state DB can name them, else Chroma's own (scanning, approximate) metadata filter.
         n = min(max(limit * _OVERFETCH, 100), _OVERFETCH_MAX)
         raw = self.vectors.query(query, n=n, metadata=False)[0]
         found = self._ranked(raw, limit, keep)
         if len(found) < limit and len(raw) >= n:
-            where = _where(since, until, wanted, kinds)
-            found = self._ranked(self.vectors.query(query, n=limit * 3, where=where, metadata=False)[0], limit, keep)
+            named = None if since or until or wanted else self.state.candidate_ids(None, None, (), kinds,
+                                                                                   cap=_CANDIDATE_CAP)
+            if named is not None:
+                narrow = self.vectors.query(query, n=limit * 3, ids=named, metadata=False)[0]
+            else:
+                narrow = self.vectors.query(query, n=limit * 3, where=_where(since, until, wanted, kinds),
+                                            metadata=False)[0]
+            found = self._ranked(narrow, limit, keep)
         return found
 
     def _ranked(self, hits: list[VectorHit], limit: int, keep: Callable[[Any], bool] | None = None) -> list[SearchHit]:
