@@ -34,6 +34,15 @@ def ingestor(memory: Any) -> Iterator[Ingestor]:
         yield Ingestor(memory, client, WATCH, max_body_bytes=1_000_000, deadline_s=5, concurrency=8)
 
 
+@pytest.fixture
+def roomy_ingestor(memory: Any) -> Iterator[Ingestor]:
+    """An ingestor with time to spare: for tests about where the work runs, not about slow servers (under a
+    loaded CI machine the 1 s read timeout above cut a loopback fetch short)."""
+    timeout = httpx.Timeout(15.0, connect=5.0)
+    with httpx.Client(timeout=timeout, follow_redirects=True, max_redirects=3) as client:
+        yield Ingestor(memory, client, WATCH, max_body_bytes=1_000_000, deadline_s=30, concurrency=8)
+
+
 def fixture_route(name: str, **kwargs: Any) -> Route:
     return Route(body=(FEEDS / name).read_bytes(), **kwargs)
 
@@ -340,7 +349,7 @@ class ThreadNoting:
 
 
 def test_fetched_feeds_are_embedded_in_the_worker_and_stored_in_the_callers_thread(
-    feed_server: FeedServer, ingestor: Ingestor, memory: Any
+    feed_server: FeedServer, roomy_ingestor: Ingestor, memory: Any
 ) -> None:
     import threading
 
@@ -351,7 +360,7 @@ def test_fetched_feeds_are_embedded_in_the_worker_and_stored_in_the_callers_thre
     memory.add = lambda *a, **k: (stored_in.append(threading.current_thread().name), add(*a, **k))[1]
     feeds = serve(feed_server, {"rss2": fixture_route("rss2.xml"), "atom": fixture_route(
         "atom.xml", content_type="application/atom+xml"), "rdf": fixture_route("rdf.xml")})
-    outcomes = by_name(ingestor.run(feeds))
+    outcomes = by_name(roomy_ingestor.run(feeds))
 
     assert all(o.status == "ok" and o.new + o.near_duplicate > 0 for o in outcomes.values()), outcomes
     assert noting.threads and all(t.startswith("embed") for t in noting.threads), noting.threads
@@ -361,10 +370,10 @@ def test_fetched_feeds_are_embedded_in_the_worker_and_stored_in_the_callers_thre
 
 
 def test_one_story_in_two_feeds_of_a_pass_is_stored_once_though_both_were_embedded_ahead(
-    feed_server: FeedServer, ingestor: Ingestor, memory: Any
+    feed_server: FeedServer, roomy_ingestor: Ingestor, memory: Any
 ) -> None:
     feeds = serve(feed_server, {"first": fixture_route("rss2.xml"), "mirror": fixture_route("rss2.xml")})
-    outcomes = ingestor.run(feeds)
+    outcomes = roomy_ingestor.run(feeds)
 
     assert sorted((o.new + o.near_duplicate, o.duplicate) for o in outcomes) == [(0, 3), (3, 0)]
     ids = memory.state.item_ids()
@@ -372,11 +381,11 @@ def test_one_story_in_two_feeds_of_a_pass_is_stored_once_though_both_were_embedd
 
 
 def test_embedding_ahead_failing_leaves_the_embedding_to_the_store(
-    feed_server: FeedServer, ingestor: Ingestor, memory: Any
+    feed_server: FeedServer, roomy_ingestor: Ingestor, memory: Any
 ) -> None:
     noting = ThreadNoting(memory.embedder, fail_in="embed")
     memory.embedder = noting
-    outcomes = ingestor.run(serve(feed_server, {"rss2": fixture_route("rss2.xml")}))
+    outcomes = roomy_ingestor.run(serve(feed_server, {"rss2": fixture_route("rss2.xml")}))
 
     assert [(o.status, o.new + o.near_duplicate) for o in outcomes] == [("ok", 3)]
     assert [t.startswith("embed") for t in noting.threads] == [True, False]
