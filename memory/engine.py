@@ -29,6 +29,8 @@ How the guarantees hold on each backend:
 from __future__ import annotations
 
 import os
+import sqlite3
+import time
 from typing import Any
 
 from sqlalchemy import Connection, Engine, create_engine, event, text
@@ -80,8 +82,18 @@ def _sqlite_engine(url: str) -> Engine:
         # failed migration rolls back whole.
         dbapi_conn.isolation_level = None
         cursor = dbapi_conn.cursor()
-        # WAL lets the CLI read while the daemon writes; NORMAL sync is crash-safe under WAL.
-        cursor.execute("PRAGMA journal_mode=WAL")
+        # WAL lets the CLI read while the daemon writes; NORMAL sync is crash-safe under WAL. Switching a new
+        # file to WAL needs it to itself, and SQLite answers "locked" at once rather than waiting (no busy
+        # handler), when another process opens the same new file at that moment: wait our turn.
+        deadline = time.monotonic() + 30
+        while True:
+            try:
+                cursor.execute("PRAGMA journal_mode=WAL")
+                break
+            except sqlite3.OperationalError as exc:
+                if "locked" not in str(exc) or time.monotonic() > deadline:
+                    raise
+                time.sleep(0.05)
         cursor.execute("PRAGMA synchronous=NORMAL")
         cursor.execute("PRAGMA busy_timeout=30000")
         cursor.close()
