@@ -31,7 +31,7 @@ from memory.state import StateDB
 from publish.archive import Archive
 from tapewatch.settings import Settings
 from tapewatch.web.lanes import Lane, laned
-from tapewatch.web.security import CSRF_FIELD, FLASH_PARAM, Guard, SecurityHeaders
+from tapewatch.web.security import CSRF_FIELD, FLASH_PARAM, PRIVATE_PREFIXES, Guard, SecurityHeaders
 from tapewatch.web.views import excerpt, markdown_html, safe_url, telegram_html, title_of
 
 PUBLIC_MAX_AGE_S = 60  # how stale a cached public page may be: a correction shows within a minute
@@ -89,7 +89,7 @@ class Web:
             flash=self.guard.read_flash(request), **context)
         # A page rendered for a session carries its CSRF token and the desk's contents: no cache may keep it.
         # A public page seen signed out is the same for everyone, so a proxy in front may serve it a minute.
-        public = session is None and status == 200 and not request.url.path.startswith(("/desk", "/login"))
+        public = session is None and status == 200 and not request.url.path.startswith(PRIVATE_PREFIXES)
         cache = f"public, max-age={PUBLIC_MAX_AGE_S}" if public else "private, no-store"
         return HTMLResponse(body, status_code=status, headers={"cache-control": cache, "vary": "Cookie"})
 

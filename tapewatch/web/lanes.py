@@ -22,7 +22,7 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import BaseRoute, Route
 
-DESK_PREFIXES = ("/desk", "/login", "/logout")
+from tapewatch.web.security import PRIVATE_PREFIXES
 
 
 class Lane:
@@ -56,7 +56,7 @@ def laned(routes: Sequence[BaseRoute], public: Lane, desk: Lane) -> list[BaseRou
     out: list[BaseRoute] = []
     for route in routes:
         if isinstance(route, Route) and not inspect.iscoroutinefunction(route.endpoint):
-            lane = desk if route.path.startswith(DESK_PREFIXES) else public
+            lane = desk if route.path.startswith(PRIVATE_PREFIXES) else public
             route = Route(route.path, in_lane(route.endpoint, lane), methods=sorted(route.methods or ()),
                           name=route.name)
         out.append(route)

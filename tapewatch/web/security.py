@@ -21,6 +21,8 @@ SESSION_COOKIE = "tw_session"
 LOGIN_COOKIE = "tw_login"  # the pre-session CSRF nonce of the login form
 CSRF_FIELD = "csrf_token"
 CSRF_HEADER = "x-csrf-token"
+# The desk's paths: never cached, rendered on the desk's threads (tapewatch/web/lanes.py).
+PRIVATE_PREFIXES = ("/desk", "/login", "/logout")
 FLASH_PARAM = "n"  # the signed note after an action (Guard.flash)
 FLASH_TTL_S = 600
 # Only our own scripts and styles; no inline script, no eval, no framing, forms post only to us.
@@ -46,7 +48,7 @@ class SecurityHeaders:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
-        private = str(scope.get("path", "")).startswith(("/desk", "/login", "/logout"))
+        private = str(scope.get("path", "")).startswith(PRIVATE_PREFIXES)
 
         async def with_headers(message: Message) -> None:
             if message["type"] == "http.response.start":
